@@ -1,0 +1,1 @@
+//! pyspy-binary (stub)

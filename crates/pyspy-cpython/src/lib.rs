@@ -1,0 +1,1 @@
+//! pyspy-cpython (stub)

@@ -1,0 +1,1 @@
+//! pyspy-process (stub)

@@ -1,0 +1,1 @@
+//! pyspy-sampler (stub)
