@@ -1,1 +1,5 @@
-//! pyspy-cpython (stub)
+//! pyspy-cpython (in progress)
+mod offsets;
+mod stack;
+pub use offsets::Offsets;
+pub use stack::{Frame, LocalVariable, ThreadStack};
