@@ -1,1 +1,32 @@
-//! pyspy-process (stub)
+//! Access to another process: its memory, its memory map, its threads and the
+//! files it has mapped, plus pausing and resuming it.
+//!
+//! [`Process`] is the live target (Linux: `process_vm_readv`, `/proc`, ptrace
+//! through `remoteprocess`); [`Memory`] is the one trait the stack reader
+//! needs, so tests and fuzzers can feed it fake memory ([`FakeMemory`]).
+//! Several ranges can be read in one system call ([`Memory::read_many`]).
+//! This crate knows nothing about binaries (that is `pyspy-binary`) or about
+//! CPython (that is `pyspy-cpython`).
+#![deny(missing_docs)]
+
+mod error;
+mod fake;
+#[cfg(target_os = "linux")]
+mod linux;
+mod maps;
+mod memory;
+#[cfg(not(target_os = "linux"))]
+mod unsupported;
+
+pub use error::{Error, ReadError};
+pub use fake::FakeMemory;
+pub use maps::{parse_maps, MapRange};
+pub use memory::{Memory, MemoryExt, ReadCounter};
+
+#[cfg(target_os = "linux")]
+pub use linux::{OsThread, PauseGuard, Process};
+#[cfg(not(target_os = "linux"))]
+pub use unsupported::{OsThread, PauseGuard, Process};
+
+/// A process id.
+pub type Pid = i32;

@@ -1,0 +1,99 @@
+use crate::Pid;
+
+/// Failure to read one range of remote memory. Small and allocation-free,
+/// because torn reads are routine on the sampling hot path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("reading {len} bytes at {addr:#x} failed (errno {errno})")]
+pub struct ReadError {
+    /// Remote start address.
+    pub addr: usize,
+    /// Number of bytes asked for.
+    pub len: usize,
+    /// OS error number (`EFAULT` for an unmapped address, `ESRCH` when the
+    /// process is gone, `EPERM` when access is denied; 0 for a short read).
+    pub errno: i32,
+}
+
+impl ReadError {
+    /// The process no longer exists.
+    pub fn is_gone(&self) -> bool {
+        self.errno == libc::ESRCH
+    }
+    /// The OS refused access.
+    pub fn is_denied(&self) -> bool {
+        self.errno == libc::EPERM || self.errno == libc::EACCES
+    }
+}
+
+/// Failure to inspect a process.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No process has this pid.
+    #[error("no process with pid {pid}")]
+    NoProcess {
+        /// The pid asked for.
+        pid: Pid,
+    },
+    /// The OS denied access; the message says how to get it.
+    #[error(
+        "permission denied reading process {pid}: run as root, or grant CAP_SYS_PTRACE \
+         (docker: --cap-add SYS_PTRACE), or set kernel.yama.ptrace_scope=0"
+    )]
+    PermissionDenied {
+        /// The target.
+        pid: Pid,
+    },
+    /// The process exited while it was being read.
+    #[error("process {pid} exited")]
+    Exited {
+        /// The target.
+        pid: Pid,
+    },
+    /// A remote memory read failed.
+    #[error("process {pid}: {source}")]
+    Read {
+        /// The target.
+        pid: Pid,
+        /// What failed.
+        #[source]
+        source: ReadError,
+    },
+    /// A `/proc` file or a mapped file could not be read.
+    #[error("process {pid}: reading {what}: {source}")]
+    Io {
+        /// The target.
+        pid: Pid,
+        /// Which file.
+        what: String,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Pausing the process failed.
+    #[error("process {pid}: could not pause it: {reason}")]
+    Pause {
+        /// The target.
+        pid: Pid,
+        /// Why.
+        reason: String,
+    },
+    /// This platform is not supported.
+    #[error("inspecting processes is not supported on this platform yet")]
+    Unsupported,
+}
+
+impl Error {
+    /// Stable machine-readable code (also the JS error's `code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::NoProcess { .. } => "ENOPROCESS",
+            Error::PermissionDenied { .. } => "EPERM",
+            Error::Exited { .. } => "EEXITED",
+            Error::Read { .. } => "EREAD",
+            Error::Io { .. } => "EIO",
+            Error::Pause { .. } => "EPAUSE",
+            Error::Unsupported => "EUNSUPPORTED",
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! Linux: `process_vm_readv` for memory, `/proc` for everything else, and
+//! ptrace (through `remoteprocess`) for pausing.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::{parse_maps, Error, MapRange, Memory, Pid, ReadCounter, ReadError};
+
+/// Most iovecs one `process_vm_readv` call accepts (the kernel's `UIO_MAXIOV`).
+const MAX_IOV: usize = 1024;
+
+/// A live process, opened for reading.
+pub struct Process {
+    pid: Pid,
+    counter: ReadCounter,
+}
+
+/// One OS thread of a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OsThread {
+    /// Kernel thread id.
+    pub tid: Pid,
+    /// Running or runnable (state `R`) when read.
+    pub running: bool,
+}
+
+/// Keeps the target paused; resumes it when dropped. The kernel also resumes
+/// it if this process dies, because ptrace-seized threads are detached when
+/// their tracer exits.
+pub struct PauseGuard {
+    _lock: remoteprocess::Lock,
+}
+
+impl Process {
+    /// Opens `pid`, failing with [`Error::NoProcess`] when it does not exist.
+    pub fn open(pid: Pid) -> Result<Process, Error> {
+        if pid <= 0 || !Path::new(&format!("/proc/{pid}")).exists() {
+            return Err(Error::NoProcess { pid });
+        }
+        Ok(Process {
+            pid,
+            counter: ReadCounter::default(),
+        })
+    }
+
+    /// The pid.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Remote read system calls made so far through this handle.
+    pub fn read_counter(&self) -> &ReadCounter {
+        &self.counter
+    }
+
+    /// True while the process exists and is not a zombie.
+    pub fn is_alive(&self) -> bool {
+        match std::fs::read(format!("/proc/{}/stat", self.pid)) {
+            Ok(stat) => stat_state(&stat).is_some_and(|s| s != b'Z' && s != b'X'),
+            Err(_) => false,
+        }
+    }
+
+    /// The error to report for an I/O failure on one of this process's
+    /// `/proc` files: gone, denied, or plain I/O.
+    pub fn io_error(&self, what: &str, source: std::io::Error) -> Error {
+        if !self.is_alive() {
+            return Error::Exited { pid: self.pid };
+        }
+        if source.kind() == std::io::ErrorKind::PermissionDenied {
+            return Error::PermissionDenied { pid: self.pid };
+        }
+        Error::Io {
+            pid: self.pid,
+            what: what.to_owned(),
+            source,
+        }
+    }
+
+    /// The error to report for a failed remote read.
+    pub fn read_error(&self, source: ReadError) -> Error {
+        if source.is_gone() || !self.is_alive() {
+            Error::Exited { pid: self.pid }
+        } else if source.is_denied() {
+            Error::PermissionDenied { pid: self.pid }
+        } else {
+            Error::Read {
+                pid: self.pid,
+                source,
+            }
+        }
+    }
+
+    /// The executable's path as the target sees it.
+    pub fn exe(&self) -> Result<String, Error> {
+        let p = format!("/proc/{}/exe", self.pid);
+        std::fs::read_link(&p)
+            .map(|p| p.to_string_lossy().into_owned())
+            .map_err(|e| self.io_error(&p, e))
+    }
+
+    /// The command line, one entry per argument.
+    pub fn cmdline(&self) -> Result<Vec<String>, Error> {
+        let p = format!("/proc/{}/cmdline", self.pid);
+        let raw = std::fs::read(&p).map_err(|e| self.io_error(&p, e))?;
+        Ok(raw
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect())
+    }
+
+    /// The memory map.
+    pub fn maps(&self) -> Result<Vec<MapRange>, Error> {
+        let p = format!("/proc/{}/maps", self.pid);
+        let text = std::fs::read_to_string(&p).map_err(|e| self.io_error(&p, e))?;
+        Ok(parse_maps(&text))
+    }
+
+    /// Where a path of the target (as in its maps) can be opened from here:
+    /// through `/proc/PID/root`, so chroots and containers work.
+    pub fn host_path(&self, target_path: &str) -> PathBuf {
+        let rel = target_path.trim_start_matches('/');
+        PathBuf::from(format!("/proc/{}/root", self.pid)).join(rel)
+    }
+
+    /// Reads a file the target has mapped, by its target-side path. Falls
+    /// back to `/proc/PID/map_files` (which also covers deleted files) when
+    /// the path cannot be opened through the target's root.
+    pub fn read_mapped_file(&self, map: &MapRange) -> Result<Vec<u8>, Error> {
+        let path = map.path.as_deref().unwrap_or_default();
+        let primary = self.host_path(path);
+        let mut last = match read_file(&primary) {
+            Ok(bytes) => return Ok(bytes),
+            Err(e) => e,
+        };
+        let by_range = format!("/proc/{}/map_files/{:x}-{:x}", self.pid, map.start, map.end);
+        match read_file(Path::new(&by_range)) {
+            Ok(bytes) => return Ok(bytes),
+            Err(e) => {
+                if last.kind() == std::io::ErrorKind::NotFound {
+                    last = e;
+                }
+            }
+        }
+        Err(self.io_error(path, last))
+    }
+
+    /// The OS threads, with whether each was running when listed.
+    pub fn threads(&self) -> Result<Vec<OsThread>, Error> {
+        let dir = format!("/proc/{}/task", self.pid);
+        let entries = std::fs::read_dir(&dir).map_err(|e| self.io_error(&dir, e))?;
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let Some(tid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<Pid>().ok())
+            else {
+                continue;
+            };
+            // A thread may exit between the listing and this read: skip it.
+            if let Some(running) = self.thread_running(tid) {
+                out.push(OsThread { tid, running });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether thread `tid` of this process is running (state `R`); `None`
+    /// when it no longer exists.
+    pub fn thread_running(&self, tid: Pid) -> Option<bool> {
+        let mut buf = [0u8; 512];
+        let mut f = std::fs::File::open(format!("/proc/{}/task/{tid}/stat", self.pid)).ok()?;
+        let n = f.read(&mut buf).ok()?;
+        stat_state(&buf[..n]).map(|s| s == b'R')
+    }
+
+    /// Pauses every thread until the guard is dropped.
+    pub fn pause(&self) -> Result<PauseGuard, Error> {
+        let remote = remoteprocess::Process::new(self.pid).map_err(|e| self.pause_error(e))?;
+        let lock = remote.lock().map_err(|e| self.pause_error(e))?;
+        Ok(PauseGuard { _lock: lock })
+    }
+
+    fn pause_error(&self, e: remoteprocess::Error) -> Error {
+        if !self.is_alive() {
+            return Error::Exited { pid: self.pid };
+        }
+        let text = e.to_string();
+        if text.contains("EPERM") || text.contains("Operation not permitted") {
+            return Error::PermissionDenied { pid: self.pid };
+        }
+        Error::Pause {
+            pid: self.pid,
+            reason: text,
+        }
+    }
+}
+
+impl Memory for Process {
+    fn read(&self, addr: usize, buf: &mut [u8]) -> Result<(), ReadError> {
+        let mut one = [(addr, buf)];
+        self.read_many(&mut one)
+    }
+
+    fn read_many(&self, reads: &mut [(usize, &mut [u8])]) -> Result<(), ReadError> {
+        for chunk in reads.chunks_mut(MAX_IOV) {
+            vm_readv(self.pid, chunk, &self.counter)?;
+        }
+        Ok(())
+    }
+}
+
+/// One `process_vm_readv` for up to `MAX_IOV` ranges. The call stops at the
+/// first range that faults, so on a short read the failing range is named.
+fn vm_readv(
+    pid: Pid,
+    reads: &mut [(usize, &mut [u8])],
+    counter: &ReadCounter,
+) -> Result<(), ReadError> {
+    let mut local = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; MAX_IOV];
+    let mut remote = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; MAX_IOV];
+    let mut total = 0usize;
+    for (i, (addr, buf)) in reads.iter_mut().enumerate() {
+        local[i] = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        remote[i] = libc::iovec {
+            iov_base: *addr as *mut libc::c_void,
+            iov_len: buf.len(),
+        };
+        total += buf.len();
+    }
+    let n = reads.len();
+    // SAFETY: the local iovecs point into live, exclusively borrowed buffers
+    // of the stated lengths; the remote ones are only read by the kernel.
+    let got = unsafe {
+        libc::process_vm_readv(
+            pid,
+            local.as_ptr(),
+            n as libc::c_ulong,
+            remote.as_ptr(),
+            n as libc::c_ulong,
+            0,
+        )
+    };
+    counter.add(got.max(0) as usize);
+    if got < 0 {
+        let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        let (addr, len) = reads.first().map(|(a, b)| (*a, b.len())).unwrap_or((0, 0));
+        return Err(ReadError { addr, len, errno });
+    }
+    if got as usize == total {
+        return Ok(());
+    }
+    // Short read: find the first range not fully read.
+    let mut left = got as usize;
+    for (addr, buf) in reads.iter() {
+        if left < buf.len() {
+            return Err(ReadError {
+                addr: *addr,
+                len: buf.len(),
+                errno: libc::EFAULT,
+            });
+        }
+        left -= buf.len();
+    }
+    Err(ReadError {
+        addr: 0,
+        len: total,
+        errno: 0,
+    })
+}
+
+fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    std::fs::read(path)
+}
+
+/// The state letter of a `/proc/.../stat` line: the field after the
+/// parenthesised command name (which may itself contain spaces and ')').
+fn stat_state(stat: &[u8]) -> Option<u8> {
+    let close = stat.iter().rposition(|b| *b == b')')?;
+    stat.get(close + 2).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryExt;
+
+    #[test]
+    fn reads_own_memory_in_one_call() {
+        let a = [1u8, 2, 3, 4, 5, 6, 7, 8];
+        let b = 0x1122334455667788u64;
+        let me = Process::open(std::process::id() as Pid).unwrap();
+        let mut x = [0u8; 8];
+        let mut y = [0u8; 8];
+        let before = me.read_counter().calls();
+        me.read_many(&mut [
+            (a.as_ptr() as usize, &mut x[..]),
+            (&b as *const u64 as usize, &mut y[..]),
+        ])
+        .unwrap();
+        assert_eq!(me.read_counter().calls() - before, 1);
+        assert_eq!(x, a);
+        assert_eq!(u64::from_le_bytes(y), b);
+        assert_eq!(me.read_u64(&b as *const u64 as usize).unwrap(), b);
+    }
+
+    #[test]
+    fn names_the_range_that_faults() {
+        let a = [9u8; 16];
+        let me = Process::open(std::process::id() as Pid).unwrap();
+        let mut x = [0u8; 16];
+        let mut y = [0u8; 8];
+        let err = me
+            .read_many(&mut [(a.as_ptr() as usize, &mut x[..]), (8, &mut y[..])])
+            .unwrap_err();
+        assert_eq!(err.addr, 8);
+        assert_eq!(x, a);
+    }
+
+    #[test]
+    fn missing_pid_is_no_process() {
+        assert!(matches!(
+            Process::open(999_999_999),
+            Err(Error::NoProcess { .. })
+        ));
+        assert!(matches!(Process::open(-1), Err(Error::NoProcess { .. })));
+    }
+
+    #[test]
+    fn lists_own_threads_and_maps() {
+        let me = Process::open(std::process::id() as Pid).unwrap();
+        let threads = me.threads().unwrap();
+        assert!(
+            threads.iter().any(|t| t.running),
+            "the reading thread itself is running"
+        );
+        let maps = me.maps().unwrap();
+        let exe = me.exe().unwrap();
+        assert!(maps.iter().any(|m| m.path.as_deref() == Some(exe.as_str())));
+        let exe_map = maps
+            .iter()
+            .find(|m| m.path.as_deref() == Some(exe.as_str()))
+            .unwrap();
+        let bytes = me.read_mapped_file(exe_map).unwrap();
+        assert_eq!(&bytes[..4], b"\x7fELF");
+    }
+
+    #[test]
+    fn stat_state_survives_odd_names() {
+        assert_eq!(stat_state(b"12 (a) b) c) S 1 2"), Some(b'S'));
+        assert_eq!(stat_state(b"12 (python3) R 1"), Some(b'R'));
+        assert_eq!(stat_state(b"garbage"), None);
+    }
+}

@@ -1,0 +1,80 @@
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::ReadError;
+
+/// Remote memory, read by address. Every address is the target's.
+pub trait Memory {
+    /// Fills `buf` from `addr`. Fails unless every byte was read.
+    fn read(&self, addr: usize, buf: &mut [u8]) -> Result<(), ReadError>;
+
+    /// Reads several ranges, in one system call where the OS allows. The
+    /// default reads them one by one. Fails if any range fails.
+    fn read_many(&self, reads: &mut [(usize, &mut [u8])]) -> Result<(), ReadError> {
+        for (addr, buf) in reads.iter_mut() {
+            self.read(*addr, buf)?;
+        }
+        Ok(())
+    }
+}
+
+impl<M: Memory + ?Sized> Memory for &M {
+    fn read(&self, addr: usize, buf: &mut [u8]) -> Result<(), ReadError> {
+        (**self).read(addr, buf)
+    }
+    fn read_many(&self, reads: &mut [(usize, &mut [u8])]) -> Result<(), ReadError> {
+        (**self).read_many(reads)
+    }
+}
+
+/// Typed helpers over [`Memory`] for little-endian 64-bit targets.
+pub trait MemoryExt: Memory {
+    /// Reads a pointer-sized word.
+    fn read_usize(&self, addr: usize) -> Result<usize, ReadError> {
+        let mut b = [0u8; 8];
+        self.read(addr, &mut b)?;
+        Ok(u64::from_le_bytes(b) as usize)
+    }
+    /// Reads a `u64`.
+    fn read_u64(&self, addr: usize) -> Result<u64, ReadError> {
+        let mut b = [0u8; 8];
+        self.read(addr, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    /// Reads an `i32`.
+    fn read_i32(&self, addr: usize) -> Result<i32, ReadError> {
+        let mut b = [0u8; 4];
+        self.read(addr, &mut b)?;
+        Ok(i32::from_le_bytes(b))
+    }
+    /// Reads `len` bytes into a new vector.
+    fn read_vec(&self, addr: usize, len: usize) -> Result<Vec<u8>, ReadError> {
+        let mut v = vec![0u8; len];
+        self.read(addr, &mut v)?;
+        Ok(v)
+    }
+}
+
+impl<M: Memory + ?Sized> MemoryExt for M {}
+
+/// Counts remote read system calls, for measurements and tests.
+#[derive(Debug, Default)]
+pub struct ReadCounter {
+    calls: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl ReadCounter {
+    /// Adds one system call that moved `bytes` bytes.
+    pub fn add(&self, bytes: usize) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+    /// System calls so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+    /// Bytes read so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
