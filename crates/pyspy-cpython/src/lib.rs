@@ -1,5 +1,41 @@
-//! pyspy-cpython (in progress)
+//! CPython knowledge: how to find the interpreter in a process and read every
+//! thread's Python stack out of its memory.
+//!
+//! [`find_interpreter`] locates the CPython binary among a process's
+//! mappings, detects its version (`Py_Version`, or the `_Py_DebugOffsets`
+//! header), finds `_PyRuntime` (symbol or `.PyRuntime` section) and builds a
+//! [`Layout`]: offsets from the target's own debug-offsets table on 3.13+,
+//! from generated per-version tables on 3.11 and 3.12. [`StackWalker`] then
+//! reads thread states, frames, code objects, line tables and strings
+//! through any [`pyspy_process::Memory`]. This crate does not decide when to
+//! read (pausing, sampling and output are `pyspy-sampler`'s) and parses no
+//! binary formats itself (`pyspy-binary` does).
+#![deny(missing_docs)]
+
+mod debug_offsets;
+mod dict;
+mod discover;
+mod error;
+#[rustfmt::skip]
+mod generated;
+mod layout;
+mod linetable;
+mod locals;
+mod objects;
 mod offsets;
 mod stack;
+mod threads;
+mod version;
+mod walker;
+
+pub use debug_offsets::{header as debug_offsets_header, TableHeader};
+pub use discover::{find_interpreter, layout_for, Interpreter};
+pub use error::Error;
+pub use layout::{Flavor, Layout, ManagedDict};
+pub use linetable::line_for_offset;
+pub use objects::ObjectReader;
 pub use offsets::Offsets;
 pub use stack::{Frame, LocalVariable, ThreadStack};
+pub use threads::ThreadState;
+pub use version::Version;
+pub use walker::{CodeInfo, RawFrame, StackWalker, MAX_FRAMES};

@@ -26,6 +26,15 @@ impl<M: Memory + ?Sized> Memory for &M {
     }
 }
 
+impl<M: Memory + ?Sized> Memory for std::sync::Arc<M> {
+    fn read(&self, addr: usize, buf: &mut [u8]) -> Result<(), ReadError> {
+        (**self).read(addr, buf)
+    }
+    fn read_many(&self, reads: &mut [(usize, &mut [u8])]) -> Result<(), ReadError> {
+        (**self).read_many(reads)
+    }
+}
+
 /// Typed helpers over [`Memory`] for little-endian 64-bit targets.
 pub trait MemoryExt: Memory {
     /// Reads a pointer-sized word.

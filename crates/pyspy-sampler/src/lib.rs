@@ -1,51 +1,18 @@
-//! pyspy-sampler (stub; see ARCHITECTURE.md)
-pub use pyspy_cpython::{Frame, LocalVariable, ThreadStack};
+//! The engine: a [`Session`] attaches to one Python process once (finds the
+//! interpreter, builds the layout, warms caches) and then reads every
+//! thread's stack as often as asked; [`dump`] is one such read.
+//!
+//! It decides when and how consistently to read (pausing the target unless
+//! `nonblocking`), joins interpreter threads with OS thread states, names
+//! and GIL ownership, and shortens filenames. It knows no struct layouts
+//! (`pyspy-cpython`) and no system calls (`pyspy-process`); output formats
+//! and the JS API live above it.
+#![deny(missing_docs)]
 
-/// Options for [`dump`].
-#[derive(Debug, Clone, Default)]
-pub struct DumpConfig {
-    /// Read arguments and locals of every frame.
-    pub locals: bool,
-    /// Do not pause the target while reading (stacks may be torn).
-    pub nonblocking: bool,
-    /// Keep full filenames instead of package-relative ones.
-    pub full_filenames: bool,
-}
+mod error;
+mod filenames;
+mod session;
 
-/// Every thread's stack of one process, read once.
-#[derive(Debug, Clone)]
-pub struct ProcessDump {
-    /// The target's pid.
-    pub pid: i32,
-    /// The target's command line, space-joined.
-    pub command_line: String,
-    /// The interpreter executable as the target sees it.
-    pub executable: String,
-    /// The Python version, e.g. `3.12.1`.
-    pub python_version: String,
-    /// Threads, in the interpreter's list order (newest first).
-    pub threads: Vec<ThreadStack>,
-}
-
-/// Failure to dump a process.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// Not built yet.
-    #[error("not implemented yet")]
-    Unsupported,
-}
-
-impl Error {
-    /// Stable machine-readable code (also the JS error's `code`).
-    pub fn code(&self) -> &'static str {
-        match self {
-            Error::Unsupported => "EUNSUPPORTED",
-        }
-    }
-}
-
-/// Reads every thread's Python stack of `pid` once.
-pub fn dump(_pid: i32, _config: &DumpConfig) -> Result<ProcessDump, Error> {
-    Err(Error::Unsupported)
-}
+pub use error::Error;
+pub use pyspy_cpython::{Frame, LocalVariable, ThreadStack, Version};
+pub use session::{dump, DumpConfig, ProcessDump, Session};

@@ -1,0 +1,260 @@
+//! Arguments and local variables of a frame, with short `repr()`s of the
+//! common built-in types. Everything is bounded: item counts, nesting and
+//! the length of each rendering.
+
+use pyspy_process::{Memory, MemoryExt};
+
+use crate::error::{Error, ReadContext};
+use crate::objects::MAX_BYTES;
+use crate::walker::{CodeInfo, StackWalker};
+use crate::LocalVariable;
+
+/// Longest rendering of one value (characters).
+pub const MAX_REPR: usize = 128;
+/// Most items shown of a list, tuple or dict.
+const MAX_ITEMS: usize = 8;
+/// Deepest nesting rendered.
+const MAX_DEPTH: usize = 2;
+/// Most locals read from one frame.
+const MAX_LOCALS: usize = 4096;
+/// `co_localspluskinds` flags.
+const CO_FAST_HIDDEN: u8 = 0x10;
+const CO_FAST_CELL: u8 = 0x40;
+const CO_FAST_FREE: u8 = 0x80;
+
+impl<M: Memory> StackWalker<M> {
+    /// The arguments and locals of the frame at `frame` running `code`.
+    pub fn locals(&mut self, frame: usize, code: &CodeInfo) -> Result<Vec<LocalVariable>, Error> {
+        let o = self.layout().offsets;
+        let names = self.objects.tuple_items(code.localsplusnames, MAX_LOCALS)?;
+        let kinds = self.objects.read_bytes(code.localspluskinds, MAX_BYTES)?;
+        let values = self
+            .objects
+            .pointers(frame + o.frame_localsplus, names.len())?;
+        let mut out = Vec::new();
+        for (i, (&name, &raw)) in names.iter().zip(&values).enumerate() {
+            let kind = kinds.get(i).copied().unwrap_or(0);
+            if kind & CO_FAST_HIDDEN != 0 {
+                continue;
+            }
+            let mut addr = raw & !3;
+            if addr == 0 {
+                continue; // not yet assigned
+            }
+            if raw & 3 == 3 {
+                continue; // a tagged integer (3.15+), interpreter-internal
+            }
+            if kind & (CO_FAST_CELL | CO_FAST_FREE) != 0
+                && self.type_name_of(addr).as_deref() == Some("cell")
+            {
+                addr = self
+                    .objects
+                    .mem
+                    .read_usize(addr + 16)
+                    .what("cell contents")?;
+                if addr == 0 {
+                    continue;
+                }
+            }
+            let mut repr = String::new();
+            self.repr(addr, 0, &mut repr);
+            out.push(LocalVariable {
+                name: self.objects.read_str(name, 256)?,
+                addr,
+                arg: (i as i64) < code.argcount as i64,
+                repr: Some(cut(repr)),
+            });
+        }
+        Ok(out)
+    }
+
+    fn type_name_of(&mut self, obj: usize) -> Option<String> {
+        let ty = self.objects.type_of(obj).ok()?;
+        self.objects.type_name(ty).ok().map(|n| n.to_string())
+    }
+
+    /// Appends a `repr()` of `obj` to `out`; unknown or unreadable objects
+    /// render as `<type at 0x...>`.
+    fn repr(&mut self, obj: usize, depth: usize, out: &mut String) {
+        if out.len() > MAX_REPR {
+            return;
+        }
+        let ty = self.type_name_of(obj).unwrap_or_default();
+        let r = &self.objects;
+        let done = match ty.as_str() {
+            "NoneType" => Some("None".to_owned()),
+            "bool" => r
+                .read_int(obj)
+                .ok()
+                .flatten()
+                .map(|v| if v != 0 { "True" } else { "False" }.to_owned()),
+            "int" => r
+                .read_int(obj)
+                .ok()
+                .map(|v| v.map_or_else(|| "<big int>".to_owned(), |v| v.to_string())),
+            "float" => r.read_float(obj).ok().map(float_repr),
+            "str" => r.read_str(obj, MAX_REPR).ok().map(|s| str_repr(&s)),
+            "bytes" => r.read_bytes(obj, 1 << 16).ok().map(|b| bytes_repr(&b)),
+            _ => None,
+        };
+        if let Some(s) = done {
+            out.push_str(&s);
+            return;
+        }
+        let container = match ty.as_str() {
+            "list" | "tuple" if depth < MAX_DEPTH => self.sequence_items(obj, &ty).ok(),
+            "dict" if depth < MAX_DEPTH => self
+                .objects
+                .dict_items(obj)
+                .ok()
+                .map(|i| i.into_iter().flat_map(|(k, v)| [k, v]).collect()),
+            _ => None,
+        };
+        let Some(items) = container else {
+            out.push_str(&format!(
+                "<{} at {obj:#x}>",
+                if ty.is_empty() { "object" } else { &ty }
+            ));
+            return;
+        };
+        let (open, close) = match ty.as_str() {
+            "list" => ("[", "]"),
+            "tuple" => ("(", ")"),
+            _ => ("{", "}"),
+        };
+        out.push_str(open);
+        let step = if ty == "dict" { 2 } else { 1 };
+        let shown = items.len().min(MAX_ITEMS * step);
+        for (n, chunk) in items[..shown].chunks(step).enumerate() {
+            if n > 0 {
+                out.push_str(", ");
+            }
+            self.repr(chunk[0], depth + 1, out);
+            if let Some(&v) = chunk.get(1) {
+                out.push_str(": ");
+                self.repr(v, depth + 1, out);
+            }
+        }
+        if items.len() > shown {
+            out.push_str(", ...");
+        } else if ty == "tuple" && items.len() == 1 {
+            out.push(',');
+        }
+        out.push_str(close);
+    }
+
+    fn sequence_items(&self, obj: usize, ty: &str) -> Result<Vec<usize>, Error> {
+        let o = self.layout().offsets;
+        if ty == "tuple" {
+            let n = self
+                .objects
+                .mem
+                .read_usize(obj + o.tuple_ob_size)
+                .what("tuple size")?;
+            return self
+                .objects
+                .pointers(obj + o.tuple_ob_item, n.min(MAX_ITEMS + 1));
+        }
+        let n = self
+            .objects
+            .mem
+            .read_usize(obj + o.list_ob_size)
+            .what("list size")?;
+        let items = self
+            .objects
+            .mem
+            .read_usize(obj + o.list_ob_item)
+            .what("list items")?;
+        if n > isize::MAX as usize {
+            return Err(Error::Corrupt {
+                what: "list size",
+                addr: obj,
+            });
+        }
+        self.objects.pointers(items, n.min(MAX_ITEMS + 1))
+    }
+}
+
+fn cut(mut s: String) -> String {
+    if s.chars().count() > MAX_REPR {
+        s = s.chars().take(MAX_REPR - 3).collect::<String>() + "...";
+    }
+    s
+}
+
+fn float_repr(v: f64) -> String {
+    if v.is_nan() {
+        "nan".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "inf" } else { "-inf" }.into()
+    } else if v == v.trunc() && v.abs() < 1e16 {
+        format!("{v:.1}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Python's `repr()` of a str: single quotes unless the text has one and no
+/// double quote, with backslash escapes for quotes and control characters.
+pub fn str_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+fn bytes_repr(b: &[u8]) -> String {
+    let mut out = String::from("b'");
+    for &c in b.iter().take(MAX_REPR) {
+        match c {
+            b'\\' => out.push_str("\\\\"),
+            b'\'' => out.push_str("\\'"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x20..=0x7e => out.push(c as char),
+            _ => out.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reprs_like_python() {
+        assert_eq!(str_repr("foo"), "'foo'");
+        assert_eq!(str_repr("it's"), "\"it's\"");
+        assert_eq!(str_repr("a\nb\\"), "'a\\nb\\\\'");
+        assert_eq!(str_repr("測試"), "'測試'");
+        assert_eq!(bytes_repr(b"a'\x00"), "b'a\\'\\x00'");
+        assert_eq!(float_repr(3.1415), "3.1415");
+        assert_eq!(float_repr(2.0), "2.0");
+        assert_eq!(float_repr(f64::NAN), "nan");
+        assert_eq!(cut("x".repeat(200)).chars().count(), MAX_REPR);
+    }
+}

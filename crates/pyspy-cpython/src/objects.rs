@@ -1,0 +1,222 @@
+//! Reading Python objects out of remote memory: str, bytes, int, float and
+//! type names. Every length read from the target is bounded before use.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use pyspy_process::{Memory, MemoryExt};
+
+use crate::error::{Error, ReadContext};
+use crate::Layout;
+
+/// Longest bytes object read (line tables, `co_localspluskinds`).
+pub const MAX_BYTES: usize = 1 << 20;
+
+/// Remote memory plus the layout to read it with, and caches of what never
+/// changes while it is alive (type names).
+pub struct ObjectReader<M> {
+    /// The target's memory.
+    pub mem: M,
+    /// The target's layout.
+    pub layout: Layout,
+    type_names: HashMap<usize, Rc<str>>,
+}
+
+impl<M: Memory> ObjectReader<M> {
+    /// A reader with empty caches.
+    pub fn new(mem: M, layout: Layout) -> Self {
+        ObjectReader {
+            mem,
+            layout,
+            type_names: HashMap::new(),
+        }
+    }
+
+    /// A `str` object's text. Strings over `max_chars` are cut to it.
+    pub fn read_str(&self, addr: usize, max_chars: usize) -> Result<String, Error> {
+        let o = &self.layout.offsets;
+        let mut head = [0u8; 96];
+        let head_len = o.unicode_compact_size.min(head.len());
+        if head_len < o.unicode_state + 4 || head_len < o.unicode_length + 8 {
+            return Err(Error::Corrupt {
+                what: "str layout",
+                addr,
+            });
+        }
+        self.mem
+            .read(addr, &mut head[..head_len])
+            .what("str header")?;
+        let length = usize_at(&head, o.unicode_length);
+        let state = u32::from_le_bytes(
+            head[o.unicode_state..o.unicode_state + 4]
+                .try_into()
+                .unwrap(),
+        );
+        let kind = ((state >> 2) & 7) as usize;
+        let compact = (state >> 5) & 1 == 1;
+        let ascii = (state >> 6) & 1 == 1;
+        if length > isize::MAX as usize || !matches!(kind, 1 | 2 | 4) || (ascii && kind != 1) {
+            return Err(Error::Corrupt {
+                what: "str header",
+                addr,
+            });
+        }
+        let data = match (compact, ascii) {
+            (true, true) => addr + o.unicode_ascii_size,
+            (true, false) => addr + o.unicode_compact_size,
+            // Legacy (non-compact) strings keep a data pointer after the
+            // compact header.
+            (false, _) => self
+                .mem
+                .read_usize(addr + o.unicode_compact_size)
+                .what("str data pointer")?,
+        };
+        let chars = length.min(max_chars);
+        let raw = self.mem.read_vec(data, chars * kind).what("str data")?;
+        Ok(match kind {
+            1 if ascii => String::from_utf8_lossy(&raw).into_owned(),
+            1 => raw.iter().map(|&b| b as char).collect(),
+            2 => {
+                let units: Vec<u16> = raw
+                    .chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                    .collect();
+                String::from_utf16_lossy(&units)
+            }
+            _ => raw
+                .chunks_exact(4)
+                .map(|c| {
+                    char::from_u32(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .unwrap_or('\u{fffd}')
+                })
+                .collect(),
+        })
+    }
+
+    /// A `bytes` object's contents, refusing ones over `max` bytes.
+    pub fn read_bytes(&self, addr: usize, max: usize) -> Result<Vec<u8>, Error> {
+        let o = &self.layout.offsets;
+        let size = self
+            .mem
+            .read_usize(addr + o.bytes_ob_size)
+            .what("bytes size")?;
+        if size > max {
+            return Err(Error::Corrupt {
+                what: "bytes size",
+                addr,
+            });
+        }
+        self.mem
+            .read_vec(addr + o.bytes_ob_sval, size)
+            .what("bytes data")
+    }
+
+    /// The type object of an object.
+    pub fn type_of(&self, obj: usize) -> Result<usize, Error> {
+        self.mem
+            .read_usize(obj + self.layout.offsets.ob_type)
+            .what("object type")
+    }
+
+    /// A type's `tp_name`, cached by type address.
+    pub fn type_name(&mut self, ty: usize) -> Result<Rc<str>, Error> {
+        if let Some(name) = self.type_names.get(&ty) {
+            return Ok(name.clone());
+        }
+        let ptr = self
+            .mem
+            .read_usize(ty + self.layout.offsets.type_tp_name)
+            .what("type name pointer")?;
+        let mut buf = [0u8; 128];
+        self.mem.read(ptr, &mut buf[..64]).what("type name")?;
+        let end = buf.iter().position(|b| *b == 0).unwrap_or(64);
+        let name: Rc<str> = String::from_utf8_lossy(&buf[..end]).into();
+        self.type_names.insert(ty, name.clone());
+        Ok(name)
+    }
+
+    /// A type's `tp_flags`.
+    pub fn type_flags(&self, ty: usize) -> Result<u64, Error> {
+        self.mem
+            .read_u64(ty + self.layout.offsets.type_tp_flags)
+            .what("type flags")
+    }
+
+    /// An `int`'s value when it fits in an `i128`; `None` when larger.
+    pub fn read_int(&self, addr: usize) -> Result<Option<i128>, Error> {
+        let o = &self.layout.offsets;
+        let tag = self.mem.read_u64(addr + o.long_lv_tag).what("int size")?;
+        let (negative, ndigits) = if self.layout.flavor.long_lv_tag {
+            // 3.12+: low 2 bits sign (0 positive, 1 zero, 2 negative), the
+            // rest the digit count.
+            ((tag & 3) == 2, (tag >> 3) as usize)
+        } else {
+            let size = tag as i64;
+            (size < 0, size.unsigned_abs() as usize)
+        };
+        if ndigits > 4 {
+            return Ok(None);
+        }
+        let mut digits = [0u8; 16];
+        self.mem
+            .read(addr + o.long_ob_digit, &mut digits[..ndigits * 4])
+            .what("int digits")?;
+        let mut value: i128 = 0;
+        for i in (0..ndigits).rev() {
+            let d =
+                u32::from_le_bytes(digits[i * 4..i * 4 + 4].try_into().unwrap()) & ((1 << 30) - 1);
+            value = (value << 30) | d as i128;
+        }
+        Ok(Some(if negative { -value } else { value }))
+    }
+
+    /// A `float`'s value.
+    pub fn read_float(&self, addr: usize) -> Result<f64, Error> {
+        let bits = self
+            .mem
+            .read_u64(addr + self.layout.offsets.float_ob_fval)
+            .what("float")?;
+        Ok(f64::from_bits(bits))
+    }
+
+    /// The item pointers of a tuple, refusing more than `max` items.
+    pub fn tuple_items(&self, addr: usize, max: usize) -> Result<Vec<usize>, Error> {
+        let o = &self.layout.offsets;
+        let n = self
+            .mem
+            .read_usize(addr + o.tuple_ob_size)
+            .what("tuple size")?;
+        if n > max {
+            return Err(Error::Corrupt {
+                what: "tuple size",
+                addr,
+            });
+        }
+        self.pointers(addr + o.tuple_ob_item, n)
+    }
+
+    /// `n` pointers starting at `addr`, in one read.
+    pub fn pointers(&self, addr: usize, n: usize) -> Result<Vec<usize>, Error> {
+        let raw = self.mem.read_vec(addr, n * 8).what("pointer array")?;
+        Ok(raw
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()) as usize)
+            .collect())
+    }
+}
+
+/// A little-endian `usize` at `off` of `bytes` (0 when out of range).
+pub(crate) fn usize_at(bytes: &[u8], off: usize) -> usize {
+    bytes
+        .get(off..off + 8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize)
+        .unwrap_or(0)
+}
+
+/// A little-endian `i32` at `off` of `bytes` (0 when out of range).
+pub(crate) fn i32_at(bytes: &[u8], off: usize) -> i32 {
+    bytes
+        .get(off..off + 4)
+        .map(|b| i32::from_le_bytes(b.try_into().unwrap()))
+        .unwrap_or(0)
+}

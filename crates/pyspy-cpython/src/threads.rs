@@ -1,0 +1,133 @@
+//! The interpreter's threads: the thread-state list, who holds the GIL,
+//! and thread names from the `threading` module's registry.
+
+use std::collections::HashMap;
+
+use pyspy_process::{Memory, MemoryExt};
+
+use crate::error::{Error, ReadContext};
+use crate::objects::usize_at;
+use crate::walker::StackWalker;
+
+/// Most thread states followed in one interpreter.
+pub const MAX_THREADS: usize = 4096;
+
+/// One `PyThreadState`, as read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadState {
+    /// Remote address of the thread state.
+    pub addr: usize,
+    /// `thread_id` (pthread_t; `threading.get_ident()`).
+    pub thread_id: u64,
+    /// `native_thread_id` (the OS tid), 0 when unknown.
+    pub native_thread_id: u64,
+    /// Innermost frame, 0 for none.
+    pub top_frame: usize,
+}
+
+impl<M: Memory> StackWalker<M> {
+    /// Every thread state of the interpreter at `interp`, newest first.
+    pub fn thread_states(&self, interp: usize) -> Result<Vec<ThreadState>, Error> {
+        let o = self.layout().offsets;
+        let len = [
+            o.tstate_next,
+            o.tstate_thread_id,
+            o.tstate_native_thread_id,
+            o.tstate_current_frame.unwrap_or(0),
+            o.tstate_cframe.unwrap_or(0),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+            + 8;
+        let mut buf = vec![0u8; len];
+        let mut addr = self
+            .objects
+            .mem
+            .read_usize(interp + o.interp_threads_head)
+            .what("thread list head")?;
+        let mut out = Vec::new();
+        while addr != 0 {
+            if out.len() >= MAX_THREADS {
+                return Err(Error::Corrupt {
+                    what: "thread list (too long or cyclic)",
+                    addr,
+                });
+            }
+            self.objects.mem.read(addr, &mut buf).what("thread state")?;
+            out.push(ThreadState {
+                addr,
+                thread_id: usize_at(&buf, o.tstate_thread_id) as u64,
+                native_thread_id: usize_at(&buf, o.tstate_native_thread_id) as u64,
+                top_frame: self.top_frame(&buf)?,
+            });
+            addr = usize_at(&buf, o.tstate_next);
+        }
+        Ok(out)
+    }
+
+    /// The thread state that holds the GIL, or 0 when none does.
+    pub fn gil_holder(&self, runtime: usize, interp: usize) -> Result<usize, Error> {
+        let o = self.layout().offsets;
+        let mem = &self.objects.mem;
+        if let Some(off) = o.runtime_tstate_current {
+            return mem.read_usize(runtime + off).what("GIL holder");
+        }
+        let (Some(gil_ptr), Some(locked), Some(holder)) =
+            (o.interp_ceval_gil, o.gil_locked, o.gil_last_holder)
+        else {
+            return Ok(0);
+        };
+        let gil = mem.read_usize(interp + gil_ptr).what("GIL pointer")?;
+        if gil == 0 {
+            return Ok(0);
+        }
+        if mem.read_i32(gil + locked).what("GIL state")? == 0 {
+            return Ok(0);
+        }
+        mem.read_usize(gil + holder).what("GIL holder")
+    }
+
+    /// Names of threads started through `threading`, by `thread_id`:
+    /// `sys.modules["threading"]._active[ident]._name`. Empty when the
+    /// module was never imported.
+    pub fn thread_names(&self, interp: usize) -> Result<HashMap<u64, String>, Error> {
+        let o = self.layout().offsets;
+        let r = &self.objects;
+        let modules = r
+            .mem
+            .read_usize(interp + o.interp_modules)
+            .what("sys.modules")?;
+        let mut names = HashMap::new();
+        if modules == 0 {
+            return Ok(names);
+        }
+        let Some(threading) = r.lookup_str_key(&r.dict_items(modules)?, "threading") else {
+            return Ok(names);
+        };
+        let md_dict = r
+            .mem
+            .read_usize(threading + o.module_md_dict)
+            .what("threading.__dict__")?;
+        if md_dict == 0 {
+            return Ok(names);
+        }
+        let Some(active) = r.lookup_str_key(&r.dict_items(md_dict)?, "_active") else {
+            return Ok(names);
+        };
+        for (ident, thread) in r.dict_items(active)? {
+            let Ok(Some(ident)) = r.read_int(ident) else {
+                continue;
+            };
+            let Ok(attrs) = r.instance_dict_items(thread) else {
+                continue;
+            };
+            if let Some(name) = r.lookup_str_key(&attrs, "_name") {
+                if let Ok(name) = r.read_str(name, 1024) {
+                    names.insert(ident as u64, name);
+                }
+            }
+        }
+        Ok(names)
+    }
+}

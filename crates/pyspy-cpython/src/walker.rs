@@ -1,0 +1,227 @@
+//! Walking a thread's frames: from the thread state to the innermost
+//! `_PyInterpreterFrame`, then outwards through `previous`, resolving each
+//! frame's code object (cached by address) and line number.
+
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+use pyspy_process::{Memory, MemoryExt};
+
+use crate::error::{Error, ReadContext};
+use crate::linetable::{line_for_offset, MAX_LINETABLE};
+use crate::objects::{i32_at, usize_at, ObjectReader};
+use crate::{Frame, Layout};
+
+/// Deepest stack walked; deeper ones are cut (and flagged) rather than
+/// followed forever through a corrupt or cyclic chain.
+pub const MAX_FRAMES: usize = 4096;
+/// Longest function or file name kept.
+const MAX_NAME: usize = 4096;
+
+/// What a frame's code object says about it (immutable while it lives).
+#[derive(Debug)]
+pub struct CodeInfo {
+    /// `co_name`.
+    pub name: Rc<str>,
+    /// `co_filename`.
+    pub filename: Rc<str>,
+    /// `co_firstlineno`.
+    pub first_line: i32,
+    /// `co_linetable` contents.
+    pub linetable: Vec<u8>,
+    /// `co_argcount`.
+    pub argcount: i32,
+    /// `co_localsplusnames` (a tuple of str).
+    pub localsplusnames: usize,
+    /// `co_localspluskinds` (a bytes object).
+    pub localspluskinds: usize,
+}
+
+/// One frame as read from memory, before names are attached.
+#[derive(Debug, Clone, Copy)]
+pub struct RawFrame {
+    /// Remote address of the `_PyInterpreterFrame`.
+    pub addr: usize,
+    /// Remote address of its code object.
+    pub code: usize,
+    /// Line number (0 when unknown).
+    pub line: i32,
+}
+
+/// Reads stacks of one interpreter, caching code objects across calls.
+pub struct StackWalker<M> {
+    /// The object reader (memory, layout, type-name cache).
+    pub objects: ObjectReader<M>,
+    codes: HashMap<usize, Rc<CodeInfo>>,
+    code_types: HashSet<usize>,
+    other_types: HashSet<usize>,
+    frame_len: usize,
+}
+
+impl<M: Memory> StackWalker<M> {
+    /// A walker with empty caches.
+    pub fn new(mem: M, layout: Layout) -> Self {
+        let o = &layout.offsets;
+        let mut frame_len = o
+            .frame_previous
+            .max(o.frame_executable)
+            .max(o.frame_instr_ptr)
+            + 8;
+        if let Some(owner) = o.frame_owner.or(o.frame_is_entry) {
+            frame_len = frame_len.max(owner + 1);
+        }
+        StackWalker {
+            objects: ObjectReader::new(mem, layout),
+            codes: HashMap::new(),
+            code_types: HashSet::new(),
+            other_types: HashSet::new(),
+            frame_len,
+        }
+    }
+
+    /// The layout in use.
+    pub fn layout(&self) -> &Layout {
+        &self.objects.layout
+    }
+
+    /// The innermost frame of a thread, given its thread-state bytes.
+    pub fn top_frame(&self, tstate: &[u8]) -> Result<usize, Error> {
+        let o = &self.layout().offsets;
+        if let Some(off) = o.tstate_current_frame {
+            return Ok(usize_at(tstate, off));
+        }
+        let cframe = usize_at(tstate, o.tstate_cframe.unwrap_or(0));
+        if cframe == 0 {
+            return Ok(0);
+        }
+        let at = cframe + o.cframe_current_frame.unwrap_or(0);
+        self.objects.mem.read_usize(at).what("cframe current frame")
+    }
+
+    /// Raw frames from `top` outwards (innermost first), skipping frames
+    /// that run no Python code (C-stack shims, interpreter entry frames).
+    pub fn raw_frames(&mut self, top: usize, out: &mut Vec<RawFrame>) -> Result<(), Error> {
+        let o = self.layout().offsets;
+        let flavor = self.layout().flavor;
+        let mut buf = vec![0u8; self.frame_len];
+        let mut addr = top;
+        let mut steps = 0;
+        while addr != 0 {
+            steps += 1;
+            if steps > MAX_FRAMES {
+                return Err(Error::Corrupt {
+                    what: "frame chain (too deep or cyclic)",
+                    addr,
+                });
+            }
+            self.objects
+                .mem
+                .read(addr, &mut buf)
+                .what("interpreter frame")?;
+            let previous = usize_at(&buf, o.frame_previous);
+            // 3.14+ tags the executable reference in its low bits; code
+            // objects are at least 8-aligned, so masking is always safe.
+            let code = usize_at(&buf, o.frame_executable) & !7;
+            let owner = o.frame_owner.map(|off| buf[off]);
+            let shim = owner.is_some()
+                && (owner == flavor.owner_cstack || owner == flavor.owner_interpreter);
+            if !shim && code != 0 && self.is_code(code)? {
+                let info = self.code(code)?;
+                let instr = usize_at(&buf, o.frame_instr_ptr);
+                let addrq = instr as i64 - (code + o.code_code_adaptive) as i64;
+                let line = line_for_offset(&info.linetable, info.first_line, addrq).unwrap_or(0);
+                out.push(RawFrame { addr, code, line });
+            }
+            addr = previous;
+        }
+        Ok(())
+    }
+
+    /// Frames with names, innermost first; with `locals`, each frame's
+    /// arguments and local variables too.
+    pub fn frames(&mut self, top: usize, locals: bool) -> Result<Vec<Frame>, Error> {
+        let mut raw = Vec::new();
+        self.raw_frames(top, &mut raw)?;
+        raw.iter()
+            .map(|r| {
+                let info = self.code(r.code)?;
+                Ok(Frame {
+                    name: info.name.to_string(),
+                    filename: info.filename.to_string(),
+                    short_filename: None,
+                    line: r.line,
+                    module: None,
+                    locals: if locals {
+                        Some(self.locals(r.addr, &info)?)
+                    } else {
+                        None
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Whether the object at `obj` is a code object (types cached).
+    fn is_code(&mut self, obj: usize) -> Result<bool, Error> {
+        let ty = self.objects.type_of(obj)?;
+        if self.code_types.contains(&ty) {
+            return Ok(true);
+        }
+        if self.other_types.contains(&ty) {
+            return Ok(false);
+        }
+        let is_code = &*self.objects.type_name(ty)? == "code";
+        if is_code {
+            self.code_types.insert(ty);
+        } else {
+            self.other_types.insert(ty);
+        }
+        Ok(is_code)
+    }
+
+    /// A code object's details, cached by address.
+    pub fn code(&mut self, addr: usize) -> Result<Rc<CodeInfo>, Error> {
+        if let Some(info) = self.codes.get(&addr) {
+            return Ok(info.clone());
+        }
+        let o = self.layout().offsets;
+        let len = [
+            o.code_filename,
+            o.code_name,
+            o.code_linetable,
+            o.code_localsplusnames,
+            o.code_localspluskinds,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+        .max(o.code_firstlineno.max(o.code_argcount) + 4);
+        let raw = self
+            .objects
+            .mem
+            .read_vec(addr, len + 8)
+            .what("code object")?;
+        let name: Rc<str> = self
+            .objects
+            .read_str(usize_at(&raw, o.code_name), MAX_NAME)?
+            .into();
+        let filename: Rc<str> = self
+            .objects
+            .read_str(usize_at(&raw, o.code_filename), MAX_NAME)?
+            .into();
+        let linetable = self
+            .objects
+            .read_bytes(usize_at(&raw, o.code_linetable), MAX_LINETABLE)?;
+        let info = Rc::new(CodeInfo {
+            name,
+            filename,
+            first_line: i32_at(&raw, o.code_firstlineno),
+            linetable,
+            argcount: i32_at(&raw, o.code_argcount),
+            localsplusnames: usize_at(&raw, o.code_localsplusnames),
+            localspluskinds: usize_at(&raw, o.code_localspluskinds),
+        });
+        self.codes.insert(addr, info.clone());
+        Ok(info)
+    }
+}

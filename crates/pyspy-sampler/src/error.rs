@@ -1,0 +1,22 @@
+/// Failure to read a Python process.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Understanding or reading the interpreter failed.
+    #[error(transparent)]
+    Python(#[from] pyspy_cpython::Error),
+    /// Process access failed.
+    #[error(transparent)]
+    Process(#[from] pyspy_process::Error),
+}
+
+impl Error {
+    /// Stable machine-readable code (also the JS error's `code`): `ENOPROCESS`,
+    /// `ENOTPYTHON`, `EPERM`, `EUNSUPPORTED`, `EEXITED`, `EREAD`, ...
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Python(e) => e.code(),
+            Error::Process(e) => e.code(),
+        }
+    }
+}
