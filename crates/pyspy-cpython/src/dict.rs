@@ -129,7 +129,7 @@ impl<M: pyspy_process::Memory> ObjectReader<M> {
             }
             ManagedDict::V312 => {
                 if word & 1 == 1 {
-                    self.keys_items(shared_keys()?, Some(word - 1 + array))
+                    self.keys_items(shared_keys()?, Some(word + 1 + array))
                 } else if word != 0 {
                     self.dict_items(word)
                 } else {

@@ -4,17 +4,17 @@
 // Each value is an offsetof()/sizeof() printed by offsets-probe.c, compiled
 // with -DPy_BUILD_CORE against the headers below (x86_64 Linux, default GIL
 // build; free-threaded layouts differ). Header sources:
-//   3.11: 3.11.7 from pyenv 3.11.7 include/python3.11
-//   3.12: 3.12.1 from pyenv 3.12.1 include/python3.12
-//   3.13: 3.13.0 from pyenv 3.13.0 include/python3.13
+//   3.11: 3.11.7 from pyenv include/python3.11
+//   3.12: 3.12.1 from pyenv include/python3.12
+//   3.13: 3.13.0 from pyenv include/python3.13
 //   3.14: 3.14.10 from Debian sid libpython3.14-dev 3.14.10-1
 //   3.15: 3.15.2 from Debian sid libpython3.15-dev 3.15.2-1
-// Sizes (interp_size, tstate_size, ...) can change in patch releases, e.g.
-// sizeof(PyThreadState) is 304 in 3.13.0 and 312 in 3.13.18.
+// The *_size fields can change in patch releases (sizeof(PyThreadState) is
+// 304 in 3.13.0 and 312 in 3.13.18); the offsets checked so far did not.
 
 use crate::offsets::Offsets;
 
-/// CPython 3.11, from 3.11.7 from pyenv 3.11.7 include/python3.11.
+/// CPython 3.11.7 (pyenv include/python3.11).
 pub(crate) const OFFSETS_3_11: Offsets = Offsets {
     runtime_interpreters_head: 40,
     runtime_tstate_current: Some(576),
@@ -78,7 +78,7 @@ pub(crate) const OFFSETS_3_11: Offsets = Offsets {
     module_md_dict: 16,
 };
 
-/// CPython 3.12, from 3.12.1 from pyenv 3.12.1 include/python3.12.
+/// CPython 3.12.1 (pyenv include/python3.12).
 pub(crate) const OFFSETS_3_12: Offsets = Offsets {
     runtime_interpreters_head: 40,
     runtime_tstate_current: None,
@@ -142,7 +142,7 @@ pub(crate) const OFFSETS_3_12: Offsets = Offsets {
     module_md_dict: 16,
 };
 
-/// CPython 3.13, from 3.13.0 from pyenv 3.13.0 include/python3.13.
+/// CPython 3.13.0 (pyenv include/python3.13).
 pub(crate) const OFFSETS_3_13: Offsets = Offsets {
     runtime_interpreters_head: 632,
     runtime_tstate_current: None,
@@ -206,7 +206,7 @@ pub(crate) const OFFSETS_3_13: Offsets = Offsets {
     module_md_dict: 16,
 };
 
-/// CPython 3.14, from 3.14.10 from Debian sid libpython3.14-dev 3.14.10-1.
+/// CPython 3.14.10 (Debian sid libpython3.14-dev 3.14.10-1).
 pub(crate) const OFFSETS_3_14: Offsets = Offsets {
     runtime_interpreters_head: 808,
     runtime_tstate_current: None,
@@ -270,7 +270,7 @@ pub(crate) const OFFSETS_3_14: Offsets = Offsets {
     module_md_dict: 16,
 };
 
-/// CPython 3.15, from 3.15.2 from Debian sid libpython3.15-dev 3.15.2-1.
+/// CPython 3.15.2 (Debian sid libpython3.15-dev 3.15.2-1).
 pub(crate) const OFFSETS_3_15: Offsets = Offsets {
     runtime_interpreters_head: 936,
     runtime_tstate_current: None,

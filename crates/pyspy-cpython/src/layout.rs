@@ -25,7 +25,8 @@ pub struct Flavor {
 pub enum ManagedDict {
     /// 3.11: dict pointer at `obj - 24`, values pointer at `obj - 32`.
     V311,
-    /// 3.12: a tagged dict-or-values word at `obj - 24` (low bit: values).
+    /// 3.12: a tagged dict-or-values word at `obj - 24` (low bit set: the
+    /// values array minus one byte).
     V312,
     /// 3.13+: dict pointer at `obj - 24`; without a dict, the values sit
     /// inline at `obj + tp_basicsize` when the type has `INLINE_VALUES`.
