@@ -10,6 +10,9 @@ use crate::error::{Error, ReadContext};
 use crate::generated;
 use crate::{Flavor, Layout, Offsets, Version};
 
+/// Most bytes of `.bss` scanned for a version string.
+const MAX_BSS_SCAN: usize = 8 << 20;
+
 /// A located interpreter.
 #[derive(Debug, Clone)]
 pub struct Interpreter {
@@ -52,13 +55,12 @@ pub fn find_interpreter(process: &Process) -> Result<Interpreter, Error> {
         match probe_binary(process, map) {
             Ok(Some(found)) => return finish(process, found),
             Ok(None) => {}
+            Err(e @ Error::UnsupportedVersion { .. }) => return Err(e),
             Err(e) => last_err = Some(e),
         }
     }
     if let Some(e) = last_err {
-        if !matches!(e, Error::NotPython(_)) {
-            return Err(e);
-        }
+        return Err(e);
     }
     Err(Error::NotPython(format!(
         "process {} ({exe}) is not a Python process: no CPython interpreter found in its binaries",
@@ -85,9 +87,6 @@ fn probe_binary(process: &Process, map: &MapRange) -> Result<Option<Probe>, Erro
         .symbol("_PyRuntime")
         .or_else(|| binary.section(".PyRuntime").map(|s| s.addr))
         .map(|a| a.wrapping_add(bias) as usize);
-    let Some(runtime) = runtime else {
-        return Ok(None);
-    };
     let mut version = None;
     if let Some(sym) = binary.symbol("Py_Version") {
         let hex = process
@@ -96,22 +95,73 @@ fn probe_binary(process: &Process, map: &MapRange) -> Result<Option<Probe>, Erro
             & 0xffff_ffff;
         version = Version::from_hex(hex);
     }
-    if version.is_none() {
+    if let (None, Some(runtime)) = (version, runtime) {
         let mut head = [0u8; 24];
         if process.read(runtime, &mut head).is_ok() {
             version = debug_offsets::header(&head).map(|h| h.version);
         }
     }
-    match version {
-        Some(version) => Ok(Some(Probe {
+    let looks_like_python = runtime.is_some()
+        || ["Py_Initialize", "Py_GetVersion", "PyEval_EvalFrameEx"]
+            .iter()
+            .any(|s| binary.symbol(s).is_some());
+    if !looks_like_python {
+        return Ok(None);
+    }
+    if version.is_none() {
+        version = version_from_memory(process, &binary, bias);
+    }
+    let Some(version) = version else {
+        return Err(Error::NotPython(format!(
+            "could not tell the Python version of {path}"
+        )));
+    };
+    if Flavor::for_version(version).is_none() {
+        return Err(unsupported(version));
+    }
+    match runtime {
+        Some(runtime) => Ok(Some(Probe {
             version,
             runtime,
             binary_path: path,
         })),
         None => Err(Error::NotPython(format!(
-            "could not tell the Python version of {path}"
+            "Python {version} in {path}: found no _PyRuntime"
         ))),
     }
+}
+
+fn unsupported(version: Version) -> Error {
+    Error::UnsupportedVersion {
+        version,
+        detail: ": pyspy-node reads CPython 3.11 and newer".into(),
+    }
+}
+
+/// Versions before 3.11 have no `Py_Version`: read the `sys.version` text
+/// that `Py_GetVersion` keeps in a static buffer (a local symbol in
+/// unstripped builds), else scan the binary's `.bss` for it.
+fn version_from_memory(process: &Process, binary: &Binary, bias: u64) -> Option<Version> {
+    for name in ["version.0", "version"] {
+        if let Some(sym) = binary.symbol(name) {
+            let mut buf = [0u8; 128];
+            if process
+                .read(sym.wrapping_add(bias) as usize, &mut buf)
+                .is_ok()
+            {
+                if let Some(v) = Version::scan(&buf) {
+                    return Some(v);
+                }
+            }
+        }
+    }
+    let bss = binary.bss()?;
+    let len = (bss.size as usize).min(MAX_BSS_SCAN);
+    let mut buf = vec![0u8; len];
+    process
+        .read(bss.addr.wrapping_add(bias) as usize, &mut buf)
+        .ok()?;
+    Version::scan_sys_version(&buf)
 }
 
 fn finish(process: &Process, p: Probe) -> Result<Interpreter, Error> {
@@ -138,11 +188,7 @@ fn finish(process: &Process, p: Probe) -> Result<Interpreter, Error> {
 
 /// The layout for `version`, reading the target's debug offsets on 3.13+.
 pub fn layout_for(mem: &impl Memory, version: Version, runtime: usize) -> Result<Layout, Error> {
-    let unsupported = || Error::UnsupportedVersion {
-        version,
-        detail: ": pyspy-node reads CPython 3.11 and newer".into(),
-    };
-    let flavor = Flavor::for_version(version).ok_or_else(unsupported)?;
+    let flavor = Flavor::for_version(version).ok_or_else(|| unsupported(version))?;
     let offsets = match version.minor {
         11 => generated::OFFSETS_3_11,
         12 => generated::OFFSETS_3_12,

@@ -50,11 +50,21 @@ impl Version {
     /// `sys.version` (digits, optional `a1`/`b2`/`rc3`/`+`, then a space or
     /// NUL), e.g. `3.11.2 (main, ...)`.
     pub fn scan(bytes: &[u8]) -> Option<Version> {
-        (0..bytes.len()).find_map(|i| parse_at(bytes, i))
+        (0..bytes.len()).find_map(|i| parse_at(bytes, i).map(|(v, _)| v))
+    }
+
+    /// Like [`Version::scan`], but only text shaped like a whole
+    /// `sys.version` (`X.Y.Z (build info`): for scanning large memory
+    /// ranges where a bare `X.Y.Z` could be anything.
+    pub fn scan_sys_version(bytes: &[u8]) -> Option<Version> {
+        (0..bytes.len()).find_map(|i| {
+            let (v, end) = parse_at(bytes, i)?;
+            bytes[end..].starts_with(b" (").then_some(v)
+        })
     }
 }
 
-fn parse_at(bytes: &[u8], start: usize) -> Option<Version> {
+fn parse_at(bytes: &[u8], start: usize) -> Option<(Version, usize)> {
     if start > 0 && (bytes[start - 1].is_ascii_digit() || bytes[start - 1] == b'.') {
         return None;
     }
@@ -90,13 +100,16 @@ fn parse_at(bytes: &[u8], start: usize) -> Option<Version> {
     }
     // sys.version continues with " (build info"; a bare NUL also ends it.
     match bytes.get(pos) {
-        Some(b' ') | Some(0) => Some(Version {
-            major,
-            minor,
-            patch,
-            level,
-            serial,
-        }),
+        Some(b' ') | Some(0) => Some((
+            Version {
+                major,
+                minor,
+                patch,
+                level,
+                serial,
+            },
+            pos,
+        )),
         _ => None,
     }
 }
@@ -172,6 +185,16 @@ mod tests {
         assert_eq!(v("3.7 10 "), None);
         assert_eq!(v("3.7.10fooboo "), None);
         assert_eq!(v("13.11.2 (x)"), None);
+    }
+
+    #[test]
+    fn strict_scan_wants_build_info() {
+        let v = |s: &str| Version::scan_sys_version(s.as_bytes()).map(|v| v.to_string());
+        assert_eq!(
+            v("x 2.7.0 y\0\03.10.13 (main, May 9 2026) [GCC]").as_deref(),
+            Some("3.10.13")
+        );
+        assert_eq!(v("3.10.13\0"), None);
     }
 
     #[test]
