@@ -252,7 +252,8 @@ mod tests {
         assert_eq!(str_repr("a\nb\\"), "'a\\nb\\\\'");
         assert_eq!(str_repr("測試"), "'測試'");
         assert_eq!(bytes_repr(b"a'\x00"), "b'a\\'\\x00'");
-        assert_eq!(float_repr(3.1415), "3.1415");
+        assert_eq!(float_repr(2.5), "2.5");
+        assert_eq!(float_repr(0.1), "0.1");
         assert_eq!(float_repr(2.0), "2.0");
         assert_eq!(float_repr(f64::NAN), "nan");
         assert_eq!(cut("x".repeat(200)).chars().count(), MAX_REPR);

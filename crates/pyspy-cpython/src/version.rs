@@ -172,7 +172,7 @@ mod tests {
     fn scans_sys_version_text() {
         let v = |s: &str| Version::scan(s.as_bytes()).map(|v| v.to_string());
         assert_eq!(
-            v("junk\03.11.2 (main, Mar 13 2023, 12:18:29) [GCC 12.2.0]").as_deref(),
+            v("junk\x003.11.2 (main, Mar 13 2023, 12:18:29) [GCC 12.2.0]").as_deref(),
             Some("3.11.2")
         );
         assert_eq!(
@@ -191,7 +191,7 @@ mod tests {
     fn strict_scan_wants_build_info() {
         let v = |s: &str| Version::scan_sys_version(s.as_bytes()).map(|v| v.to_string());
         assert_eq!(
-            v("x 2.7.0 y\0\03.10.13 (main, May 9 2026) [GCC]").as_deref(),
+            v("x 2.7.0 y\0\x003.10.13 (main, May 9 2026) [GCC]").as_deref(),
             Some("3.10.13")
         );
         assert_eq!(v("3.10.13\0"), None);
