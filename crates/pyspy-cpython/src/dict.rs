@@ -71,13 +71,45 @@ impl<M: pyspy_process::Memory> ObjectReader<M> {
         Ok(out)
     }
 
-    /// The value stored under the `str` key `name`, if any. Keys that are
-    /// not short strings are skipped.
+    /// The value stored under the ASCII `str` key `name`, if any. Reads the
+    /// headers of all keys in one call and the text of only those of the
+    /// right length in a second.
     pub fn lookup_str_key(&self, items: &[(usize, usize)], name: &str) -> Option<usize> {
-        items.iter().find_map(|&(k, v)| {
-            let key = self.read_str(k, name.len() + 1).ok()?;
-            (key == name).then_some(v)
-        })
+        let o = &self.layout.offsets;
+        let head_len = o.unicode_state.max(o.unicode_length) + 8;
+        let mut heads = vec![0u8; head_len * items.len()];
+        let mut reads: Vec<(usize, &mut [u8])> = items
+            .iter()
+            .zip(heads.chunks_mut(head_len))
+            .map(|(&(k, _), b)| (k, b))
+            .collect();
+        if self.mem.read_many(&mut reads).is_err() {
+            // One unreadable key: fall back to reading them one by one.
+            return items
+                .iter()
+                .find_map(|&(k, v)| (self.read_str(k, name.len() + 1).ok()? == name).then_some(v));
+        }
+        let candidates: Vec<usize> = (0..items.len())
+            .filter(|&i| {
+                let h = &heads[i * head_len..(i + 1) * head_len];
+                let state =
+                    u32::from_le_bytes(h[o.unicode_state..o.unicode_state + 4].try_into().unwrap());
+                let compact_ascii = (state >> 5) & 3 == 3;
+                compact_ascii && usize_at(h, o.unicode_length) == name.len()
+            })
+            .collect();
+        let mut texts = vec![0u8; name.len() * candidates.len()];
+        let mut reads: Vec<(usize, &mut [u8])> = candidates
+            .iter()
+            .zip(texts.chunks_mut(name.len().max(1)))
+            .map(|(&i, b)| (items[i].0 + o.unicode_ascii_size, b))
+            .collect();
+        self.mem.read_many(&mut reads).ok()?;
+        candidates
+            .iter()
+            .zip(texts.chunks(name.len().max(1)))
+            .find(|(_, text)| *text == name.as_bytes())
+            .map(|(&i, _)| items[i].1)
     }
 
     /// The items of an object's `__dict__`, wherever this version keeps it.

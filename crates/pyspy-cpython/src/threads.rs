@@ -23,6 +23,8 @@ pub struct ThreadState {
     pub native_thread_id: u64,
     /// Innermost frame, 0 for none.
     pub top_frame: usize,
+    /// The newest data-stack chunk (where its frames live), 0 for none.
+    pub datastack_chunk: usize,
 }
 
 impl<M: Memory> StackWalker<M> {
@@ -35,6 +37,7 @@ impl<M: Memory> StackWalker<M> {
             o.tstate_native_thread_id,
             o.tstate_current_frame.unwrap_or(0),
             o.tstate_cframe.unwrap_or(0),
+            o.tstate_datastack_chunk,
         ]
         .into_iter()
         .max()
@@ -60,6 +63,7 @@ impl<M: Memory> StackWalker<M> {
                 thread_id: usize_at(&buf, o.tstate_thread_id) as u64,
                 native_thread_id: usize_at(&buf, o.tstate_native_thread_id) as u64,
                 top_frame: self.top_frame(&buf)?,
+                datastack_chunk: usize_at(&buf, o.tstate_datastack_chunk),
             });
             addr = usize_at(&buf, o.tstate_next);
         }

@@ -17,6 +17,9 @@ use crate::{Frame, Layout};
 pub const MAX_FRAMES: usize = 4096;
 /// Longest function or file name kept.
 const MAX_NAME: usize = 4096;
+/// Most data-stack chunks read per thread, and the largest chunk read.
+const MAX_CHUNKS: usize = 64;
+const MAX_CHUNK_BYTES: usize = 4 << 20;
 
 /// What a frame's code object says about it (immutable while it lives).
 #[derive(Debug)]
@@ -56,6 +59,9 @@ pub struct StackWalker<M> {
     code_types: HashSet<usize>,
     other_types: HashSet<usize>,
     frame_len: usize,
+    /// Copies of data-stack chunks taken during the current read: frames
+    /// that live in them are read from here instead of one call each.
+    chunks: Vec<(usize, Vec<u8>)>,
 }
 
 impl<M: Memory> StackWalker<M> {
@@ -76,6 +82,7 @@ impl<M: Memory> StackWalker<M> {
             code_types: HashSet::new(),
             other_types: HashSet::new(),
             frame_len,
+            chunks: Vec::new(),
         }
     }
 
@@ -114,10 +121,12 @@ impl<M: Memory> StackWalker<M> {
                     addr,
                 });
             }
-            self.objects
-                .mem
-                .read(addr, &mut buf)
-                .what("interpreter frame")?;
+            if !self.copy_from_chunks(addr, &mut buf) {
+                self.objects
+                    .mem
+                    .read(addr, &mut buf)
+                    .what("interpreter frame")?;
+            }
             let previous = usize_at(&buf, o.frame_previous);
             // 3.14+ tags the executable reference in its low bits; code
             // objects are at least 8-aligned, so masking is always safe.
@@ -135,6 +144,54 @@ impl<M: Memory> StackWalker<M> {
             addr = previous;
         }
         Ok(())
+    }
+
+    /// Forgets chunk copies of an earlier read (their contents move on).
+    pub fn begin_read(&mut self) {
+        self.chunks.clear();
+    }
+
+    /// Copies a thread's data-stack chunks (`_PyStackChunk`: previous, size,
+    /// top, data) so its frames can be walked without a read per frame.
+    /// Frames outside them (generators, frame objects) are read one by one.
+    pub fn prefetch_chunks(&mut self, mut chunk: usize) -> Result<(), Error> {
+        for _ in 0..MAX_CHUNKS {
+            if chunk == 0 {
+                break;
+            }
+            let mut head = [0u8; 24];
+            self.objects
+                .mem
+                .read(chunk, &mut head)
+                .what("data stack chunk")?;
+            let size = usize_at(&head, 8);
+            if !(24..=MAX_CHUNK_BYTES).contains(&size) {
+                return Err(Error::Corrupt {
+                    what: "data stack chunk size",
+                    addr: chunk,
+                });
+            }
+            let data = self
+                .objects
+                .mem
+                .read_vec(chunk, size)
+                .what("data stack chunk")?;
+            self.chunks.push((chunk, data));
+            chunk = usize_at(&head, 0);
+        }
+        Ok(())
+    }
+
+    fn copy_from_chunks(&self, addr: usize, buf: &mut [u8]) -> bool {
+        for (start, data) in &self.chunks {
+            if let Some(off) = addr.checked_sub(*start) {
+                if let Some(src) = data.get(off..off + buf.len()) {
+                    buf.copy_from_slice(src);
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     /// Frames with names, innermost first; with `locals`, each frame's
@@ -163,6 +220,9 @@ impl<M: Memory> StackWalker<M> {
 
     /// Whether the object at `obj` is a code object (types cached).
     fn is_code(&mut self, obj: usize) -> Result<bool, Error> {
+        if self.codes.contains_key(&obj) {
+            return Ok(true);
+        }
         let ty = self.objects.type_of(obj)?;
         if self.code_types.contains(&ty) {
             return Ok(true);

@@ -95,6 +95,7 @@ impl Session {
             Some(self.process.pause()?)
         };
         let interp = self.interpreter.interp;
+        self.walker.begin_read();
         let states = self.walker.thread_states(interp)?;
         let holder = self
             .walker
@@ -114,6 +115,8 @@ impl Session {
             let frames = if ts.top_frame == 0 {
                 Vec::new()
             } else {
+                // A chunk that cannot be copied only costs speed.
+                let _ = self.walker.prefetch_chunks(ts.datastack_chunk);
                 self.walker.frames(ts.top_frame, config.locals)?
             };
             let os_tid = (ts.native_thread_id != 0).then_some(ts.native_thread_id);
