@@ -1,0 +1,27 @@
+use napi_derive::napi;
+
+/// Options for `dump`/`dumpSync`; mirrors `pyspy_sampler::DumpConfig`.
+/// Every field may be left out.
+#[napi(object, object_to_js = false)]
+#[derive(Debug, Clone, Default)]
+pub struct BindingDumpOptions {
+    /// Read the arguments and local variables of every frame.
+    /// @default false
+    pub locals: Option<bool>,
+    /// Do not pause the target while reading; stacks may come out torn.
+    /// @default false
+    pub nonblocking: Option<bool>,
+    /// Keep full filenames instead of package-relative ones.
+    /// @default false
+    pub full_filenames: Option<bool>,
+}
+
+impl From<BindingDumpOptions> for pyspy_sampler::DumpConfig {
+    fn from(o: BindingDumpOptions) -> Self {
+        Self {
+            locals: o.locals.unwrap_or(false),
+            nonblocking: o.nonblocking.unwrap_or(false),
+            full_filenames: o.full_filenames.unwrap_or(false),
+        }
+    }
+}

@@ -1,0 +1,32 @@
+use napi_derive::napi;
+
+use super::BindingThreadStack;
+
+/// Every thread's stack of one process, read once; mirrors
+/// `pyspy_sampler::ProcessDump`.
+#[napi(object, object_from_js = false)]
+#[derive(Debug, Clone)]
+pub struct BindingProcessDump {
+    /// The target's pid.
+    pub pid: i32,
+    /// The target's command line, space-joined.
+    pub command_line: String,
+    /// The interpreter executable as the target sees it.
+    pub executable: String,
+    /// The Python version, e.g. `3.12.1`.
+    pub python_version: String,
+    /// Threads, in the interpreter's list order (newest first).
+    pub threads: Vec<BindingThreadStack>,
+}
+
+impl From<pyspy_sampler::ProcessDump> for BindingProcessDump {
+    fn from(d: pyspy_sampler::ProcessDump) -> Self {
+        Self {
+            pid: d.pid,
+            command_line: d.command_line,
+            executable: d.executable,
+            python_version: d.python_version,
+            threads: d.threads.into_iter().map(Into::into).collect(),
+        }
+    }
+}

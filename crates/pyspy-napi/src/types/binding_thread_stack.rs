@@ -1,0 +1,37 @@
+use napi_derive::napi;
+
+use super::BindingFrame;
+
+/// One thread's Python stack; mirrors `pyspy_sampler::ThreadStack`.
+///
+/// Ids are `f64` because JS numbers are; they are exact (see the crate doc).
+#[napi(object, object_from_js = false, use_nullable = true)]
+#[derive(Debug, Clone)]
+pub struct BindingThreadStack {
+    /// Python's thread id (`threading.get_ident()`, a `pthread_t` on Linux).
+    pub thread_id: f64,
+    /// The OS thread id (Linux tid), when known.
+    pub os_thread_id: Option<f64>,
+    /// `threading.Thread.name`, when the thread is registered there.
+    pub thread_name: Option<String>,
+    /// Running on a CPU (not sleeping or blocked) when read.
+    pub active: bool,
+    /// Held the GIL when read.
+    pub owns_gil: bool,
+    /// Frames, innermost first.
+    pub frames: Vec<BindingFrame>,
+}
+
+impl From<pyspy_sampler::ThreadStack> for BindingThreadStack {
+    fn from(t: pyspy_sampler::ThreadStack) -> Self {
+        Self {
+            // Exact: a pthread_t / tid is far below 2^53 (crate doc).
+            thread_id: t.thread_id as f64,
+            os_thread_id: t.os_thread_id.map(|tid| tid as f64),
+            thread_name: t.thread_name,
+            active: t.active,
+            owns_gil: t.owns_gil,
+            frames: t.frames.into_iter().map(Into::into).collect(),
+        }
+    }
+}

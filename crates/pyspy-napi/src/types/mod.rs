@@ -1,0 +1,17 @@
+//! The plain objects that cross the boundary, one per file, each with its
+//! conversion from the `pyspy-sampler` type it mirrors.
+
+mod binding_dump_options;
+mod binding_dump_result;
+mod binding_error;
+mod binding_frame;
+mod binding_local_variable;
+mod binding_process_dump;
+mod binding_thread_stack;
+
+pub use self::{
+    binding_dump_options::BindingDumpOptions, binding_dump_result::BindingDumpResult,
+    binding_error::BindingError, binding_frame::BindingFrame,
+    binding_local_variable::BindingLocalVariable, binding_process_dump::BindingProcessDump,
+    binding_thread_stack::BindingThreadStack,
+};

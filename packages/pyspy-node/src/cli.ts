@@ -1,0 +1,139 @@
+/**
+ * The `pyspy-node` command line, modelled on py-spy's: `dump` works today;
+ * `record` and `top` are listed but not implemented yet.
+ *
+ * Every failure prints one `Error: <message>` line on stderr and yields exit
+ * code 1; no stack trace is shown (set `PYSPY_NODE_DEBUG=1` to see one).
+ *
+ * @module
+ */
+import { readFileSync } from 'node:fs';
+
+import { Command, CommanderError } from 'commander';
+
+import { dump as nativeDump } from './dump.js';
+import { PyspyError } from './errors.js';
+import { formatJson } from './format/json.js';
+import { formatText } from './format/text.js';
+import { parsePid } from './pid.js';
+
+/** What the CLI talks to; tests pass fakes. */
+export interface CliDeps {
+  /** Reads a process; defaults to the native {@link nativeDump | dump}. */
+  dump: typeof nativeDump;
+  /** Writes to standard output. */
+  stdout: (text: string) => void;
+  /** Writes to standard error. */
+  stderr: (text: string) => void;
+}
+
+interface DumpFlags {
+  pid: number;
+  json?: boolean;
+  locals?: boolean;
+  fullFilenames?: boolean;
+  nonblocking?: boolean;
+  native?: boolean;
+  subprocesses?: boolean;
+}
+
+/** Reported as `Error: <message>` with exit code 1. */
+class UsageError extends Error {}
+
+/**
+ * Builds the commander program. Parse errors throw `CommanderError` (the
+ * program uses `exitOverride`), so the caller decides the exit code.
+ *
+ * @param deps See {@link CliDeps}.
+ * @returns The program, ready for `parseAsync(args, { from: 'user' })`.
+ */
+export function createProgram(deps: CliDeps): Command {
+  const program = new Command('pyspy-node')
+    .description('Sampling profiler for Python programs (a py-spy work-alike for Node.js)')
+    .version(packageVersion(), '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'print help')
+    .helpCommand(false)
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeOut: deps.stdout,
+      writeErr: deps.stderr,
+      // commander prints "error: ..."; match the CLI's "Error: ..." lines.
+      outputError: (text, write) => write(text.replace(/^error: /, 'Error: ')),
+    });
+
+  program
+    .command('dump')
+    .description('Dump the current Python stack of every thread of a running program')
+    .requiredOption('-p, --pid <pid>', 'PID of a running Python program (decimal or 0x-hex)', (text) => parsePid(text))
+    .option('-j, --json', 'print the stacks as JSON')
+    .option('-l, --locals', 'show the arguments and local variables of each frame')
+    .option('--full-filenames', 'show full Python filenames')
+    .option('--nonblocking', 'do not pause the program while reading it (less impact, but stacks may be torn)')
+    .option('-n, --native', 'include native frames (not supported yet)')
+    .option('-s, --subprocesses', 'also dump subprocesses (not supported yet)')
+    .action(async (flags: DumpFlags) => {
+      if (flags.native) throw new UsageError('--native is not supported yet');
+      if (flags.subprocesses) throw new UsageError('--subprocesses is not supported yet');
+      const result = await deps.dump(flags.pid, {
+        locals: flags.locals ?? false,
+        nonblocking: flags.nonblocking ?? false,
+        fullFilenames: flags.fullFilenames ?? false,
+      });
+      deps.stdout(flags.json ? formatJson(result) : formatText(result, { fullFilenames: flags.fullFilenames ?? false }));
+    });
+
+  for (const [name, what] of [
+    ['record', 'Record samples to a file (not implemented yet)'],
+    ['top', 'Show a live top-like view of the functions taking the most time (not implemented yet)'],
+  ] as const) {
+    program
+      .command(name)
+      .description(what)
+      .helpOption(false)
+      .allowUnknownOption()
+      .allowExcessArguments()
+      .action(() => {
+        throw new UsageError(`\`pyspy-node ${name}\` is not implemented yet`);
+      });
+  }
+
+  return program;
+}
+
+/**
+ * Runs the CLI.
+ *
+ * @param args The arguments after the program name (`process.argv.slice(2)`).
+ * @param deps See {@link CliDeps}; defaults to the real process and binding.
+ * @returns The exit code: 0 on success, 1 on any error.
+ */
+export async function main(args: string[], deps: Partial<CliDeps> = {}): Promise<number> {
+  const full: CliDeps = {
+    dump: nativeDump,
+    stdout: (text) => process.stdout.write(text),
+    stderr: (text) => process.stderr.write(text),
+    ...deps,
+  };
+  try {
+    await createProgram(full).parseAsync(args, { from: 'user' });
+    return 0;
+  } catch (err) {
+    // Help and version exit 0; other commander errors were already printed.
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 1;
+    full.stderr(`Error: ${errorMessage(err)}\n`);
+    if (process.env.PYSPY_NODE_DEBUG && err instanceof Error && err.stack) full.stderr(`${err.stack}\n`);
+    return 1;
+  }
+}
+
+function errorMessage(err: unknown): string {
+  if (err instanceof PyspyError || err instanceof UsageError) return err.message;
+  if (err instanceof Error) return `${err.message} (this is a bug in pyspy-node; run with PYSPY_NODE_DEBUG=1 for details)`;
+  return String(err);
+}
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}

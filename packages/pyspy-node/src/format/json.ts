@@ -1,0 +1,79 @@
+/**
+ * py-spy's `dump --json` output.
+ *
+ * @module
+ */
+import type { ProcessDump } from '../types.js';
+
+/** One thread as py-spy's JSON names it (snake_case). */
+export interface JsonStackTrace {
+  /** See `ThreadStack.pid`. */
+  pid: number;
+  /** See `ThreadStack.threadId`. */
+  thread_id: number;
+  /** See `ThreadStack.threadName`. */
+  thread_name: string | null;
+  /** See `ThreadStack.osThreadId`. */
+  os_thread_id: number | null;
+  /** See `ThreadStack.active`. */
+  active: boolean;
+  /** See `ThreadStack.ownsGil`. */
+  owns_gil: boolean;
+  /** See `ThreadStack.frames`. */
+  frames: JsonFrame[];
+  /** Always `null`: py-spy fills it only for subprocesses, which `dump` does not follow yet. */
+  process_info: null;
+}
+
+/** One frame as py-spy's JSON names it. */
+export interface JsonFrame {
+  /** See `Frame.name`. */
+  name: string;
+  /** See `Frame.filename`. */
+  filename: string;
+  /** See `Frame.module`. */
+  module: string | null;
+  /** See `Frame.shortFilename`. */
+  short_filename: string | null;
+  /** See `Frame.line`. */
+  line: number;
+  /** See `Frame.locals`; each entry has `LocalVariable`'s fields. */
+  locals: { name: string; addr: number; arg: boolean; repr: string | null }[] | null;
+}
+
+/**
+ * Converts a dump into py-spy's JSON shape: an array of threads, in the
+ * interpreter's order, with py-spy's field names.
+ *
+ * @param dump What {@link dump} returned.
+ * @returns Plain data, ready for `JSON.stringify`.
+ */
+export function toJsonTraces(dump: ProcessDump): JsonStackTrace[] {
+  return dump.threads.map((thread) => ({
+    pid: thread.pid,
+    thread_id: thread.threadId,
+    thread_name: thread.threadName,
+    os_thread_id: thread.osThreadId,
+    active: thread.active,
+    owns_gil: thread.ownsGil,
+    frames: thread.frames.map((frame) => ({
+      name: frame.name,
+      filename: frame.filename,
+      module: frame.module,
+      short_filename: frame.shortFilename,
+      line: frame.line,
+      locals: frame.locals?.map(({ name, addr, arg, repr }) => ({ name, addr, arg, repr })) ?? null,
+    })),
+    process_info: null,
+  }));
+}
+
+/**
+ * Renders a dump as `py-spy dump --json` does: a pretty-printed JSON array.
+ *
+ * @param dump What {@link dump} returned.
+ * @returns The JSON text, ending with a newline.
+ */
+export function formatJson(dump: ProcessDump): string {
+  return JSON.stringify(toJsonTraces(dump), null, 2) + '\n';
+}

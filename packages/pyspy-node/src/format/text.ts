@@ -1,0 +1,77 @@
+/**
+ * py-spy's `dump` text output.
+ *
+ * @module
+ */
+import type { Frame, ProcessDump, ThreadStack } from '../types.js';
+
+/** Options for {@link formatText}. */
+export interface TextFormatOptions {
+  /** Print each frame's full filename rather than the package-relative one. */
+  fullFilenames?: boolean;
+}
+
+/**
+ * Renders a dump the way `py-spy dump` prints it:
+ *
+ * ```text
+ * Process 4242: python3 demo.py
+ * Python v3.12.1 (/usr/bin/python3.12)
+ *
+ * Thread 4242 (active+gil): "MainThread"
+ *     spin (demo.py:9)
+ *     <module> (demo.py:30)
+ * ```
+ *
+ * Threads come oldest first (the reverse of the interpreter's list), with a
+ * blank line between them. With locals, each frame is followed by
+ * `Arguments:` and `Locals:` sections. The result ends with a newline.
+ *
+ * @param dump What {@link dump} returned.
+ * @param options See {@link TextFormatOptions}.
+ * @returns The text, ending with a newline.
+ */
+export function formatText(dump: ProcessDump, options: TextFormatOptions = {}): string {
+  const lines = [`Process ${dump.pid}: ${dump.commandLine}`, `Python v${dump.pythonVersion} (${dump.executable})`, ''];
+  [...dump.threads].reverse().forEach((thread, i) => {
+    if (i > 0) lines.push('');
+    lines.push(...formatThread(thread, options));
+  });
+  return lines.join('\n') + '\n';
+}
+
+/**
+ * The header line's thread id: the OS tid in decimal when known, else
+ * Python's pthread id in hex (`0x7F3A...`), as py-spy prints it.
+ */
+export function formatThreadId(thread: Pick<ThreadStack, 'threadId' | 'osThreadId'>): string {
+  if (thread.osThreadId !== null) return String(thread.osThreadId);
+  return `0x${thread.threadId.toString(16).toUpperCase()}`;
+}
+
+/** `idle`, `active` or `active+gil`. */
+export function threadStatus(thread: Pick<ThreadStack, 'active' | 'ownsGil'>): string {
+  if (!thread.active) return 'idle';
+  return thread.ownsGil ? 'active+gil' : 'active';
+}
+
+function formatThread(thread: ThreadStack, options: TextFormatOptions): string[] {
+  const name = thread.threadName === null ? '' : `: ${JSON.stringify(thread.threadName)}`;
+  const lines = [`Thread ${formatThreadId(thread)} (${threadStatus(thread)})${name}`];
+  for (const frame of thread.frames) lines.push(...formatFrame(frame, options));
+  return lines;
+}
+
+function formatFrame(frame: Frame, options: TextFormatOptions): string[] {
+  const file = options.fullFilenames ? frame.filename : (frame.shortFilename ?? frame.filename);
+  const where = frame.line === 0 ? file : `${file}:${frame.line}`;
+  const lines = [`    ${frame.name} (${where})`];
+  const args = frame.locals?.filter((local) => local.arg) ?? [];
+  const locals = frame.locals?.filter((local) => !local.arg) ?? [];
+  for (const [title, vars] of [['Arguments', args], ['Locals', locals]] as const) {
+    if (vars.length === 0) continue;
+    lines.push(`        ${title}:`);
+    for (const local of vars) lines.push(`            ${local.name}: ${local.repr ?? '?'}`);
+  }
+  return lines;
+}

@@ -1,0 +1,78 @@
+/**
+ * The plain data {@link dump} resolves with. Field meanings follow py-spy.
+ *
+ * @module
+ */
+
+/** Options for {@link dump}. Every field defaults to `false`. */
+export interface DumpOptions {
+  /** Also read each frame's arguments and local variables (`Frame.locals`). */
+  locals?: boolean;
+  /**
+   * Do not pause the target while reading it. Cheaper for the target, but a
+   * stack may come out torn.
+   */
+  nonblocking?: boolean;
+  /** Keep full filenames rather than package-relative ones. */
+  fullFilenames?: boolean;
+}
+
+/** Every thread's Python stack of one process, read once. */
+export interface ProcessDump {
+  /** The target's pid. */
+  pid: number;
+  /** The target's command line, space-joined. */
+  commandLine: string;
+  /** The interpreter executable as the target sees it. */
+  executable: string;
+  /** The Python version, e.g. `3.12.1`. */
+  pythonVersion: string;
+  /** Threads, in the interpreter's list order (newest first). */
+  threads: ThreadStack[];
+}
+
+/** One thread's Python stack. */
+export interface ThreadStack {
+  /** The pid of the process the thread belongs to. */
+  pid: number;
+  /** Python's thread id (`threading.get_ident()`; a `pthread_t` on Linux). */
+  threadId: number;
+  /** The OS thread id (the Linux tid), or `null` when unknown. */
+  osThreadId: number | null;
+  /** `threading.Thread.name`, or `null` for a thread `threading` does not know. */
+  threadName: string | null;
+  /** Running on a CPU (not sleeping or blocked) when read. */
+  active: boolean;
+  /** Held the GIL when read. */
+  ownsGil: boolean;
+  /** Frames, innermost first. */
+  frames: Frame[];
+}
+
+/** One Python frame. */
+export interface Frame {
+  /** Function name (`co_name`), e.g. `run` or `<module>`. */
+  name: string;
+  /** Source path as the target sees it (`co_filename`). */
+  filename: string;
+  /** Package-relative form of {@link filename}, or `null` when none was worked out. */
+  shortFilename: string | null;
+  /** Line number; `0` when unknown. */
+  line: number;
+  /** Native module (a `.so`) for native frames, else `null`. */
+  module: string | null;
+  /** Arguments and locals when asked for with `locals: true`, else `null`. */
+  locals: LocalVariable[] | null;
+}
+
+/** One argument or local variable of a frame. */
+export interface LocalVariable {
+  /** Variable name. */
+  name: string;
+  /** Address of the object in the target process. */
+  addr: number;
+  /** `true` for a function argument, `false` for a local. */
+  arg: boolean;
+  /** A `repr()`-like rendering, or `null` when the type is not understood. */
+  repr: string | null;
+}

@@ -1,0 +1,58 @@
+// A hand-made dump, shaped like what the native binding returns, for tests
+// that must not need the addon.
+import type { BindingProcessDump } from '../binding/binding.cjs';
+import { toProcessDump } from '../src/dump.js';
+import type { ProcessDump } from '../src/types.js';
+
+/** Two threads, newest first as the interpreter lists them. */
+export const bindingDump: BindingProcessDump = {
+  pid: 4242,
+  commandLine: 'python3 demo.py --fast',
+  executable: '/usr/bin/python3.12',
+  pythonVersion: '3.12.1',
+  threads: [
+    {
+      threadId: 0x7f3a1c2b3640,
+      osThreadId: null,
+      threadName: 'worker-1',
+      active: true,
+      ownsGil: false,
+      frames: [
+        {
+          name: 'fib',
+          filename: '/home/me/demo.py',
+          shortFilename: 'demo.py',
+          line: 7,
+          module: null,
+          locals: [
+            { name: 'n', addr: 0x7f3a00001000, arg: true, repr: '25' },
+            { name: 'acc', addr: 0x7f3a00002000, arg: false, repr: null },
+          ],
+        },
+        { name: 'run', filename: '/usr/lib/python3.12/threading.py', shortFilename: 'threading.py', line: 1010, module: null, locals: [] },
+      ],
+    },
+    {
+      threadId: 0x7f3a1d000740,
+      osThreadId: 4242,
+      threadName: 'MainThread',
+      active: true,
+      ownsGil: true,
+      frames: [
+        { name: 'spin', filename: '/home/me/demo.py', shortFilename: null, line: 12, module: null, locals: null },
+        { name: '<module>', filename: '/home/me/demo.py', shortFilename: 'demo.py', line: 0, module: null, locals: null },
+      ],
+    },
+  ],
+};
+
+export const processDump: ProcessDump = toProcessDump(bindingDump);
+
+/** The same dump with one idle, unnamed thread added (oldest, listed last). */
+export const withIdleThread: ProcessDump = {
+  ...processDump,
+  threads: [
+    ...processDump.threads,
+    { pid: 4242, threadId: 0xabc, osThreadId: null, threadName: null, active: false, ownsGil: false, frames: [] },
+  ],
+};

@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+
+import { formatText, formatThreadId, threadStatus } from '../src/format/text.js';
+import { processDump, withIdleThread } from './fixtures.js';
+
+describe('formatText', () => {
+  it('prints like py-spy dump: header, then threads oldest first, innermost frame first', () => {
+    expect(formatText(processDump)).toBe(
+      [
+        'Process 4242: python3 demo.py --fast',
+        'Python v3.12.1 (/usr/bin/python3.12)',
+        '',
+        'Thread 4242 (active+gil): "MainThread"',
+        '    spin (/home/me/demo.py:12)',
+        '    <module> (demo.py)',
+        '',
+        'Thread 0x7F3A1C2B3640 (active): "worker-1"',
+        '    fib (demo.py:7)',
+        '        Arguments:',
+        '            n: 25',
+        '        Locals:',
+        '            acc: ?',
+        '    run (threading.py:1010)',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('uses full filenames when asked', () => {
+    const text = formatText(processDump, { fullFilenames: true });
+    expect(text).toContain('    fib (/home/me/demo.py:7)\n');
+    expect(text).toContain('    run (/usr/lib/python3.12/threading.py:1010)\n');
+  });
+
+  it('prints an idle thread without a name and without frames', () => {
+    const text = formatText(withIdleThread);
+    expect(text.split('\n').slice(3, 5)).toEqual(['Thread 0xABC (idle)', '']);
+  });
+
+  it('prints a process with no threads as just the header', () => {
+    expect(formatText({ ...processDump, threads: [] })).toBe(
+      'Process 4242: python3 demo.py --fast\nPython v3.12.1 (/usr/bin/python3.12)\n\n',
+    );
+  });
+});
+
+describe('thread header parts', () => {
+  it('prefers the OS thread id, in decimal', () => {
+    expect(formatThreadId({ threadId: 255, osThreadId: 17 })).toBe('17');
+    expect(formatThreadId({ threadId: 255, osThreadId: null })).toBe('0xFF');
+  });
+
+  it('names the status as py-spy does', () => {
+    expect(threadStatus({ active: false, ownsGil: true })).toBe('idle');
+    expect(threadStatus({ active: true, ownsGil: false })).toBe('active');
+    expect(threadStatus({ active: true, ownsGil: true })).toBe('active+gil');
+  });
+});

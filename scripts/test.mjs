@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+// `npm test` (and .ci/run): sets the checkout up, then runs every check in
+// order and stops at the first failure.
+//
+//   npm test                    stop at the first failing step
+//   npm test -- --keep-going    run every step, then report all failures
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { header, main, npxRun, ROOT, run, seconds, StepError } from './lib.mjs';
+import { setup } from './setup.mjs';
+
+const vitestReport = join(ROOT, '.cache', 'vitest-report.json');
+
+const steps = [
+  ['cargo fmt', () => run('cargo', ['fmt', '--all', '--check'])],
+  ['cargo clippy', () => run('cargo', ['clippy', '--workspace', '--all-targets', '--', '-D', 'warnings'])],
+  ['tsc --noEmit', () => npxRun('tsc', ['--noEmit', '-p', 'tsconfig.json'])],
+  ['eslint', () => npxRun('eslint', ['.'])],
+  ['cargo test', () => run('cargo', ['test', '--workspace'])],
+  [
+    'vitest',
+    () => {
+      rmSync(vitestReport, { force: true });
+      try {
+        npxRun('vitest', ['run', '--reporter=default', '--reporter=json', `--outputFile.json=${vitestReport}`]);
+      } finally {
+        printVitestTotals();
+      }
+    },
+  ],
+];
+
+function printVitestTotals() {
+  if (!existsSync(vitestReport)) return;
+  const r = JSON.parse(readFileSync(vitestReport, 'utf8'));
+  const skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
+  console.log(`vitest: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);
+}
+
+const keepGoing = process.argv.includes('--keep-going');
+
+await main(async () => {
+  const started = Date.now();
+  await setup();
+  const timings = [];
+  const failures = [];
+  try {
+    for (const [i, [name, step]] of steps.entries()) {
+      header(`[${i + 1}/${steps.length}] ${name}`);
+      const t = Date.now();
+      try {
+        step();
+      } catch (err) {
+        if (!(err instanceof StepError)) throw err;
+        failures.push(new StepError(`${name}: ${err.message}`, err.exitCode));
+        if (!keepGoing) break;
+      } finally {
+        timings.push(`${name} ${seconds(Date.now() - t)}`);
+      }
+    }
+  } finally {
+    console.log(`\n${timings.join(', ')}`);
+    console.log(`total ${seconds(Date.now() - started)}`);
+  }
+  if (failures.length === 1) throw failures[0];
+  if (failures.length > 1) throw new StepError(`${failures.length} steps failed:\n  ${failures.map((f) => f.message).join('\n  ')}`);
+  console.log('all checks passed');
+});

@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
+    // End-to-end tests start Python programs and build nothing themselves,
+    // but a loaded 2-core machine can still be slow to spawn interpreters.
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // Native addons and child processes are safer in forked workers than
+    // in worker threads.
+    pool: 'forks',
+  },
+});
