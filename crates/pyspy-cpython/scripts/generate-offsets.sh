@@ -48,16 +48,18 @@ command -v gcc >/dev/null || die "gcc is required"
 mapfile -t FIELDS < <(sed -n '/^pub struct Offsets {/,/^}/ s/^ *pub \([a-z0-9_]*\):.*/\1/p' "$OFFSETS_RS")
 [ "${#FIELDS[@]}" -gt 0 ] || die "no fields found in $OFFSETS_RS"
 
-declare -A VERSION ORIGIN BODY
+declare -A VERSION ORIGIN DEFINES BODY
 for minor in "${MINORS[@]}"; do
-    inc="" extra_inc="" prefix=""
+    inc="" extra_inc="" prefix="" defines=""
     [ "$use_pyenv" = 1 ] && prefix=$(pyenv_prefix "$minor")
     if [ -n "$prefix" ]; then
         inc="$prefix/include/python3.$minor"
+        defines=$(core_defines "$prefix/lib" "$minor")
         ORIGIN[$minor]="pyenv include/python3.$minor"
     elif debian_headers "$minor" "$refresh"; then
         inc="$DEB_ROOT/usr/include/python3.$minor"
         extra_inc="$DEB_ROOT/usr/include"
+        defines=$(core_defines "$DEB_ROOT/usr/lib" "$minor")
         ORIGIN[$minor]="Debian $DEB_SUITE libpython3.$minor-dev $DEB_VERSION"
     else
         die "no headers for CPython 3.$minor: no pyenv 3.$minor.x build and no libpython3.$minor-dev in Debian ${DEBIAN_SUITES[*]}"
@@ -65,8 +67,9 @@ for minor in "${MINORS[@]}"; do
     VERSION[$minor]=$(py_version "$inc")
     [[ ${VERSION[$minor]} == 3.$minor.* ]] || die "$inc/patchlevel.h is not CPython 3.$minor"
 
-    build_probe "$inc" "$extra_inc" offsets "$CACHE/build/offsets-3.$minor.txt"
-    build_probe "$inc" "$extra_inc" facts "$CACHE/build/facts-3.$minor.txt"
+    DEFINES[$minor]=$defines
+    build_probe "$inc" "$extra_inc" "$defines" offsets "$CACHE/build/offsets-3.$minor.txt"
+    build_probe "$inc" "$extra_inc" "$defines" facts "$CACHE/build/facts-3.$minor.txt"
     if [ "$show_facts" = 1 ]; then
         echo "== ${VERSION[$minor]} from ${ORIGIN[$minor]}"
         cat "$CACHE/build/facts-3.$minor.txt"
@@ -88,17 +91,21 @@ tmp_out="$CACHE/build/generated.rs"
     echo "//"
     echo "// Each value is an offsetof()/sizeof() printed by offsets-probe.c, compiled"
     echo "// with -DPy_BUILD_CORE against the headers below (x86_64 Linux, default GIL"
-    echo "// build; free-threaded layouts differ). Header sources:"
+    echo "// build; free-threaded layouts differ), plus the -D flags of the version's"
+    echo "// config Makefile that CPython's own sources were built with. Sources:"
     for minor in "${MINORS[@]}"; do
         echo "//   3.$minor: ${VERSION[$minor]} from ${ORIGIN[$minor]}"
+        [ -z "${DEFINES[$minor]}" ] || echo "//         with ${DEFINES[$minor]}"
     done
     echo "// The *_size fields can change in patch releases (sizeof(PyThreadState) is"
-    echo "// 304 in 3.13.0 and 312 in 3.13.18); the offsets checked so far did not."
+    echo "// 304 in 3.13.0 and 312 in 3.13.18); no offset differed between the patch"
+    echo "// releases compared by scripts/verify-offsets.sh. Layout facts beyond these"
+    echo "// offsets: scripts/LAYOUT_NOTES.md."
     echo
     echo "use crate::offsets::Offsets;"
     for minor in "${MINORS[@]}"; do
         echo
-        echo "/// CPython ${VERSION[$minor]} (${ORIGIN[$minor]})."
+        echo "/// CPython ${VERSION[$minor]} (${ORIGIN[$minor]}${DEFINES[$minor]:+, ${DEFINES[$minor]}})."
         echo "pub(crate) const OFFSETS_3_$minor: Offsets = Offsets {"
         printf '%s\n' "${BODY[$minor]}"
         echo "};"

@@ -159,15 +159,33 @@ py_version() {
     sed -n 's/^#define PY_VERSION[[:space:]]*"\(.*\)".*/\1/p' "$1/patchlevel.h"
 }
 
-# build_probe INCLUDE_DIR EXTRA_INCLUDE_DIR MODE OUT: compiles offsets-probe.c
-# (MODE offsets or facts) against one version's headers and writes its output
-# to OUT. EXTRA_INCLUDE_DIR (may be empty) is Debian's usr/include, where the
-# arch-specific pyconfig.h lives.
+# core_defines LIBDIR MINOR: prints the -D flags CPython's own sources were
+# compiled with beyond pyconfig.h, taken from the installed config Makefile
+# (LIBDIR/python3.X/config-3.X-*/Makefile). They matter: Debian builds 3.14+
+# with -D_Py_TIER2=3 -D_Py_JIT, which adds a field to _PyThreadStateImpl and
+# so changes sizeof(PyInterpreterState) in 3.15. Prints nothing if there is no
+# Makefile.
+core_defines() {
+    local makefile
+    makefile=$(ls "$1"/python3."$2"/config-3."$2"*/Makefile 2>/dev/null | head -n 1)
+    [ -n "$makefile" ] || return 0
+    sed -n 's/^\(CONFIGURE_CFLAGS\|CONFIGURE_CFLAGS_NODIST\|CONFIGURE_CPPFLAGS\)[[:space:]]*=//p' "$makefile" |
+        tr ' \t' '\n\n' | { grep -E '^-D[A-Za-z_][A-Za-z0-9_]*(=.*)?$' || true; } |
+        { grep -v '^-D_FORTIFY_SOURCE' || true; } | tr '\n' ' ' | sed 's/ $//'
+}
+
+# build_probe INCLUDE_DIR EXTRA_INCLUDE_DIR DEFINES MODE OUT: compiles
+# offsets-probe.c (MODE offsets or facts) against one version's headers and
+# writes its output to OUT. EXTRA_INCLUDE_DIR (may be empty) is Debian's
+# usr/include, where the arch-specific pyconfig.h lives; DEFINES is the
+# core_defines output (may be empty).
 build_probe() {
-    local inc=$1 extra=$2 mode=$3 out=$4 exe
+    local inc=$1 extra=$2 defines=$3 mode=$4 out=$5 exe
     exe="$CACHE/build/probe-$(basename "$out" .txt)"
     local flags=(-std=gnu11 -O0 -w -DPy_BUILD_CORE -I"$inc" -I"$inc/internal")
     [ -n "$extra" ] && flags+=(-I"$extra")
+    local d
+    for d in $defines; do flags+=("$d"); done
     [ "$mode" = facts ] && flags+=(-DPROBE_FACTS)
     mkdir -p "$CACHE/build" "$CACHE/tmp"
     TMPDIR="$CACHE/tmp" gcc "${flags[@]}" -o "$exe" "$PROBE_C" ||

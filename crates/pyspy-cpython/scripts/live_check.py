@@ -370,6 +370,10 @@ def check_gil(rt, interp, me, other):
     if V >= (3, 14):
         check("tstate.holds_gil", i32(me + fact("tstate.holds_gil")) == 1
               and (not other or i32(other + fact("tstate.holds_gil")) == 0))
+    if V == (3, 13):
+        def holds(ts):
+            return bitfield(u32(ts + fact("tstate._status")), "tstate._status.holds_gil")
+        check("tstate._status.holds_gil", holds(me) == 1 and (not other or holds(other) == 0))
 
 
 # ------------------------------------------------------------------ frames
@@ -444,8 +448,23 @@ def gen():
     yield walk(ts)[0][1]
 
 
+def called_from_c():
+    """walk() from a lambda that C code (map) calls: what lies between?"""
+    ts = current_tstate()
+    frames = list(map(lambda _: walk(ts), [0]))[0]
+    lam, below = frames[0], frames[1]
+    if V == (3, 11):
+        check("C-called frame has is_entry", lam[3] == 1 and below[2] == id(called_from_c.__code__))
+    else:
+        shim = fact("FRAME_OWNED_BY_CSTACK") if V <= (3, 13) else fact("FRAME_OWNED_BY_INTERPRETER")
+        check("shim frame between C-called frame and its caller",
+              below[1] == shim and frames[2][2] == id(called_from_c.__code__),
+              "owners %s" % [f[1] for f in frames[:3]])
+
+
 def check_frames():
     import dis
+    called_from_c()
     frames, offset, op = outer()
     calls = [i.offset for i in dis.get_instructions(outer) if i.opname.startswith("CALL")]
     RESULTS.append(("  (info) outer's instruction pointer: byte %d, opcode %s; CALL at %s" % (
@@ -456,13 +475,24 @@ def check_frames():
     if V == (3, 11):
         check("frame_is_entry", frames[0][3] == 0 and bottom[3] == 1, "entry flags %s" % [f[3] for f in frames])
         check("owners (3.11)", set(owners) == {fact("FRAME_OWNED_BY_THREAD")}, str(owners))
-    elif V <= (3, 14):
+    elif V <= (3, 13):
         check("bottom frame owned by CSTACK", bottom[1] == fact("FRAME_OWNED_BY_CSTACK"), str(owners))
+    elif V == (3, 14):
+        # 3.14 has both INTERPRETER (3) and CSTACK (4); the entry frame that
+        # each C-level call into the eval loop pushes is INTERPRETER-owned.
+        check("bottom frame owned by INTERPRETER", bottom[1] == fact("FRAME_OWNED_BY_INTERPRETER"), str(owners))
     else:
         check("bottom frame is tstate base_frame",
               bottom[0] == ptr(current_tstate() + fact("tstate.base_frame")), str(owners))
         check("bottom frame owned by INTERPRETER", bottom[1] == fact("FRAME_OWNED_BY_INTERPRETER"), str(owners))
     RESULTS.append(("  (info) frame owners, innermost first: %s" % owners, True, ""))
+    for frame, owner, exe, _ in frames[2:]:
+        if owner != fact("FRAME_OWNED_BY_THREAD"):
+            raw = ptr(frame + O["frame_executable"])
+            kind = cstr(ptr(ptr(exe + O["ob_type"]) + O["type_tp_name"])) if exe else "NULL"
+            if kind == "code":
+                kind += " " + repr(ctypes.cast(ptr(exe + O["code_name"]), ctypes.py_object).value)
+            RESULTS.append(("  (info) owner-%d frame: f_executable word %#x -> %s" % (owner, raw, kind), True, ""))
     check("generator frame owner", next(gen()) == fact("FRAME_OWNED_BY_GENERATOR"))
 
 

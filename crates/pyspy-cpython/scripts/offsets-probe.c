@@ -365,6 +365,20 @@ int main(void) {
 #if V >= 14
     printf("tstate.holds_gil %zu\n", offsetof(PyThreadState, holds_gil));
 #endif
+#if V == 13
+    {   /* 3.13 keeps the flag in the _status bit-field word */
+        PyThreadState t;
+        unsigned int w;
+        memset(&t, 0, sizeof t);
+        t._status.holds_gil = 1;
+        memcpy(&w, (char *)&t + offsetof(PyThreadState, _status), sizeof w);
+        printf("tstate._status %zu\n", offsetof(PyThreadState, _status));
+        bits("tstate._status.holds_gil", w);
+    }
+#endif
+#if V >= 14
+    printf("PyStackRef_NULL_BITS %lu\n", (unsigned long)PyStackRef_NULL_BITS);
+#endif
 #if V >= 15
     printf("tstate.base_frame %zu\n", offsetof(PyThreadState, base_frame));
 #endif

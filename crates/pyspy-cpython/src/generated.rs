@@ -3,14 +3,19 @@
 //
 // Each value is an offsetof()/sizeof() printed by offsets-probe.c, compiled
 // with -DPy_BUILD_CORE against the headers below (x86_64 Linux, default GIL
-// build; free-threaded layouts differ). Header sources:
+// build; free-threaded layouts differ), plus the -D flags of the version's
+// config Makefile that CPython's own sources were built with. Sources:
 //   3.11: 3.11.7 from pyenv include/python3.11
 //   3.12: 3.12.1 from pyenv include/python3.12
 //   3.13: 3.13.0 from pyenv include/python3.13
 //   3.14: 3.14.10 from Debian sid libpython3.14-dev 3.14.10-1
+//         with -D_Py_TIER2=3 -D_Py_JIT
 //   3.15: 3.15.2 from Debian sid libpython3.15-dev 3.15.2-1
+//         with -D_Py_TIER2=3 -D_Py_JIT
 // The *_size fields can change in patch releases (sizeof(PyThreadState) is
-// 304 in 3.13.0 and 312 in 3.13.18); the offsets checked so far did not.
+// 304 in 3.13.0 and 312 in 3.13.18); no offset differed between the patch
+// releases compared by scripts/verify-offsets.sh. Layout facts beyond these
+// offsets: scripts/LAYOUT_NOTES.md.
 
 use crate::offsets::Offsets;
 
@@ -206,7 +211,7 @@ pub(crate) const OFFSETS_3_13: Offsets = Offsets {
     module_md_dict: 16,
 };
 
-/// CPython 3.14.10 (Debian sid libpython3.14-dev 3.14.10-1).
+/// CPython 3.14.10 (Debian sid libpython3.14-dev 3.14.10-1, -D_Py_TIER2=3 -D_Py_JIT).
 pub(crate) const OFFSETS_3_14: Offsets = Offsets {
     runtime_interpreters_head: 808,
     runtime_tstate_current: None,
@@ -270,11 +275,11 @@ pub(crate) const OFFSETS_3_14: Offsets = Offsets {
     module_md_dict: 16,
 };
 
-/// CPython 3.15.2 (Debian sid libpython3.15-dev 3.15.2-1).
+/// CPython 3.15.2 (Debian sid libpython3.15-dev 3.15.2-1, -D_Py_TIER2=3 -D_Py_JIT).
 pub(crate) const OFFSETS_3_15: Offsets = Offsets {
     runtime_interpreters_head: 936,
     runtime_tstate_current: None,
-    interp_size: 226232,
+    interp_size: 226240,
     interp_next: 7264,
     interp_threads_head: 7336,
     interp_modules: 7592,
