@@ -18,6 +18,8 @@ mod discover;
 mod error;
 #[rustfmt::skip]
 mod generated;
+#[cfg(test)]
+mod generated_tests;
 mod layout;
 mod linetable;
 mod locals;

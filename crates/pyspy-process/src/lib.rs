@@ -1,8 +1,10 @@
 //! Access to another process: its memory, its memory map, its threads and the
 //! files it has mapped, plus pausing and resuming it.
 //!
-//! [`Process`] is the live target (Linux: `process_vm_readv`, `/proc`, ptrace
-//! through `remoteprocess`); [`Memory`] is the one trait the stack reader
+//! [`Process`] is the live target (Linux: `process_vm_readv`, `/proc`, and
+//! ptrace with bounded waits; not `remoteprocess`'s reader, which makes one
+//! system call per range, nor its lock, which can wait forever on a dying
+//! target); [`Memory`] is the one trait the stack reader
 //! needs, so tests and fuzzers can feed it fake memory ([`FakeMemory`]).
 //! Several ranges can be read in one system call ([`Memory::read_many`]).
 //! This crate knows nothing about binaries (that is `pyspy-binary`) or about
@@ -15,6 +17,8 @@ mod fake;
 mod linux;
 mod maps;
 mod memory;
+#[cfg(target_os = "linux")]
+mod pause;
 #[cfg(not(target_os = "linux"))]
 mod unsupported;
 

@@ -24,12 +24,7 @@ pub struct OsThread {
     pub running: bool,
 }
 
-/// Keeps the target paused; resumes it when dropped. The kernel also resumes
-/// it if this process dies, because ptrace-seized threads are detached when
-/// their tracer exits.
-pub struct PauseGuard {
-    _lock: remoteprocess::Lock,
-}
+pub use crate::pause::PauseGuard;
 
 impl Process {
     /// Opens `pid`, failing with [`Error::NoProcess`] when it does not exist.
@@ -176,25 +171,20 @@ impl Process {
         stat_state(&buf[..n]).map(|s| s == b'R')
     }
 
-    /// Pauses every thread until the guard is dropped.
+    /// Pauses every thread until the guard is dropped (see [`PauseGuard`]).
     pub fn pause(&self) -> Result<PauseGuard, Error> {
-        let remote = remoteprocess::Process::new(self.pid).map_err(|e| self.pause_error(e))?;
-        let lock = remote.lock().map_err(|e| self.pause_error(e))?;
-        Ok(PauseGuard { _lock: lock })
+        crate::pause::pause(self)
     }
 
-    fn pause_error(&self, e: remoteprocess::Error) -> Error {
-        if !self.is_alive() {
-            return Error::Exited { pid: self.pid };
-        }
-        let text = e.to_string();
-        if text.contains("EPERM") || text.contains("Operation not permitted") {
-            return Error::PermissionDenied { pid: self.pid };
-        }
-        Error::Pause {
-            pid: self.pid,
-            reason: text,
-        }
+    /// The tids listed in `/proc/PID/task` (empty when the process is gone).
+    pub fn tids(&self) -> Vec<Pid> {
+        let Ok(entries) = std::fs::read_dir(format!("/proc/{}/task", self.pid)) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect()
     }
 }
 
