@@ -195,6 +195,13 @@ pub fn layout_for(mem: &impl Memory, version: Version, runtime: usize) -> Result
         minor => {
             let mut table = vec![0u8; MAX_TABLE];
             mem.read(runtime, &mut table).what("_Py_DebugOffsets")?;
+            if debug_offsets::header(&table).is_none() {
+                return Err(Error::UnsupportedVersion {
+                    version,
+                    detail: ": no _Py_DebugOffsets table at _PyRuntime (needed from 3.13 on)"
+                        .into(),
+                });
+            }
             let (head, offsets) = debug_offsets::offsets_from_table(&table, supplement(minor))?;
             if (head.version.major, head.version.minor) != (version.major, version.minor) {
                 return Err(Error::UnsupportedVersion {

@@ -30,7 +30,7 @@ impl Version {
         };
         let plausible = hex >> 32 == 0
             && matches!(v.major, 2 | 3)
-            && v.minor < 64
+            && v.minor < 100
             && matches!(v.level, 0xa | 0xb | 0xc | 0xf);
         plausible.then_some(v)
     }
