@@ -310,3 +310,69 @@ impl Builder {
         self.binary
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn global_symbols_win_over_local_ones() {
+        let mut builder = Builder::new(Format::Elf);
+        builder.symbol("a", 1, Rank::Local);
+        builder.symbol("a", 2, Rank::Global);
+        builder.symbol("b", 3, Rank::Global);
+        builder.symbol("b", 4, Rank::Local);
+        builder.symbol("b", 5, Rank::Global);
+        builder.symbol("c", 6, Rank::Local);
+        builder.symbol("c", 7, Rank::Local);
+        let binary = builder.finish(".bss");
+        assert_eq!(binary.symbol("a"), Some(2));
+        assert_eq!(binary.symbol("b"), Some(3), "the first global wins");
+        assert_eq!(binary.symbol("c"), Some(6), "the first local wins");
+        assert_eq!(binary.symbol_count(), 3);
+    }
+
+    /// PT_LOADs as rust-lld lays them out, with segments starting mid-page
+    /// right after the previous one ends (from a real test binary).
+    fn packed_elf() -> Binary {
+        let mut builder = Builder::new(Format::Elf);
+        for (offset, file_size, vaddr) in [
+            (0, 0x851f4, 0),
+            (0x85200, 0x1ad4f0, 0x86200),
+            (0x2326f0, 0x191b0, 0x2346f0),
+            (0x24b8a0, 0x9f0, 0x24e8a0),
+        ] {
+            builder.segment(Segment {
+                offset,
+                file_size,
+                vaddr,
+                align: 0x1000,
+            });
+        }
+        builder.finish(".bss")
+    }
+
+    #[test]
+    fn each_segment_mapping_gives_the_bias() {
+        let binary = packed_elf();
+        let base = 0x5569_e1aa_0000;
+        for segment in &binary.segments {
+            let (start, offset) = (base + (segment.vaddr & !0xfff), segment.offset & !0xfff);
+            assert_eq!(binary.load_bias(start, offset), Some(base), "{segment:x?}");
+        }
+        // A later piece of the third segment, split off by mprotect.
+        assert_eq!(binary.load_bias(base + 0x24_2000, 0x24_0000), Some(base));
+    }
+
+    #[test]
+    fn larger_pages_only_up_to_the_alignment() {
+        let binary = packed_elf();
+        // 64 KiB rounding of the second segment's offset 0x85200 is 0x80000,
+        // but with p_align 0x1000 no loader rounds that far; 0x80000 is in
+        // the middle of the first segment.
+        assert_eq!(
+            binary.load_bias(0x10_0000 + 0x8_0000, 0x8_0000),
+            Some(0x10_0000)
+        );
+    }
+}

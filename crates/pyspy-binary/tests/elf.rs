@@ -265,3 +265,21 @@ fn fixture_non_pie_executable() {
     assert_eq!(binary.load_bias(0x40_0000, 0), Some(0));
     assert_eq!(binary.load_bias(0x40_3000, 0x3000), Some(0));
 }
+
+#[test]
+fn without_section_headers_dynsym_comes_from_dynamic_segment() {
+    // What `sstrip` does: drop the section header table from the header.
+    let mut bytes = fixture("elf-x86_64.so");
+    bytes[0x28..0x30].fill(0); // e_shoff
+    bytes[0x3c..0x40].fill(0); // e_shnum, e_shstrndx
+    let binary = Binary::parse(&bytes).unwrap();
+    assert!(binary.sections().is_empty());
+    assert_eq!(binary.bss(), None);
+    assert_eq!(binary.symbol("_PyRuntime"), Some(0x4020));
+    assert!(binary.symbol("Py_Version").is_some());
+    assert_eq!(binary.symbol("local_zeroed"), None, "only in .symtab");
+    assert_eq!(
+        binary.load_bias(0x7f00_0000_0000, 0),
+        Some(0x7f00_0000_0000)
+    );
+}
