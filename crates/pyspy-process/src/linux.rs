@@ -59,7 +59,10 @@ impl Process {
     /// The error to report for an I/O failure on one of this process's
     /// `/proc` files: gone, denied, or plain I/O.
     pub fn io_error(&self, what: &str, source: std::io::Error) -> Error {
-        if !self.is_alive() {
+        // An exiting process loses /proc entries such as `exe` before it
+        // becomes a zombie: a missing /proc file means it is going away.
+        let proc_file = what.starts_with("/proc/");
+        if !self.is_alive() || (proc_file && source.kind() == std::io::ErrorKind::NotFound) {
             return Error::Exited { pid: self.pid };
         }
         if source.kind() == std::io::ErrorKind::PermissionDenied {
