@@ -168,10 +168,24 @@ impl Process {
     /// Whether thread `tid` of this process is running (state `R`); `None`
     /// when it no longer exists.
     pub fn thread_running(&self, tid: Pid) -> Option<bool> {
+        self.thread_state(tid).map(|s| s == b'R')
+    }
+
+    /// The state letter of thread `tid` (`R`, `S`, `D`, `T`, `t`, `Z`, ...);
+    /// `None` when it no longer exists.
+    pub fn thread_state(&self, tid: Pid) -> Option<u8> {
         let mut buf = [0u8; 512];
         let mut f = std::fs::File::open(format!("/proc/{}/task/{tid}/stat", self.pid)).ok()?;
         let n = f.read(&mut buf).ok()?;
-        stat_state(&buf[..n]).map(|s| s == b'R')
+        stat_state(&buf[..n])
+    }
+
+    /// The parent's pid, when readable.
+    pub fn parent_pid(&self) -> Option<Pid> {
+        let stat = std::fs::read(format!("/proc/{}/stat", self.pid)).ok()?;
+        let close = stat.iter().rposition(|b| *b == b')')?;
+        let rest = std::str::from_utf8(stat.get(close + 2..)?).ok()?;
+        rest.split(' ').nth(1)?.parse().ok()
     }
 
     /// Pauses every thread until the guard is dropped (see [`PauseGuard`]).

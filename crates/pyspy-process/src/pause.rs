@@ -7,6 +7,14 @@
 //! `PTRACE_SEIZE` + `PTRACE_INTERRUPT` (no signals are sent to the target),
 //! and detached when the guard drops; if the profiler itself dies, the
 //! kernel detaches them, so the target is always resumed.
+//!
+//! One exception: a target that is this process's own child. Its parent's
+//! runtime (Node's libuv) reaps children with `waitpid` from another thread
+//! of ours, and `waitpid` reports ptrace stops to any thread of the tracer:
+//! it would swallow our stop and report a false exit. Such a target is
+//! paused with `SIGSTOP`/`SIGCONT` instead, which a `waitpid` without
+//! `WUNTRACED` does not see. (If the profiler is killed with SIGKILL while a
+//! child is stopped this way, the child stays stopped until sent SIGCONT.)
 
 use std::time::{Duration, Instant};
 
@@ -23,10 +31,16 @@ const MAX_ROUNDS: usize = 16;
 /// their tracer exits.
 pub struct PauseGuard {
     tids: Vec<Pid>,
+    /// Set when paused with SIGSTOP: the pid to send SIGCONT.
+    continue_pid: Option<Pid>,
 }
 
 impl Drop for PauseGuard {
     fn drop(&mut self) {
+        if let Some(pid) = self.continue_pid {
+            // SAFETY: plain syscall; an exited target needs nothing.
+            unsafe { libc::kill(pid, libc::SIGCONT) };
+        }
         for &tid in &self.tids {
             // SAFETY: plain syscall on a thread we seized; errors (the thread
             // is gone) need no handling.
@@ -43,9 +57,15 @@ enum Stop {
 }
 
 pub(crate) fn pause(process: &Process) -> Result<PauseGuard, Error> {
+    if process.parent_pid() == Some(std::process::id() as Pid) {
+        return pause_own_child(process);
+    }
     let pid = process.pid();
     let deadline = Instant::now() + PAUSE_DEADLINE;
-    let mut guard = PauseGuard { tids: Vec::new() };
+    let mut guard = PauseGuard {
+        tids: Vec::new(),
+        continue_pid: None,
+    };
     let mut seen: Vec<Pid> = Vec::new();
     for _ in 0..MAX_ROUNDS {
         let fresh: Vec<Pid> = process
@@ -91,11 +111,56 @@ pub(crate) fn pause(process: &Process) -> Result<PauseGuard, Error> {
         }
     }
     if guard.tids.is_empty() {
+        drop(guard);
         return Err(if process.is_alive() {
             Error::PermissionDenied { pid }
         } else {
             Error::Exited { pid }
         });
+    }
+    Ok(guard)
+}
+
+/// Group-stops our own child with SIGSTOP and waits until every thread
+/// shows as stopped. A child that is already stopped (job control) is read
+/// as it is and not continued afterwards.
+fn pause_own_child(process: &Process) -> Result<PauseGuard, Error> {
+    let pid = process.pid();
+    let all_stopped = || {
+        let tids = process.tids();
+        !tids.is_empty()
+            && tids.iter().all(|&t| {
+                process
+                    .thread_state(t)
+                    .is_none_or(|s| s == b'T' || s == b't')
+            })
+    };
+    if all_stopped() {
+        return Ok(PauseGuard {
+            tids: Vec::new(),
+            continue_pid: None,
+        });
+    }
+    // SAFETY: plain syscall on our own child.
+    if unsafe { libc::kill(pid, libc::SIGSTOP) } != 0 {
+        return Err(pause_failed(process, format!("SIGSTOP: errno {}", errno())));
+    }
+    let guard = PauseGuard {
+        tids: Vec::new(),
+        continue_pid: Some(pid),
+    };
+    let deadline = Instant::now() + PAUSE_DEADLINE;
+    while !all_stopped() {
+        if !process.is_alive() {
+            return Err(Error::Exited { pid });
+        }
+        if Instant::now() > deadline {
+            return Err(pause_failed(
+                process,
+                format!("it did not stop within {PAUSE_DEADLINE:?}"),
+            ));
+        }
+        std::thread::sleep(Duration::from_micros(100));
     }
     Ok(guard)
 }
@@ -187,20 +252,56 @@ mod tests {
             .expect("spawn sleep")
     }
 
+    /// A `sleep` that is not our child (a grandchild under `sh`), as most
+    /// attach targets are; returns the `sh` and the sleep's pid.
+    fn grandchild_sleeper() -> (std::process::Child, Pid) {
+        use std::io::BufRead;
+        let mut sh = Command::new("sh")
+            .args(["-c", "sleep 30 & echo $!; wait"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn sh");
+        let mut line = String::new();
+        std::io::BufReader::new(sh.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        (sh, line.trim().parse().unwrap())
+    }
+
     #[test]
-    fn pauses_and_resumes_a_child() {
-        let mut child = sleeper();
-        let process = Process::open(child.id() as Pid).unwrap();
-        {
+    fn pauses_and_resumes_with_ptrace() {
+        let (mut sh, pid) = grandchild_sleeper();
+        let process = Process::open(pid).unwrap();
+        for _ in 0..10 {
             let _guard = process.pause().expect("pause");
-            let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
-            assert!(stat.contains(") t "), "traced stop while paused: {stat}");
+            assert_eq!(
+                process.thread_state(pid),
+                Some(b't'),
+                "traced stop while paused"
+            );
         }
         // Resumed: no longer in a traced stop (it may be briefly running).
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
+        assert_ne!(
+            process.thread_state(pid),
+            Some(b't'),
+            "resumed after the guard dropped"
+        );
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        sh.wait().unwrap();
+    }
+
+    #[test]
+    fn pauses_its_own_child_with_sigstop_and_never_reaps_it() {
+        let mut child = sleeper();
+        let process = Process::open(child.id() as Pid).unwrap();
+        for _ in 0..20 {
+            let guard = process.pause().expect("pause");
+            assert_eq!(process.thread_state(child.id() as Pid), Some(b'T'));
+            assert_eq!(guard.continue_pid, Some(child.id() as Pid));
+        }
         assert!(
-            !stat.contains(") t "),
-            "resumed after the guard dropped: {stat}"
+            child.try_wait().unwrap().is_none(),
+            "still running, exit status not stolen"
         );
         child.kill().unwrap();
         child.wait().unwrap();
