@@ -172,13 +172,17 @@ describe.each(interpreters.map((i) => [i.id, i] as const))('%s', (_id, interp) =
     cover(interp, 'library');
   });
 
-  it.runIf(TEXT_FORM.includes(interp.id))('dump prints the py-spy text form', { timeout: TIMEOUT }, async () => {
-    const fx = await spawnFixture(interp, 'dump_target.py');
-    const res = await runCli(['dump', '--pid', String(fx.pid)]);
-    expectCleanSuccess(res, 'dump');
-    expectTextForm(res.stdout, fx);
-    cover(interp, 'cli text');
-  });
+  // The text form is the same code on every version: checked on two, and
+  // the other interpreters get no test here (rather than a skipped one).
+  if (TEXT_FORM.includes(interp.id)) {
+    it('dump prints the py-spy text form', { timeout: TIMEOUT }, async () => {
+      const fx = await spawnFixture(interp, 'dump_target.py');
+      const res = await runCli(['dump', '--pid', String(fx.pid)]);
+      expectCleanSuccess(res, 'dump');
+      expectTextForm(res.stdout, fx);
+      cover(interp, 'cli text');
+    });
+  }
 });
 
 // A Node program that profiles a Python it spawned itself is the tracee's real
