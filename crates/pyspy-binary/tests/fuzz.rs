@@ -94,7 +94,25 @@ fn fuzz_one(name: &str, bytes: &[u8], rounds: usize, rng: &mut Rng) {
     let mut copy = bytes.to_vec();
     for round in 0..rounds {
         copy.copy_from_slice(bytes);
-        let edits = 1 + rng.below(8);
+        // Half the time, overwrite a header-area word (a count, offset or
+        // size, most likely) with a value that tends to break arithmetic.
+        if rng.next() & 1 == 0 && len >= 4 {
+            let at = rng.below(len.min(4096) - 3) & !3;
+            let words = [
+                0,
+                u32::MAX,
+                0x7fff_ffff,
+                0x8000_0000,
+                len as u32,
+                len as u32 + 1,
+            ];
+            let word = match rng.below(words.len() + 1) {
+                i if i < words.len() => words[i],
+                _ => rng.next() as u32,
+            };
+            copy[at..at + 4].copy_from_slice(&word.to_le_bytes());
+        }
+        let edits = rng.below(8);
         for _ in 0..edits {
             // Headers and tables are near the start; hit them half the time.
             let limit = if rng.next() & 1 == 0 {
