@@ -1,6 +1,6 @@
 /**
- * The `pyspy-node` command line, modelled on py-spy's: `dump` works today;
- * `record` and `top` are listed but not implemented yet.
+ * The `pyspy-node` command line, modelled on py-spy's: `dump` and `record`
+ * (in `cli-record.ts`) work today; `top` is listed but not implemented yet.
  *
  * Every failure prints one `Error: <message>` line on stderr and yields exit
  * code 1; no stack trace is shown (set `PYSPY_NODE_DEBUG=1` to see one).
@@ -11,14 +11,17 @@ import { readFileSync } from 'node:fs';
 
 import { Command, CommanderError } from 'commander';
 
+import { loadBinding } from './binding.js';
+import { UsageError } from './cli-error.js';
+import { addRecordCommand, type RecordCliDeps } from './cli-record.js';
 import { dump as nativeDump } from './dump.js';
 import { PyspyError } from './errors.js';
 import { formatJson } from './format/json.js';
 import { formatText } from './format/text.js';
 import { parsePid } from './pid.js';
 
-/** What the CLI talks to; tests pass fakes. */
-export interface CliDeps {
+/** What the CLI talks to; tests pass fakes. `record`'s needs are in {@link RecordCliDeps}. */
+export interface CliDeps extends RecordCliDeps {
   /** Reads a process; defaults to the native {@link nativeDump | dump}. */
   dump: typeof nativeDump;
   /** Writes to standard output. */
@@ -37,22 +40,23 @@ interface DumpFlags {
   subprocesses?: boolean;
 }
 
-/** Reported as `Error: <message>` with exit code 1. */
-class UsageError extends Error {}
-
 /**
  * Builds the commander program. Parse errors throw `CommanderError` (the
  * program uses `exitOverride`), so the caller decides the exit code.
  *
  * @param deps See {@link CliDeps}.
+ * @param setExitCode Receives the exit code of a command that succeeds with
+ * one other than 0 (`record` passes a launched command's through).
  * @returns The program, ready for `parseAsync(args, { from: 'user' })`.
  */
-export function createProgram(deps: CliDeps): Command {
+export function createProgram(deps: CliDeps, setExitCode: (code: number) => void = () => undefined): Command {
   const program = new Command('pyspy-node')
     .description('Sampling profiler for Python programs (a py-spy work-alike for Node.js)')
     .version(packageVersion(), '-V, --version', 'print the version')
     .helpOption('-h, --help', 'print help')
     .helpCommand(false)
+    // Lets `record` pass options after the command's name through to it.
+    .enablePositionalOptions()
     .showSuggestionAfterError(true)
     .exitOverride()
     .configureOutput({
@@ -83,8 +87,9 @@ export function createProgram(deps: CliDeps): Command {
       deps.stdout(flags.json ? formatJson(result) : formatText(result, { fullFilenames: flags.fullFilenames ?? false }));
     });
 
+  addRecordCommand(program, deps, setExitCode);
+
   for (const [name, what] of [
-    ['record', 'Record samples to a file (not implemented yet)'],
     ['top', 'Show a live top-like view of the functions taking the most time (not implemented yet)'],
   ] as const) {
     program
@@ -106,18 +111,25 @@ export function createProgram(deps: CliDeps): Command {
  *
  * @param args The arguments after the program name (`process.argv.slice(2)`).
  * @param deps See {@link CliDeps}; defaults to the real process and binding.
- * @returns The exit code: 0 on success, 1 on any error.
+ * @returns The exit code: 0 on success, 1 on any error; `record` with a
+ * launched command passes the command's exit code through.
  */
 export async function main(args: string[], deps: Partial<CliDeps> = {}): Promise<number> {
   const full: CliDeps = {
     dump: nativeDump,
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),
+    binding: loadBinding,
+    stderrIsTTY: process.stderr.isTTY === true,
+    onSignal: subscribeToSignals,
+    kill: killQuietly,
+    now: () => new Date(),
     ...deps,
   };
+  let exitCode = 0;
   try {
-    await createProgram(full).parseAsync(args, { from: 'user' });
-    return 0;
+    await createProgram(full, (code) => void (exitCode = code)).parseAsync(args, { from: 'user' });
+    return exitCode;
   } catch (err) {
     // Help and version exit 0; other commander errors were already printed.
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 1;
@@ -131,6 +143,25 @@ function errorMessage(err: unknown): string {
   if (err instanceof PyspyError || err instanceof UsageError) return err.message;
   if (err instanceof Error) return `${err.message} (this is a bug in pyspy-node; run with PYSPY_NODE_DEBUG=1 for details)`;
   return String(err);
+}
+
+function subscribeToSignals(handler: (signal: 'SIGINT' | 'SIGTERM') => void): () => void {
+  const onInt = () => handler('SIGINT');
+  const onTerm = () => handler('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  return () => {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+  };
+}
+
+function killQuietly(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // Already gone.
+  }
 }
 
 function packageVersion(): string {

@@ -47,7 +47,7 @@ export function dumpSync(pid: number, options: DumpOptions = {}): ProcessDump {
  *
  * @internal
  */
-export async function dumpWith(binding: Binding, pid: number, options: DumpOptions = {}): Promise<ProcessDump> {
+export async function dumpWith(binding: Pick<Binding, 'dump'>, pid: number, options: DumpOptions = {}): Promise<ProcessDump> {
   assertPid(pid);
   return unwrap(await binding.dump(pid, toBindingOptions(options)));
 }

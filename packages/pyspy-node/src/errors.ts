@@ -15,6 +15,13 @@
  * - `EUNSUPPORTED`: the Python version, platform or feature is not supported.
  * - `EEXITED`: the process exited while being read.
  * - `EREAD`: reading the process's memory failed.
+ * - `EIO`: another OS-level failure inspecting the process.
+ * - `EPAUSE`: the process could not be paused for a consistent read (try
+ *   `nonblocking`).
+ * - `ELAUNCH`: a command to profile could not be started, or exited before a
+ *   Python interpreter came up in it.
+ * - `ENOSAMPLES`: a profile with no samples cannot be encoded or written.
+ * - `EFORMAT`: an unknown profile format.
  * - `EINVAL`: an argument is invalid (for example a pid that is not a
  *   positive integer).
  * - `EINTERNAL`: a bug in pyspy-node itself.
@@ -28,6 +35,11 @@ export type ErrorCode =
   | 'EUNSUPPORTED'
   | 'EEXITED'
   | 'EREAD'
+  | 'EIO'
+  | 'EPAUSE'
+  | 'ELAUNCH'
+  | 'ENOSAMPLES'
+  | 'EFORMAT'
   | 'EINVAL'
   | 'EINTERNAL'
   | 'ENOBINDING';

@@ -1,9 +1,19 @@
 /**
- * pyspy-node: read the Python stacks of a running CPython process from Node.
+ * pyspy-node: a sampling profiler for CPython programs, from Node.
+ *
+ * - {@link dump} / {@link dumpSync}: every thread's Python stack, read once.
+ * - {@link record}: sample a program until it exits, a duration runs out or
+ *   a signal aborts; resolves with a {@link Profile} to encode or write as a
+ *   flame graph, speedscope, raw, chrome trace or pprof file.
+ * - {@link sample}: the same sampling, streamed as per-interval batches.
+ *
+ * Every error is a {@link PyspyError} with a stable `code`.
  *
  * @example
- * import { dump, formatText } from 'pyspy-node';
+ * import { dump, formatText, record } from 'pyspy-node';
  * process.stdout.write(formatText(await dump(4242)));
+ * const profile = await record({ pid: 4242, duration: 10 });
+ * await profile.writeFile('profile.svg');
  *
  * @module
  */
@@ -12,4 +22,8 @@ export { PyspyError, type ErrorCode } from './errors.js';
 export { formatText, type TextFormatOptions } from './format/text.js';
 export { formatJson, toJsonTraces, type JsonFrame, type JsonStackTrace } from './format/json.js';
 export { parsePid } from './pid.js';
+export { Profile, type ProfileFormat, type StopReason, type TextProfileFormat } from './profile.js';
+export { record, type Progress, type RecordOptions } from './record.js';
+export { sample, type SampleOptions } from './sample.js';
+export type { Batch, Stack, StackFrame, Stacks } from './stacks.js';
 export type { DumpOptions, Frame, LocalVariable, ProcessDump, ThreadStack } from './types.js';

@@ -7,7 +7,7 @@ import { dumpWith, unwrap } from '../src/dump.js';
 import { fromBindingError, PyspyError } from '../src/errors.js';
 import { bindingDump, processDump } from './fixtures.js';
 
-function fakeBinding(result: BindingDumpResult): Binding & { dump: ReturnType<typeof vi.fn> } {
+function fakeBinding(result: BindingDumpResult): Pick<Binding, 'dump' | 'dumpSync'> & { dump: ReturnType<typeof vi.fn> } {
   return {
     dump: vi.fn(async () => result),
     dumpSync: vi.fn(() => result),

@@ -1,0 +1,160 @@
+/**
+ * `record`: sample a Python program until it exits, a duration runs out or
+ * an `AbortSignal` fires, and resolve with the {@link Profile}.
+ *
+ * @module
+ */
+import { loadBinding } from './binding.js';
+import { Profile } from './profile.js';
+import {
+  finishRecorder,
+  Sleeper,
+  startRecorder,
+  STOP_POLL_MS,
+  type RecordBinding,
+  type RecordHooks,
+} from './recording.js';
+
+/** How often {@link RecordOptions.onProgress} is called while recording. */
+const PROGRESS_INTERVAL_MS = 250;
+
+/**
+ * Options for {@link record}. Give exactly one of `pid` and `command`; every
+ * other field is optional and follows py-spy's `record` flags.
+ */
+export interface RecordOptions {
+  /** A running CPython process to attach to. */
+  pid?: number;
+  /**
+   * A command to launch and profile: the program, then its arguments. It
+   * inherits this process's stdin, stdout and stderr. When the recording
+   * ends first (duration, abort), the command is sent SIGTERM (SIGKILL 2 s
+   * later if it is still running).
+   */
+  command?: string[];
+  /** Samples per second. @default 100 */
+  rate?: number;
+  /** Seconds to record; unset: until the target exits or `signal` aborts. */
+  duration?: number;
+  /**
+   * Stops sampling when aborted; {@link record} then resolves with what was
+   * collected. A signal that is already aborted makes it reject with
+   * `signal.reason`, without starting anything.
+   */
+  signal?: AbortSignal;
+  /** Only sample threads holding the GIL. @default false */
+  gil?: boolean;
+  /** Include idle (sleeping, blocked) threads. @default false */
+  idle?: boolean;
+  /** Add a root frame per thread: `thread (TID): name`. @default false */
+  threads?: boolean;
+  /** Label frames with the function's first line rather than the current one. @default false */
+  function?: boolean;
+  /** No line numbers in frame labels. Not with `function`. @default false */
+  nolineno?: boolean;
+  /** Do not pause the target while reading it (less overhead, stacks may be torn). @default false */
+  nonblocking?: boolean;
+  /** Keep full filenames rather than package-relative ones. @default false */
+  fullFilenames?: boolean;
+  /** Native (C) frames: not supported yet; `true` is rejected with `EUNSUPPORTED`. */
+  native?: boolean;
+  /** Profile subprocesses too: not supported yet; `true` is rejected with `EUNSUPPORTED`. */
+  subprocesses?: boolean;
+  /**
+   * Called about every 250 ms while recording, and once more with the final
+   * numbers when sampling has ended; never after {@link record} settles. If it
+   * throws, sampling stops and {@link record} rejects with that error.
+   */
+  onProgress?: (progress: Progress) => void;
+}
+
+/** How a recording is going; see {@link RecordOptions.onProgress}. */
+export interface Progress {
+  /** Stack samples recorded so far (after filtering, summed over threads). */
+  samples: number;
+  /** Sampling attempts made. */
+  attempts: number;
+  /** Attempts that failed. */
+  errors: number;
+  /** Milliseconds since sampling began. */
+  elapsedMs: number;
+  /** How far behind schedule the last attempt was, in milliseconds. */
+  latenessMs: number;
+  /** Attempts per second achieved. */
+  rate: number;
+}
+
+/**
+ * Samples a Python program's stacks, `rate` times a second, off the
+ * JavaScript thread, until the target exits, `duration` runs out or `signal`
+ * aborts. While recording, a timer keeps Node's event loop alive.
+ *
+ * @param options The target (`pid` or `command`) and how to sample; see {@link RecordOptions}.
+ * @returns The finished {@link Profile}; `profile.samples` may be 0.
+ * @throws {@link PyspyError} with a stable `code`: `EINVAL` (bad options),
+ * `EUNSUPPORTED` (`native`, `subprocesses`, or the Python version),
+ * `ENOPROCESS`, `ENOTPYTHON`, `EPERM`, `ELAUNCH` (the command could not be
+ * started or exited before Python came up), `EREAD`, `EPAUSE`, `ENOBINDING`,
+ * `EINTERNAL`; or `signal.reason` when `signal` was already aborted.
+ * @example
+ * import { record } from 'pyspy-node';
+ * const controller = new AbortController();
+ * process.once('SIGINT', () => controller.abort());
+ * const profile = await record({
+ *   command: ['python3', 'app.py'],
+ *   signal: controller.signal,
+ *   onProgress: (p) => console.error(`${p.samples} samples`),
+ * });
+ * await profile.writeFile('app.svg');
+ */
+export async function record(options: RecordOptions): Promise<Profile> {
+  return recordWith(loadBinding(), options);
+}
+
+/**
+ * {@link record} with the binding and hooks passed in, for the CLI and tests.
+ *
+ * @internal
+ */
+export async function recordWith(binding: RecordBinding, options: RecordOptions, hooks: RecordHooks = {}): Promise<Profile> {
+  const recorder = await startRecorder(binding, options, false);
+  const { signal, onProgress } = options;
+  const sleeper = new Sleeper();
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    recorder.stop();
+    sleeper.wake();
+  };
+  let failure: { error: unknown } | undefined;
+  const report = () => {
+    if (!onProgress || failure) return;
+    try {
+      onProgress(recorder.progress());
+    } catch (error) {
+      failure = { error };
+      stop();
+    }
+  };
+  signal?.addEventListener('abort', stop);
+  try {
+    if (signal?.aborted) stop();
+    hooks.onStart?.({ pid: recorder.pid, pythonVersion: recorder.pythonVersion });
+    while (!recorder.isDone()) {
+      await sleeper.sleep(stopping ? STOP_POLL_MS : PROGRESS_INTERVAL_MS);
+      if (!stopping && !recorder.isDone()) report();
+    }
+    report();
+  } catch (error) {
+    // Unexpected (a hook threw): still free the native thread.
+    failure ??= { error };
+    stop();
+  } finally {
+    signal?.removeEventListener('abort', stop);
+    sleeper.wake();
+  }
+  const finish = await finishRecorder(recorder, options.command !== undefined, hooks);
+  if (failure) throw failure.error;
+  return Profile.fromRecorder(recorder, finish);
+}
