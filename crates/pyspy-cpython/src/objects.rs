@@ -2,7 +2,7 @@
 //! type names. Every length read from the target is bounded before use.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use pyspy_process::{Memory, MemoryExt};
 
@@ -19,7 +19,7 @@ pub struct ObjectReader<M> {
     pub mem: M,
     /// The target's layout.
     pub layout: Layout,
-    type_names: HashMap<usize, Rc<str>>,
+    type_names: HashMap<usize, Arc<str>>,
 }
 
 impl<M: Memory> ObjectReader<M> {
@@ -119,7 +119,7 @@ impl<M: Memory> ObjectReader<M> {
     }
 
     /// A type's `tp_name`, cached by type address.
-    pub fn type_name(&mut self, ty: usize) -> Result<Rc<str>, Error> {
+    pub fn type_name(&mut self, ty: usize) -> Result<Arc<str>, Error> {
         if let Some(name) = self.type_names.get(&ty) {
             return Ok(name.clone());
         }
@@ -130,7 +130,7 @@ impl<M: Memory> ObjectReader<M> {
         let mut buf = [0u8; 128];
         self.mem.read(ptr, &mut buf[..64]).what("type name")?;
         let end = buf.iter().position(|b| *b == 0).unwrap_or(64);
-        let name: Rc<str> = String::from_utf8_lossy(&buf[..end]).into();
+        let name: Arc<str> = String::from_utf8_lossy(&buf[..end]).into();
         self.type_names.insert(ty, name.clone());
         Ok(name)
     }

@@ -25,6 +25,8 @@ pub struct ThreadState {
     pub top_frame: usize,
     /// The newest data-stack chunk (where its frames live), 0 for none.
     pub datastack_chunk: usize,
+    /// The top of the used part of that chunk (`datastack_top`).
+    pub datastack_top: usize,
 }
 
 impl<M: Memory> StackWalker<M> {
@@ -37,7 +39,8 @@ impl<M: Memory> StackWalker<M> {
             o.tstate_native_thread_id,
             o.tstate_current_frame.unwrap_or(0),
             o.tstate_cframe.unwrap_or(0),
-            o.tstate_datastack_chunk,
+            // `datastack_top` follows `datastack_chunk` in 3.11–3.15.
+            o.tstate_datastack_chunk + 8,
         ]
         .into_iter()
         .max()
@@ -64,6 +67,7 @@ impl<M: Memory> StackWalker<M> {
                 native_thread_id: usize_at(&buf, o.tstate_native_thread_id) as u64,
                 top_frame: self.top_frame(&buf)?,
                 datastack_chunk: usize_at(&buf, o.tstate_datastack_chunk),
+                datastack_top: usize_at(&buf, o.tstate_datastack_chunk + 8),
             });
             addr = usize_at(&buf, o.tstate_next);
         }
@@ -71,25 +75,49 @@ impl<M: Memory> StackWalker<M> {
     }
 
     /// The thread state that holds the GIL, or 0 when none does.
-    pub fn gil_holder(&self, runtime: usize, interp: usize) -> Result<usize, Error> {
+    pub fn gil_holder(&mut self, runtime: usize, interp: usize) -> Result<usize, Error> {
         let o = self.layout().offsets;
-        let mem = &self.objects.mem;
         if let Some(off) = o.runtime_tstate_current {
-            return mem.read_usize(runtime + off).what("GIL holder");
+            return self
+                .objects
+                .mem
+                .read_usize(runtime + off)
+                .what("GIL holder");
         }
         let (Some(gil_ptr), Some(locked), Some(holder)) =
             (o.interp_ceval_gil, o.gil_locked, o.gil_last_holder)
         else {
             return Ok(0);
         };
-        let gil = mem.read_usize(interp + gil_ptr).what("GIL pointer")?;
-        if gil == 0 {
-            return Ok(0);
-        }
-        if mem.read_i32(gil + locked).what("GIL state")? == 0 {
-            return Ok(0);
-        }
-        mem.read_usize(gil + holder).what("GIL holder")
+        // `interp->ceval.gil` is set once when the interpreter starts.
+        let gil = match self.gil {
+            Some(gil) => gil,
+            None => {
+                let gil = self
+                    .objects
+                    .mem
+                    .read_usize(interp + gil_ptr)
+                    .what("GIL pointer")?;
+                if gil == 0 {
+                    return Ok(0);
+                }
+                self.gil = Some(gil);
+                gil
+            }
+        };
+        let (mut state, mut last) = ([0u8; 4], [0u8; 8]);
+        self.objects
+            .mem
+            .read_many(&mut [
+                (gil + locked, &mut state[..]),
+                (gil + holder, &mut last[..]),
+            ])
+            .what("GIL state")?;
+        Ok(if i32::from_le_bytes(state) == 0 {
+            0
+        } else {
+            u64::from_le_bytes(last) as usize
+        })
     }
 
     /// Names of threads started through `threading`, by `thread_id`:

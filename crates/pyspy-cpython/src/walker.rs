@@ -3,7 +3,7 @@
 //! frame's code object (cached by address) and line number.
 
 use std::collections::{HashMap, HashSet};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use pyspy_process::{Memory, MemoryExt};
 
@@ -20,14 +20,16 @@ const MAX_NAME: usize = 4096;
 /// Most data-stack chunks read per thread, and the largest chunk read.
 const MAX_CHUNKS: usize = 64;
 const MAX_CHUNK_BYTES: usize = 4 << 20;
+/// `_PyStackChunk` header: previous, size, top.
+const CHUNK_HEADER: usize = 24;
 
 /// What a frame's code object says about it (immutable while it lives).
 #[derive(Debug)]
 pub struct CodeInfo {
     /// `co_name`.
-    pub name: Rc<str>,
+    pub name: Arc<str>,
     /// `co_filename`.
-    pub filename: Rc<str>,
+    pub filename: Arc<str>,
     /// `co_firstlineno`.
     pub first_line: i32,
     /// `co_linetable` contents.
@@ -55,13 +57,15 @@ pub struct RawFrame {
 pub struct StackWalker<M> {
     /// The object reader (memory, layout, type-name cache).
     pub objects: ObjectReader<M>,
-    codes: HashMap<usize, Rc<CodeInfo>>,
+    codes: HashMap<usize, Arc<CodeInfo>>,
     code_types: HashSet<usize>,
     other_types: HashSet<usize>,
     frame_len: usize,
     /// Copies of data-stack chunks taken during the current read: frames
     /// that live in them are read from here instead of one call each.
     chunks: Vec<(usize, Vec<u8>)>,
+    /// The interpreter's GIL state (3.12+), once known.
+    pub(crate) gil: Option<usize>,
 }
 
 impl<M: Memory> StackWalker<M> {
@@ -83,6 +87,7 @@ impl<M: Memory> StackWalker<M> {
             other_types: HashSet::new(),
             frame_len,
             chunks: Vec::new(),
+            gil: None,
         }
     }
 
@@ -151,33 +156,60 @@ impl<M: Memory> StackWalker<M> {
         self.chunks.clear();
     }
 
-    /// Copies a thread's data-stack chunks (`_PyStackChunk`: previous, size,
-    /// top, data) so its frames can be walked without a read per frame.
-    /// Frames outside them (generators, frame objects) are read one by one.
-    pub fn prefetch_chunks(&mut self, mut chunk: usize) -> Result<(), Error> {
-        for _ in 0..MAX_CHUNKS {
-            if chunk == 0 {
+    /// Copies the used part of a thread's data-stack chunks
+    /// (`_PyStackChunk`: previous, size, top, data) so its frames can be
+    /// walked without a read per frame: the newest chunk up to the thread's
+    /// `datastack_top` in one read, older ones (deep stacks) up to their
+    /// saved `top`. Frames outside them (generators, frame objects) are read
+    /// one by one.
+    pub fn prefetch_chunks(&mut self, chunk: usize, top: usize) -> Result<(), Error> {
+        if chunk == 0 {
+            return Ok(());
+        }
+        let used = top.wrapping_sub(chunk);
+        if !(CHUNK_HEADER..=MAX_CHUNK_BYTES).contains(&used) {
+            return Err(Error::Corrupt {
+                what: "data stack top",
+                addr: top,
+            });
+        }
+        let data = self
+            .objects
+            .mem
+            .read_vec(chunk, used)
+            .what("data stack chunk")?;
+        if usize_at(&data, 8) < used {
+            return Err(Error::Corrupt {
+                what: "data stack chunk size",
+                addr: chunk,
+            });
+        }
+        let mut previous = usize_at(&data, 0);
+        self.chunks.push((chunk, data));
+        for _ in 1..MAX_CHUNKS {
+            if previous == 0 {
                 break;
             }
-            let mut head = [0u8; 24];
+            let mut head = [0u8; CHUNK_HEADER];
             self.objects
                 .mem
-                .read(chunk, &mut head)
+                .read(previous, &mut head)
                 .what("data stack chunk")?;
-            let size = usize_at(&head, 8);
-            if !(24..=MAX_CHUNK_BYTES).contains(&size) {
+            let (size, slots) = (usize_at(&head, 8), usize_at(&head, 16));
+            let used = slots.saturating_mul(8).saturating_add(CHUNK_HEADER);
+            if used > size || used > MAX_CHUNK_BYTES {
                 return Err(Error::Corrupt {
-                    what: "data stack chunk size",
-                    addr: chunk,
+                    what: "data stack chunk top",
+                    addr: previous,
                 });
             }
             let data = self
                 .objects
                 .mem
-                .read_vec(chunk, size)
+                .read_vec(previous, used)
                 .what("data stack chunk")?;
-            self.chunks.push((chunk, data));
-            chunk = usize_at(&head, 0);
+            self.chunks.push((previous, data));
+            previous = usize_at(&head, 0);
         }
         Ok(())
     }
@@ -240,7 +272,7 @@ impl<M: Memory> StackWalker<M> {
     }
 
     /// A code object's details, cached by address.
-    pub fn code(&mut self, addr: usize) -> Result<Rc<CodeInfo>, Error> {
+    pub fn code(&mut self, addr: usize) -> Result<Arc<CodeInfo>, Error> {
         if let Some(info) = self.codes.get(&addr) {
             return Ok(info.clone());
         }
@@ -261,18 +293,18 @@ impl<M: Memory> StackWalker<M> {
             .mem
             .read_vec(addr, len + 8)
             .what("code object")?;
-        let name: Rc<str> = self
+        let name: Arc<str> = self
             .objects
             .read_str(usize_at(&raw, o.code_name), MAX_NAME)?
             .into();
-        let filename: Rc<str> = self
+        let filename: Arc<str> = self
             .objects
             .read_str(usize_at(&raw, o.code_filename), MAX_NAME)?
             .into();
         let linetable = self
             .objects
             .read_bytes(usize_at(&raw, o.code_linetable), MAX_LINETABLE)?;
-        let info = Rc::new(CodeInfo {
+        let info = Arc::new(CodeInfo {
             name,
             filename,
             first_line: i32_at(&raw, o.code_firstlineno),

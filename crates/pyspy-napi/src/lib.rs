@@ -28,12 +28,15 @@
 
 mod dump;
 mod panic_guard;
+mod record;
 mod types;
 
 pub use crate::{
     dump::{dump, dump_sync, DumpTask},
+    record::{start_recorder, BindingRecorder, FinishTask, StartTask},
     types::{
-        BindingDumpOptions, BindingDumpResult, BindingError, BindingFrame, BindingLocalVariable,
-        BindingProcessDump, BindingThreadStack,
+        BindingDumpOptions, BindingDumpResult, BindingError, BindingFinish, BindingFinishResult,
+        BindingFrame, BindingLocalVariable, BindingProcessDump, BindingProgress,
+        BindingRecordOptions, BindingStack, BindingStackFrame, BindingStacks, BindingThreadStack,
     },
 };

@@ -19,6 +19,8 @@ mod maps;
 mod memory;
 #[cfg(target_os = "linux")]
 mod pause;
+#[cfg(target_os = "linux")]
+mod thread_files;
 #[cfg(not(target_os = "linux"))]
 mod unsupported;
 
@@ -29,8 +31,10 @@ pub use memory::{Memory, MemoryExt, ReadCounter};
 
 #[cfg(target_os = "linux")]
 pub use linux::{OsThread, PauseGuard, Process};
+#[cfg(target_os = "linux")]
+pub use thread_files::ThreadFiles;
 #[cfg(not(target_os = "linux"))]
-pub use unsupported::{OsThread, PauseGuard, Process};
+pub use unsupported::{OsThread, PauseGuard, Process, ThreadFiles};
 
 /// A process id.
 pub type Pid = i32;

@@ -13,6 +13,7 @@ const MAX_IOV: usize = 1024;
 pub struct Process {
     pid: Pid,
     counter: ReadCounter,
+    ptrace_own_child: std::sync::atomic::AtomicBool,
 }
 
 /// One OS thread of a process.
@@ -35,7 +36,21 @@ impl Process {
         Ok(Process {
             pid,
             counter: ReadCounter::default(),
+            ptrace_own_child: Default::default(),
         })
+    }
+
+    /// Declares that this process is our child but no other code of ours
+    /// waits for it (we spawned it ourselves, not the JS runtime), so
+    /// pausing may use ptrace rather than SIGSTOP (see `pause.rs`).
+    pub fn set_child_ptrace_safe(&self) {
+        self.ptrace_own_child
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn child_ptrace_safe(&self) -> bool {
+        self.ptrace_own_child
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The pid.
@@ -180,6 +195,17 @@ impl Process {
         stat_state(&buf[..n])
     }
 
+    /// Whether a *stopped* thread was inside a system call when it stopped
+    /// (`/proc/PID/task/TID/syscall`): `Some(true)` in a syscall (waiting:
+    /// sleeping, blocked on a lock or I/O), `Some(false)` in user code
+    /// (computing), `None` when unknown (running, gone, or not readable).
+    pub fn thread_in_syscall(&self, tid: Pid) -> Option<bool> {
+        let mut buf = [0u8; 32];
+        let mut f = std::fs::File::open(format!("/proc/{}/task/{tid}/syscall", self.pid)).ok()?;
+        let n = f.read(&mut buf).ok()?;
+        parse_syscall(&buf[..n])
+    }
+
     /// The parent's pid, when readable.
     pub fn parent_pid(&self) -> Option<Pid> {
         let stat = std::fs::read(format!("/proc/{}/stat", self.pid)).ok()?;
@@ -291,9 +317,21 @@ fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
     std::fs::read(path)
 }
 
+/// Reads `/proc/.../syscall`: a syscall number (in a syscall), `-1` (user
+/// code) or `running`.
+pub(crate) fn parse_syscall(text: &[u8]) -> Option<bool> {
+    let first = text.split(|b| *b == b' ' || *b == b'\n').next()?;
+    match first {
+        b"running" | b"" => None,
+        b"-1" => Some(false),
+        nr if nr.iter().all(u8::is_ascii_digit) => Some(true),
+        _ => None,
+    }
+}
+
 /// The state letter of a `/proc/.../stat` line: the field after the
 /// parenthesised command name (which may itself contain spaces and ')').
-fn stat_state(stat: &[u8]) -> Option<u8> {
+pub(crate) fn stat_state(stat: &[u8]) -> Option<u8> {
     let close = stat.iter().rposition(|b| *b == b')')?;
     stat.get(close + 2).copied()
 }

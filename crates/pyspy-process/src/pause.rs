@@ -57,7 +57,7 @@ enum Stop {
 }
 
 pub(crate) fn pause(process: &Process) -> Result<PauseGuard, Error> {
-    if process.parent_pid() == Some(std::process::id() as Pid) {
+    if !process.child_ptrace_safe() && process.parent_pid() == Some(std::process::id() as Pid) {
         return pause_own_child(process);
     }
     let pid = process.pid();
@@ -305,6 +305,22 @@ mod tests {
         );
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    #[test]
+    fn a_paused_sleeper_is_seen_inside_a_syscall() {
+        let (mut sh, pid) = grandchild_sleeper();
+        let process = Process::open(pid).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let guard = process.pause().expect("pause");
+        assert_eq!(
+            process.thread_in_syscall(pid),
+            Some(true),
+            "sleep waits in a syscall"
+        );
+        drop(guard);
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        sh.wait().unwrap();
     }
 
     #[test]

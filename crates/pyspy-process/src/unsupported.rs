@@ -27,6 +27,8 @@ impl Process {
     pub fn open(_pid: Pid) -> Result<Process, Error> {
         Err(Error::Unsupported)
     }
+    /// See the Linux version.
+    pub fn set_child_ptrace_safe(&self) {}
     /// The pid.
     pub fn pid(&self) -> Pid {
         0
@@ -76,6 +78,10 @@ impl Process {
         None
     }
     /// See the Linux version.
+    pub fn thread_in_syscall(&self, _tid: Pid) -> Option<bool> {
+        None
+    }
+    /// See the Linux version.
     pub fn pause(&self) -> Result<PauseGuard, Error> {
         Err(Error::Unsupported)
     }
@@ -88,5 +94,20 @@ impl Memory for Process {
             len: buf.len(),
             errno: 0,
         })
+    }
+}
+
+/// Per-thread `/proc` files (nothing to read on this platform).
+#[derive(Default)]
+pub struct ThreadFiles;
+
+impl ThreadFiles {
+    /// See the Linux version.
+    pub fn state(&mut self, _pid: Pid, _tid: Pid) -> Option<u8> {
+        None
+    }
+    /// See the Linux version.
+    pub fn in_syscall(&mut self, _pid: Pid, _tid: Pid) -> Option<bool> {
+        None
     }
 }

@@ -8,6 +8,12 @@ pub enum Error {
     /// Process access failed.
     #[error(transparent)]
     Process(#[from] pyspy_process::Error),
+    /// A command to profile could not be started.
+    #[error("{0}")]
+    Launch(String),
+    /// A bug: something that should not happen did.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {
@@ -17,6 +23,8 @@ impl Error {
         match self {
             Error::Python(e) => e.code(),
             Error::Process(e) => e.code(),
+            Error::Launch(_) => "ELAUNCH",
+            Error::Internal(_) => "EINTERNAL",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The engine: a [`Session`] attaches to one Python process once (finds the
 //! interpreter, builds the layout, warms caches) and then reads every
-//! thread's stack as often as asked; [`dump`] is one such read.
+//! thread's stack as often as asked; [`dump`] is one such read, and a
+//! [`Recorder`] samples on a schedule into an aggregated [`Profile`].
 //!
 //! It decides when and how consistently to read (pausing the target unless
 //! `nonblocking`), joins interpreter threads with OS thread states, names
@@ -9,10 +10,15 @@
 //! and the JS API live above it.
 #![deny(missing_docs)]
 
+mod aggregate;
 mod error;
 mod filenames;
+mod record;
 mod session;
 
+pub use aggregate::{Aggregator, LineMode};
 pub use error::Error;
 pub use pyspy_cpython::{Frame, LocalVariable, ThreadStack, Version};
-pub use session::{dump, DumpConfig, ProcessDump, Session};
+pub use pyspy_output::Profile;
+pub use record::{Finished, Progress, RecordConfig, Recorder, StopReason, Target};
+pub use session::{dump, DumpConfig, ProcessDump, RawSample, RawThread, Session};

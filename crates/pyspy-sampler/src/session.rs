@@ -1,10 +1,10 @@
 //! One attached target: find the interpreter once, then read stacks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use pyspy_cpython::{find_interpreter, Interpreter, StackWalker, ThreadStack};
-use pyspy_process::{Pid, Process};
+use pyspy_cpython::{find_interpreter, Frame, Interpreter, RawFrame, StackWalker, ThreadStack};
+use pyspy_process::{PauseGuard, Pid, Process, ThreadFiles};
 
 use crate::filenames::ShortFilenames;
 use crate::Error;
@@ -41,6 +41,8 @@ pub struct Session {
     interpreter: Interpreter,
     walker: StackWalker<Arc<Process>>,
     names: HashMap<u64, String>,
+    names_tried: HashSet<u64>,
+    thread_files: ThreadFiles,
     short_filenames: ShortFilenames,
     command_line: String,
     executable: String,
@@ -59,6 +61,8 @@ impl Session {
             interpreter,
             walker,
             names: HashMap::new(),
+            names_tried: HashSet::new(),
+            thread_files: ThreadFiles::default(),
             short_filenames: ShortFilenames::default(),
             command_line,
             executable,
@@ -68,6 +72,11 @@ impl Session {
     /// The target's process handle.
     pub fn process(&self) -> &Process {
         &self.process
+    }
+
+    /// The target's command line, space-joined.
+    pub fn command_line(&self) -> &str {
+        &self.command_line
     }
 
     /// The located interpreter.
@@ -82,18 +91,97 @@ impl Session {
     }
 
     fn read_stacks_inner(&mut self, config: &DumpConfig) -> Result<Vec<ThreadStack>, Error> {
-        // OS thread states first: a paused thread no longer shows as running.
-        let running: HashMap<u64, bool> = self
-            .process
-            .threads()?
-            .into_iter()
-            .map(|t| (t.tid as u64, t.running))
-            .collect();
-        let guard = if config.nonblocking {
+        let mut raw = RawSample::default();
+        let guard = self.pause_unless(config.nonblocking)?;
+        self.read_raw_paused(true, guard.is_some(), &mut raw)?;
+        let mut threads = Vec::with_capacity(raw.threads.len());
+        for t in raw.threads() {
+            let mut frames = Vec::with_capacity(t.frames.len());
+            for f in &t.frames {
+                let info = self.walker.code(f.code)?;
+                let locals = if config.locals {
+                    Some(self.walker.locals(f.addr, &info)?)
+                } else {
+                    None
+                };
+                frames.push(Frame {
+                    name: info.name.to_string(),
+                    filename: info.filename.to_string(),
+                    short_filename: None,
+                    line: f.line,
+                    module: None,
+                    locals,
+                });
+            }
+            threads.push(ThreadStack {
+                thread_id: t.thread_id,
+                os_thread_id: t.os_thread_id,
+                thread_name: self.names.get(&t.thread_id).cloned(),
+                active: t.active,
+                owns_gil: t.owns_gil,
+                frames,
+            });
+        }
+        drop(guard);
+        for frame in threads.iter_mut().flat_map(|t| t.frames.iter_mut()) {
+            frame.short_filename =
+                Some(self.short_filename(&frame.filename, config.full_filenames));
+        }
+        Ok(threads)
+    }
+
+    /// One sample in raw form (code addresses and lines, no strings), into
+    /// reused buffers: the recorder's hot path. `os_state` reads whether
+    /// each thread is on a CPU (a `/proc` read per thread); without it every
+    /// thread counts as active.
+    pub fn sample_raw(
+        &mut self,
+        nonblocking: bool,
+        os_state: bool,
+        out: &mut RawSample,
+    ) -> Result<(), Error> {
+        let result = (|| {
+            let guard = self.pause_unless(nonblocking)?;
+            self.read_raw_paused(os_state, guard.is_some(), out)
+        })();
+        result.map_err(|e| exited_or(&self.process, e))
+    }
+
+    /// `threading` name of a thread seen in the last sample.
+    pub fn thread_name(&self, thread_id: u64) -> Option<&str> {
+        self.names.get(&thread_id).map(String::as_str)
+    }
+
+    /// The short (or, with `full`, the full) form of a filename.
+    pub fn short_filename(&mut self, filename: &str, full: bool) -> String {
+        if full {
+            filename.to_owned()
+        } else {
+            self.short_filenames.get(&self.process, filename)
+        }
+    }
+
+    /// The stack walker (code objects and their cache).
+    pub fn walker(&mut self) -> &mut StackWalker<Arc<Process>> {
+        &mut self.walker
+    }
+
+    fn pause_unless(&self, nonblocking: bool) -> Result<Option<PauseGuard>, Error> {
+        Ok(if nonblocking {
             None
         } else {
             Some(self.process.pause()?)
-        };
+        })
+    }
+
+    /// Reads thread states, GIL holder and frames; the caller has paused the
+    /// target (or chosen not to).
+    fn read_raw_paused(
+        &mut self,
+        os_state: bool,
+        paused: bool,
+        out: &mut RawSample,
+    ) -> Result<(), Error> {
         let interp = self.interpreter.interp;
         self.walker.begin_read();
         let states = self.walker.thread_states(interp)?;
@@ -103,48 +191,53 @@ impl Session {
             .unwrap_or(0);
         if states
             .iter()
-            .any(|t| !self.names.contains_key(&t.thread_id))
+            .any(|t| !self.names_tried.contains(&t.thread_id))
         {
-            // A missing registry (no `threading` import) is not an error.
+            // Looked up once per new thread, not per sample; a missing
+            // registry (no `threading` import) is not an error.
             if let Ok(names) = self.walker.thread_names(interp) {
                 self.names.extend(names);
             }
+            self.names_tried.extend(states.iter().map(|t| t.thread_id));
         }
-        let mut threads = Vec::with_capacity(states.len());
+        out.used = 0;
         for ts in &states {
-            let frames = if ts.top_frame == 0 {
-                Vec::new()
-            } else {
+            if out.used == out.threads.len() {
+                out.threads.push(RawThread::default());
+            }
+            let t = &mut out.threads[out.used];
+            out.used += 1;
+            t.frames.clear();
+            if ts.top_frame != 0 {
                 // A chunk that cannot be copied only costs speed.
-                let _ = self.walker.prefetch_chunks(ts.datastack_chunk);
-                self.walker.frames(ts.top_frame, config.locals)?
-            };
-            let os_tid = (ts.native_thread_id != 0).then_some(ts.native_thread_id);
-            let active = match os_tid.and_then(|t| running.get(&t)) {
-                Some(r) => *r,
-                None => !frames.is_empty(),
-            };
-            threads.push(ThreadStack {
-                thread_id: ts.thread_id,
-                os_thread_id: os_tid,
-                thread_name: self.names.get(&ts.thread_id).cloned(),
-                active,
-                owns_gil: holder != 0 && holder == ts.addr,
-                frames,
-            });
-        }
-        drop(guard);
-        if !config.full_filenames {
-            for frame in threads.iter_mut().flat_map(|t| t.frames.iter_mut()) {
-                frame.short_filename =
-                    Some(self.short_filenames.get(&self.process, &frame.filename));
+                let _ = self
+                    .walker
+                    .prefetch_chunks(ts.datastack_chunk, ts.datastack_top);
+                self.walker.raw_frames(ts.top_frame, &mut t.frames)?;
             }
-        } else {
-            for frame in threads.iter_mut().flat_map(|t| t.frames.iter_mut()) {
-                frame.short_filename = Some(frame.filename.clone());
-            }
+            t.thread_id = ts.thread_id;
+            t.os_thread_id = (ts.native_thread_id != 0).then_some(ts.native_thread_id);
+            t.owns_gil = holder != 0 && holder == ts.addr;
+            // Paused, a thread shows where it stopped: inside a system
+            // call (waiting: sleep, lock, I/O) or in user code (computing).
+            // Not paused, the scheduler state says whether it is running.
+            let pid = self.process.pid();
+            t.active = match (os_state, t.os_thread_id) {
+                (false, _) => true,
+                (true, None) => !t.frames.is_empty(),
+                (true, Some(tid)) if paused => {
+                    match self.thread_files.in_syscall(pid, tid as Pid) {
+                        Some(waiting) => !waiting,
+                        None => !t.frames.is_empty(),
+                    }
+                }
+                (true, Some(tid)) => match self.thread_files.state(pid, tid as Pid) {
+                    Some(state) => state == b'R',
+                    None => !t.frames.is_empty(),
+                },
+            };
         }
-        Ok(threads)
+        Ok(())
     }
 
     /// Reads every thread's stack once, with the process header.
@@ -157,6 +250,35 @@ impl Session {
             python_version: self.interpreter.layout.version.to_string(),
             threads,
         })
+    }
+}
+
+/// One thread of a [`RawSample`].
+#[derive(Debug, Clone, Default)]
+pub struct RawThread {
+    /// Python's thread id.
+    pub thread_id: u64,
+    /// OS thread id, when known.
+    pub os_thread_id: Option<u64>,
+    /// On a CPU when sampled (always true when OS states were not read).
+    pub active: bool,
+    /// Held the GIL.
+    pub owns_gil: bool,
+    /// Frames, innermost first.
+    pub frames: Vec<RawFrame>,
+}
+
+/// Reused buffers for one sample of every thread.
+#[derive(Debug, Default)]
+pub struct RawSample {
+    threads: Vec<RawThread>,
+    used: usize,
+}
+
+impl RawSample {
+    /// The threads of the last sample.
+    pub fn threads(&self) -> &[RawThread] {
+        &self.threads[..self.used]
     }
 }
 

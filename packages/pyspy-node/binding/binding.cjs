@@ -835,5 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.BindingRecorder = nativeBinding.BindingRecorder
 module.exports.dump = nativeBinding.dump
 module.exports.dumpSync = nativeBinding.dumpSync
+module.exports.startRecorder = nativeBinding.startRecorder

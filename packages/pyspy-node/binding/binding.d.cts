@@ -9,6 +9,39 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** A recording in progress (or finished, holding its profile). */
+export declare class BindingRecorder {
+  /** The target's pid (the launched command's, when launching). */
+  get pid(): number
+  /** The target's Python version. */
+  get pythonVersion(): string
+  /** Progress so far (zeros once finished: read the finish summary). */
+  progress(): BindingProgress
+  /** True once sampling has ended by itself (duration, target exit). */
+  isDone(): boolean
+  /** Asks sampling to stop; `finish` then resolves promptly. */
+  stop(): void
+  /**
+   * Stacks sampled since the previous call (needs `batches: true`);
+   * null when batches are off or the recording is finished.
+   */
+  takeBatch(): BindingStacks | null
+  /**
+   * Waits (off the JS thread) for sampling to end — call `stop` first
+   * unless a duration or the target's exit ends it — and for a launched
+   * command to exit. Resolves with a summary or an error, as data.
+   */
+  finish(): Promise<BindingFinishResult>
+  /** The whole profile's aggregated stacks (after `finish`). */
+  stacks(): BindingStacks | null
+  /**
+   * Encodes the finished profile: `flamegraph`, `speedscope`, `raw`,
+   * `chrometrace` or `pprof`. Errors (as data): `ENOTFINISHED`,
+   * `EFORMAT`, `ENOSAMPLES`.
+   */
+  encode(format: string, title?: string | undefined | null): Buffer | BindingError
+}
+
 /**
  * Options for `dump`/`dumpSync`; mirrors `pyspy_sampler::DumpConfig`.
  * Every field may be left out.
@@ -55,6 +88,30 @@ export interface BindingError {
   code: string
   /** One line for a person: what went wrong and, where known, what to do. */
   message: string
+}
+
+/** How a recording ended. */
+export interface BindingFinish {
+  /** `stopped`, `duration` or `exited` (the target exited). */
+  reason: string
+  /** Stack samples recorded. */
+  samples: number
+  /** Failed attempts. */
+  errors: number
+  /** Milliseconds from the first to the last attempt. */
+  durationMs: number
+  /** A launched command's exit code (null when killed by a signal or attached). */
+  exitCode?: number
+  /** A launched command's terminating signal number, when killed by one. */
+  exitSignal?: number
+}
+
+/** `finish()`'s result: exactly one of the two is set. */
+export interface BindingFinishResult {
+  /** The summary, on success. */
+  finish?: BindingFinish
+  /** The failure. */
+  error?: BindingError
 }
 
 /** One Python frame; mirrors `pyspy_sampler::Frame`. */
@@ -108,6 +165,93 @@ export interface BindingProcessDump {
   threads: Array<BindingThreadStack>
 }
 
+/** Progress of a recording; mirrors `pyspy_sampler::Progress`. */
+export interface BindingProgress {
+  /** Stack samples recorded (after filtering, summed over threads). */
+  samples: number
+  /** Sampling attempts made. */
+  attempts: number
+  /** Failed attempts. */
+  errors: number
+  /** Milliseconds since sampling began. */
+  elapsedMs: number
+  /** Milliseconds behind schedule at the last attempt. */
+  latenessMs: number
+  /** Attempts per second achieved. */
+  rate: number
+}
+
+/**
+ * Options of `startRecorder`; mirrors `pyspy_sampler::RecordConfig` plus
+ * the target. Exactly one of `pid` and `command` must be set.
+ */
+export interface BindingRecordOptions {
+  /** A running process to attach to. */
+  pid?: number
+  /** A command to launch (program, then arguments); its stdio is inherited. */
+  command?: Array<string>
+  /** Samples per second. @default 100 */
+  rate?: number
+  /** Seconds to record; unset: until stopped or the target exits. */
+  duration?: number
+  /** Only threads holding the GIL. @default false */
+  gil?: boolean
+  /** Include idle threads. @default false */
+  idle?: boolean
+  /** A root frame per thread. @default false */
+  threads?: boolean
+  /** Label frames with the function's first line. @default false */
+  function?: boolean
+  /** No line numbers in labels. @default false */
+  nolineno?: boolean
+  /** Do not pause the target while reading. @default false */
+  nonblocking?: boolean
+  /** Full filenames in labels. @default false */
+  fullFilenames?: boolean
+  /** Keep batches for `takeBatch`. @default false */
+  batches?: boolean
+}
+
+/** One unique stack of one thread with its sample count. */
+export interface BindingStack {
+  /** The process. */
+  pid: number
+  /** Python's thread id. */
+  threadId: number
+  /** OS thread id, when known. */
+  osThreadId?: number
+  /** Thread name, when known. */
+  threadName?: string
+  /** Frames, root first. */
+  frames: Array<BindingStackFrame>
+  /** Samples that saw this stack. */
+  count: number
+}
+
+/** One frame label of an aggregated stack. */
+export interface BindingStackFrame {
+  /** Function name (or a synthetic root's text). */
+  name: string
+  /** Full filename; empty for synthetic frames. */
+  filename: string
+  /** Short (package-relative) filename. */
+  shortFilename: string
+  /** Line shown (0: none). */
+  line: number
+  /** The function's first line (0: unknown). */
+  firstLine: number
+}
+
+/** Aggregated samples: a batch, or a whole profile's stacks. */
+export interface BindingStacks {
+  /** Stack samples counted. */
+  samples: number
+  /** Failed attempts. */
+  errors: number
+  /** Unique stacks. */
+  stacks: Array<BindingStack>
+}
+
 /**
  * One thread's Python stack; mirrors `pyspy_sampler::ThreadStack`.
  *
@@ -141,3 +285,10 @@ export declare function dump(pid: number, options?: BindingDumpOptions | undefin
 
 /** Same as `dump`, but blocks the calling thread while it reads the target. */
 export declare function dumpSync(pid: number, options?: BindingDumpOptions | undefined | null): BindingDumpResult
+
+/**
+ * Attaches to (or launches) the target and starts sampling on a native
+ * thread, off the JS thread. Resolves with the recorder, or with a
+ * `BindingError` (`ENOPROCESS`, `ENOTPYTHON`, `EPERM`, `ELAUNCH`, ...).
+ */
+export declare function startRecorder(options: BindingRecordOptions): Promise<BindingRecorder | BindingError>

@@ -1,0 +1,258 @@
+//! Recording from JavaScript: `startRecorder(options)` resolves with a
+//! [`BindingRecorder`] (or an error as data); the recorder is polled for
+//! progress and batches, stopped, finished (off the JS thread), and then
+//! encodes the profile in any format. Samples never cross one by one: only
+//! aggregated stacks and encoded files do.
+
+use std::sync::{Arc, Mutex};
+
+use napi::bindgen_prelude::{AsyncTask, Buffer, Either};
+use napi::{Env, Task};
+use napi_derive::napi;
+use pyspy_output::{encode_to_vec, Format, OutputOptions};
+use pyspy_sampler::{Finished, Recorder};
+
+use crate::panic_guard;
+use crate::types::{
+    BindingError, BindingFinish, BindingFinishResult, BindingProgress, BindingRecordOptions,
+    BindingStacks,
+};
+
+/// A recording in progress (or finished, holding its profile).
+#[napi]
+pub struct BindingRecorder {
+    recorder: Arc<Mutex<Option<Recorder>>>,
+    finished: Arc<Mutex<Option<Finished>>>,
+    pid: i32,
+    python_version: String,
+}
+
+/// Attaches to (or launches) the target and starts sampling on a native
+/// thread, off the JS thread. Resolves with the recorder, or with a
+/// `BindingError` (`ENOPROCESS`, `ENOTPYTHON`, `EPERM`, `ELAUNCH`, ...).
+#[napi(ts_return_type = "Promise<BindingRecorder | BindingError>")]
+pub fn start_recorder(options: BindingRecordOptions) -> AsyncTask<StartTask> {
+    AsyncTask::new(StartTask {
+        options,
+        started: None,
+    })
+}
+
+/// The work behind `startRecorder`.
+pub struct StartTask {
+    options: BindingRecordOptions,
+    started: Option<Recorder>,
+}
+
+impl Task for StartTask {
+    type Output = Option<BindingError>;
+    type JsValue = Either<BindingRecorder, BindingError>;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        let outcome = panic_guard::catch(|| {
+            let (target, config) = self.options.to_config()?;
+            Recorder::start(&target, config).map_err(BindingError::from)
+        })
+        .and_then(|r| r);
+        Ok(match outcome {
+            Ok(recorder) => {
+                self.started = Some(recorder);
+                None
+            }
+            Err(e) => Some(e),
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
+        if let Some(err) = output {
+            return Ok(Either::B(err));
+        }
+        let recorder = self.started.take().expect("compute set the recorder");
+        Ok(Either::A(BindingRecorder {
+            pid: recorder.pid(),
+            python_version: recorder.python_version().to_owned(),
+            recorder: Arc::new(Mutex::new(Some(recorder))),
+            finished: Arc::new(Mutex::new(None)),
+        }))
+    }
+}
+
+#[napi]
+impl BindingRecorder {
+    /// The target's pid (the launched command's, when launching).
+    #[napi(getter)]
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The target's Python version.
+    #[napi(getter)]
+    pub fn python_version(&self) -> String {
+        self.python_version.clone()
+    }
+
+    /// Progress so far (zeros once finished: read the finish summary).
+    #[napi]
+    pub fn progress(&self) -> BindingProgress {
+        let guard = self.recorder.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            Some(r) => r.progress().into(),
+            None => BindingProgress {
+                samples: 0.0,
+                attempts: 0.0,
+                errors: 0.0,
+                elapsed_ms: 0.0,
+                lateness_ms: 0.0,
+                rate: 0.0,
+            },
+        }
+    }
+
+    /// True once sampling has ended by itself (duration, target exit).
+    #[napi]
+    pub fn is_done(&self) -> bool {
+        let guard = self.recorder.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().is_none_or(Recorder::is_finished)
+    }
+
+    /// Asks sampling to stop; `finish` then resolves promptly.
+    #[napi]
+    pub fn stop(&self) {
+        if let Some(r) = self
+            .recorder
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            r.stop();
+        }
+    }
+
+    /// Stacks sampled since the previous call (needs `batches: true`);
+    /// null when batches are off or the recording is finished.
+    #[napi]
+    pub fn take_batch(&self) -> Option<BindingStacks> {
+        let guard = self.recorder.lock().unwrap_or_else(|p| p.into_inner());
+        guard
+            .as_ref()?
+            .take_batch()
+            .as_ref()
+            .map(BindingStacks::from)
+    }
+
+    /// Waits (off the JS thread) for sampling to end — call `stop` first
+    /// unless a duration or the target's exit ends it — and for a launched
+    /// command to exit. Resolves with a summary or an error, as data.
+    #[napi(ts_return_type = "Promise<BindingFinishResult>")]
+    pub fn finish(&self) -> AsyncTask<FinishTask> {
+        AsyncTask::new(FinishTask {
+            recorder: self.recorder.clone(),
+            finished: self.finished.clone(),
+        })
+    }
+
+    /// The whole profile's aggregated stacks (after `finish`).
+    #[napi]
+    pub fn stacks(&self) -> Option<BindingStacks> {
+        let guard = self.finished.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().map(|f| BindingStacks::from(&f.profile))
+    }
+
+    /// Encodes the finished profile: `flamegraph`, `speedscope`, `raw`,
+    /// `chrometrace` or `pprof`. Errors (as data): `ENOTFINISHED`,
+    /// `EFORMAT`, `ENOSAMPLES`.
+    #[napi]
+    pub fn encode(&self, format: String, title: Option<String>) -> Either<Buffer, BindingError> {
+        let guard = self.finished.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(finished) = guard.as_ref() else {
+            return Either::B(BindingError {
+                code: "ENOTFINISHED".into(),
+                message: "the recording has not finished yet".into(),
+            });
+        };
+        let Ok(format) = format.parse::<Format>() else {
+            return Either::B(BindingError {
+                code: "EFORMAT".into(),
+                message: format!("unknown format '{format}': use flamegraph, speedscope, raw, chrometrace or pprof"),
+            });
+        };
+        let options = OutputOptions {
+            title: title.unwrap_or_else(|| "pyspy-node".into()),
+            ..Default::default()
+        };
+        match panic_guard::catch(|| encode_to_vec(&finished.profile, format, &options)) {
+            Ok(Ok(bytes)) => Either::A(bytes.into()),
+            Ok(Err(e)) => Either::B(BindingError {
+                // The package's name for "nothing was sampled".
+                code: if e.is_empty() {
+                    "ENOSAMPLES".into()
+                } else {
+                    e.code().into()
+                },
+                message: e.to_string(),
+            }),
+            Err(e) => Either::B(e),
+        }
+    }
+}
+
+/// The work behind `finish`.
+pub struct FinishTask {
+    recorder: Arc<Mutex<Option<Recorder>>>,
+    finished: Arc<Mutex<Option<Finished>>>,
+}
+
+impl Task for FinishTask {
+    type Output = BindingFinishResult;
+    type JsValue = BindingFinishResult;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        // Leave the recorder in place (progress and batches stay readable)
+        // until its sampling thread has ended; the TypeScript layer calls
+        // this only after `stop()` or `isDone()`, so the wait is short.
+        let taken = loop {
+            let mut guard = self.recorder.lock().unwrap_or_else(|p| p.into_inner());
+            if guard.as_ref().is_none_or(Recorder::is_finished) {
+                break guard.take();
+            }
+            drop(guard);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        };
+        let Some(recorder) = taken else {
+            let done = self.finished.lock().unwrap_or_else(|p| p.into_inner());
+            return Ok(match done.as_ref() {
+                Some(f) => BindingFinishResult {
+                    finish: Some(f.into()),
+                    error: None,
+                },
+                None => BindingFinishResult {
+                    finish: None,
+                    error: Some(BindingError {
+                        code: "EINTERNAL".into(),
+                        message: "finish is already running".into(),
+                    }),
+                },
+            });
+        };
+        let outcome =
+            panic_guard::catch(|| recorder.finish().map_err(BindingError::from)).and_then(|r| r);
+        Ok(match outcome {
+            Ok(finished) => {
+                let summary = BindingFinish::from(&finished);
+                *self.finished.lock().unwrap_or_else(|p| p.into_inner()) = Some(finished);
+                BindingFinishResult {
+                    finish: Some(summary),
+                    error: None,
+                }
+            }
+            Err(e) => BindingFinishResult {
+                finish: None,
+                error: Some(e),
+            },
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
+        Ok(output)
+    }
+}

@@ -1,0 +1,108 @@
+use std::time::Duration;
+
+use napi_derive::napi;
+use pyspy_sampler::{LineMode, RecordConfig, Target};
+
+use crate::types::BindingError;
+
+/// Options of `startRecorder`; mirrors `pyspy_sampler::RecordConfig` plus
+/// the target. Exactly one of `pid` and `command` must be set.
+#[napi(object, object_to_js = false)]
+#[derive(Debug, Clone, Default)]
+pub struct BindingRecordOptions {
+    /// A running process to attach to.
+    pub pid: Option<u32>,
+    /// A command to launch (program, then arguments); its stdio is inherited.
+    pub command: Option<Vec<String>>,
+    /// Samples per second. @default 100
+    pub rate: Option<f64>,
+    /// Seconds to record; unset: until stopped or the target exits.
+    pub duration: Option<f64>,
+    /// Only threads holding the GIL. @default false
+    pub gil: Option<bool>,
+    /// Include idle threads. @default false
+    pub idle: Option<bool>,
+    /// A root frame per thread. @default false
+    pub threads: Option<bool>,
+    /// Label frames with the function's first line. @default false
+    pub function: Option<bool>,
+    /// No line numbers in labels. @default false
+    pub nolineno: Option<bool>,
+    /// Do not pause the target while reading. @default false
+    pub nonblocking: Option<bool>,
+    /// Full filenames in labels. @default false
+    pub full_filenames: Option<bool>,
+    /// Keep batches for `takeBatch`. @default false
+    pub batches: Option<bool>,
+}
+
+impl BindingRecordOptions {
+    /// The target and configuration, or an `EINVAL` naming the bad option.
+    pub(crate) fn to_config(&self) -> Result<(Target, RecordConfig), BindingError> {
+        let invalid = |m: String| BindingError {
+            code: "EINVAL".into(),
+            message: m,
+        };
+        let target = match (&self.pid, &self.command) {
+            (Some(pid), None) => {
+                let pid = i32::try_from(*pid)
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| BindingError::invalid_pid(*pid))?;
+                Target::Pid(pid)
+            }
+            (None, Some(cmd)) if !cmd.is_empty() => Target::Command(cmd.clone()),
+            (None, Some(_)) => return Err(invalid("command is empty".into())),
+            _ => {
+                return Err(invalid(
+                    "exactly one of pid and command must be given".into(),
+                ))
+            }
+        };
+        let rate = self.rate.unwrap_or(100.0);
+        if !(rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0) {
+            return Err(invalid(format!(
+                "rate must be a number of samples per second above 0, got {rate}"
+            )));
+        }
+        let duration = match self.duration {
+            None => None,
+            Some(d) if d.is_finite() && d > 0.0 => Some(Duration::from_secs_f64(d)),
+            Some(d) => {
+                return Err(invalid(format!(
+                    "duration must be a positive number of seconds, got {d}"
+                )))
+            }
+        };
+        let (function, nolineno) = (
+            self.function.unwrap_or(false),
+            self.nolineno.unwrap_or(false),
+        );
+        if function && nolineno {
+            return Err(invalid(
+                "function and nolineno cannot be used together".into(),
+            ));
+        }
+        let lines = if function {
+            LineMode::FunctionStart
+        } else if nolineno {
+            LineMode::None
+        } else {
+            LineMode::Current
+        };
+        Ok((
+            target,
+            RecordConfig {
+                rate_hz: rate,
+                duration,
+                gil_only: self.gil.unwrap_or(false),
+                include_idle: self.idle.unwrap_or(false),
+                thread_roots: self.threads.unwrap_or(false),
+                lines,
+                nonblocking: self.nonblocking.unwrap_or(false),
+                full_filenames: self.full_filenames.unwrap_or(false),
+                batches: self.batches.unwrap_or(false),
+            },
+        ))
+    }
+}

@@ -1,0 +1,86 @@
+use napi_derive::napi;
+use pyspy_sampler::Profile;
+
+/// One frame label of an aggregated stack.
+#[napi(object, object_from_js = false)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct BindingStackFrame {
+    /// Function name (or a synthetic root's text).
+    pub name: String,
+    /// Full filename; empty for synthetic frames.
+    pub filename: String,
+    /// Short (package-relative) filename.
+    pub short_filename: String,
+    /// Line shown (0: none).
+    pub line: u32,
+    /// The function's first line (0: unknown).
+    pub first_line: u32,
+}
+
+/// One unique stack of one thread with its sample count.
+#[napi(object, object_from_js = false)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct BindingStack {
+    /// The process.
+    pub pid: i32,
+    /// Python's thread id.
+    pub thread_id: f64,
+    /// OS thread id, when known.
+    pub os_thread_id: Option<f64>,
+    /// Thread name, when known.
+    pub thread_name: Option<String>,
+    /// Frames, root first.
+    pub frames: Vec<BindingStackFrame>,
+    /// Samples that saw this stack.
+    pub count: f64,
+}
+
+/// Aggregated samples: a batch, or a whole profile's stacks.
+#[napi(object, object_from_js = false)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct BindingStacks {
+    /// Stack samples counted.
+    pub samples: f64,
+    /// Failed attempts.
+    pub errors: f64,
+    /// Unique stacks.
+    pub stacks: Vec<BindingStack>,
+}
+
+impl From<&Profile> for BindingStacks {
+    fn from(p: &Profile) -> Self {
+        let stacks = p
+            .stacks
+            .iter()
+            .map(|s| {
+                let t = &p.threads[s.thread as usize];
+                BindingStack {
+                    pid: t.pid,
+                    thread_id: t.thread_id as f64,
+                    os_thread_id: t.os_thread_id.map(|x| x as f64),
+                    thread_name: t.name.clone(),
+                    frames: s
+                        .frames
+                        .iter()
+                        .map(|&f| {
+                            let l = &p.frames[f as usize];
+                            BindingStackFrame {
+                                name: l.name.clone(),
+                                filename: l.filename.clone(),
+                                short_filename: l.short_filename.clone(),
+                                line: l.line,
+                                first_line: l.first_line,
+                            }
+                        })
+                        .collect(),
+                    count: s.count as f64,
+                }
+            })
+            .collect();
+        BindingStacks {
+            samples: p.samples as f64,
+            errors: p.errors as f64,
+            stacks,
+        }
+    }
+}

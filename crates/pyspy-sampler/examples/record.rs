@@ -1,0 +1,74 @@
+//! `cargo run -p pyspy-sampler --example record -- SECONDS RATE (PID | -- CMD...)`:
+//! records and prints folded stacks, progress and read counts, for development.
+use std::time::Duration;
+
+use pyspy_sampler::{RecordConfig, Recorder, Target};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let secs: f64 = args[0].parse().expect("seconds");
+    let rate: f64 = args[1].parse().expect("rate");
+    let target = if args[2] == "--" {
+        Target::Command(args[3..].to_vec())
+    } else {
+        Target::Pid(args[2].parse().expect("pid"))
+    };
+    let config = RecordConfig {
+        rate_hz: rate,
+        duration: Some(Duration::from_secs_f64(secs)),
+        nonblocking: std::env::var("NONBLOCKING").is_ok(),
+        ..Default::default()
+    };
+    let t0 = std::time::Instant::now();
+    let cpu0 = cpu_time();
+    let rec = match Recorder::start(&target, config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error [{}]: {e}", e.code());
+            std::process::exit(1);
+        }
+    };
+    while !rec.is_finished() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let progress = rec.progress();
+    let done = rec.finish().unwrap();
+    let cpu = cpu_time() - cpu0;
+    let p = &done.profile;
+    for s in &p.stacks {
+        let names: Vec<String> = s
+            .frames
+            .iter()
+            .map(|&f| {
+                let l = &p.frames[f as usize];
+                format!("{} ({}:{})", l.name, l.short_filename, l.line)
+            })
+            .collect();
+        println!("{} {}", names.join(";"), s.count);
+    }
+    eprintln!(
+        "reason {:?} exit {:?} samples {} attempts {} errors {} duration {:?} wall {:?} cpu {:?} ({:.1} us/attempt)",
+        done.reason, done.exit_status, p.samples, progress.attempts, p.errors, p.duration, t0.elapsed(), cpu,
+        cpu.as_secs_f64() * 1e6 / (progress.attempts as f64).max(1.0)
+    );
+}
+
+fn cpu_time() -> Duration {
+    let mut ru: libc_rusage = unsafe { std::mem::zeroed() };
+    unsafe { getrusage(0, &mut ru) };
+    Duration::from_micros(
+        (ru.utime_s * 1_000_000 + ru.utime_us + ru.stime_s * 1_000_000 + ru.stime_us) as u64,
+    )
+}
+
+#[repr(C)]
+struct libc_rusage {
+    utime_s: i64,
+    utime_us: i64,
+    stime_s: i64,
+    stime_us: i64,
+    rest: [i64; 14],
+}
+extern "C" {
+    fn getrusage(who: i32, usage: *mut libc_rusage) -> i32;
+}

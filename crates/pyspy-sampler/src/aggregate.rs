@@ -1,0 +1,229 @@
+//! Aggregation of samples into a [`Profile`]: frames, threads and stacks
+//! interned by id, counts per unique stack, and a run-length timeline. The
+//! per-sample path allocates only when it meets something new.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use pyspy_output::{FrameKind, FrameLabel, Profile, Span, StackCount, ThreadInfo};
+
+/// How frame labels carry lines (py-spy's `--function` and `--nolineno`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LineMode {
+    /// The line being executed.
+    #[default]
+    Current,
+    /// The function's first line (`-F/--function`).
+    FunctionStart,
+    /// No line numbers (`--nolineno`).
+    None,
+}
+
+/// Builds a profile sample by sample.
+#[derive(Debug, Default)]
+pub struct Aggregator {
+    profile: Profile,
+    labels: HashMap<FrameLabel, u32>,
+    threads: HashMap<(i32, u64), u32>,
+    /// Stack key: thread index followed by frame ids, root first.
+    stacks: HashMap<Box<[u32]>, u32>,
+    /// Per thread: index of its open span in the timeline.
+    open_span: Vec<Option<usize>>,
+    keep_timeline: bool,
+}
+
+impl Aggregator {
+    /// An empty aggregation; `timeline` keeps the time order of samples.
+    pub fn new(timeline: bool) -> Self {
+        Aggregator {
+            keep_timeline: timeline,
+            ..Default::default()
+        }
+    }
+
+    /// The id of a frame label, interning it on first sight.
+    pub fn frame_id(&mut self, label: &FrameLabel) -> u32 {
+        if let Some(&id) = self.labels.get(label) {
+            return id;
+        }
+        let id = self.profile.frames.len() as u32;
+        self.profile.frames.push(label.clone());
+        self.labels.insert(label.clone(), id);
+        id
+    }
+
+    /// The index of a thread, interning it (and updating its name) as needed.
+    pub fn thread_id(
+        &mut self,
+        pid: i32,
+        thread_id: u64,
+        os_thread_id: Option<u64>,
+        name: Option<&str>,
+    ) -> u32 {
+        if let Some(&idx) = self.threads.get(&(pid, thread_id)) {
+            let info = &mut self.profile.threads[idx as usize];
+            if info.name.is_none() && name.is_some() {
+                info.name = name.map(str::to_owned);
+            }
+            return idx;
+        }
+        let idx = self.profile.threads.len() as u32;
+        self.profile.threads.push(ThreadInfo {
+            pid,
+            thread_id,
+            os_thread_id,
+            name: name.map(str::to_owned),
+        });
+        self.threads.insert((pid, thread_id), idx);
+        self.open_span.push(None);
+        idx
+    }
+
+    /// Counts one sample of `thread` whose stack is `key` = `[thread, frame
+    /// ids root first...]`, taken at `at` since the recording began.
+    pub fn add(&mut self, key: &[u32], at: Duration) {
+        let thread = key[0];
+        let stack = match self.stacks.get(key) {
+            Some(&id) => id,
+            None => {
+                let id = self.profile.stacks.len() as u32;
+                self.profile.stacks.push(StackCount {
+                    thread,
+                    frames: key[1..].to_vec(),
+                    count: 0,
+                });
+                self.stacks.insert(key.into(), id);
+                id
+            }
+        };
+        self.profile.stacks[stack as usize].count += 1;
+        self.profile.samples += 1;
+        if self.keep_timeline {
+            self.extend_timeline(thread, stack, at);
+        }
+    }
+
+    fn extend_timeline(&mut self, thread: u32, stack: u32, at: Duration) {
+        let slot = &mut self.open_span[thread as usize];
+        if let Some(i) = *slot {
+            let span = &mut self.profile.timeline[i];
+            span.end = at;
+            if span.stack == stack {
+                return;
+            }
+        }
+        *slot = Some(self.profile.timeline.len());
+        self.profile.timeline.push(Span {
+            thread,
+            stack,
+            start: at,
+            end: at,
+        });
+    }
+
+    /// Counts a failed sampling attempt.
+    pub fn add_error(&mut self) {
+        self.profile.errors += 1;
+    }
+
+    /// Samples counted so far.
+    pub fn samples(&self) -> u64 {
+        self.profile.samples
+    }
+
+    /// The profile so far (leaving this aggregator empty and ready to reuse
+    /// for the next batch).
+    pub fn take(&mut self) -> Profile {
+        let timeline = self.keep_timeline;
+        std::mem::replace(self, Aggregator::new(timeline)).profile
+    }
+
+    /// Read access to the profile so far.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// Write access to the header fields (duration, rate, pid, ...).
+    pub fn profile_mut(&mut self) -> &mut Profile {
+        &mut self.profile
+    }
+}
+
+/// A synthetic root frame for a thread (`--threads`), as py-spy labels it.
+pub fn thread_label(os_thread_id: Option<u64>, thread_id: u64, name: Option<&str>) -> FrameLabel {
+    let id = match os_thread_id {
+        Some(t) => t.to_string(),
+        None => format!("{thread_id:#x}"),
+    };
+    let name = match name {
+        Some(n) => format!("thread ({id}): {n}"),
+        None => format!("thread ({id})"),
+    };
+    FrameLabel {
+        name,
+        filename: String::new(),
+        short_filename: String::new(),
+        line: 0,
+        first_line: 0,
+        kind: FrameKind::Thread,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn label(name: &str) -> FrameLabel {
+        FrameLabel {
+            name: name.into(),
+            filename: "f.py".into(),
+            short_filename: "f.py".into(),
+            line: 1,
+            first_line: 1,
+            kind: FrameKind::Python,
+        }
+    }
+
+    #[test]
+    fn interns_and_counts() {
+        let mut a = Aggregator::new(true);
+        let t = a.thread_id(1, 7, Some(70), Some("main"));
+        let (x, y) = (a.frame_id(&label("x")), a.frame_id(&label("y")));
+        assert_eq!(a.frame_id(&label("x")), x);
+        let ms = Duration::from_millis;
+        a.add(&[t, x, y], ms(0));
+        a.add(&[t, x, y], ms(10));
+        a.add(&[t, x], ms(20));
+        a.add(&[t, x, y], ms(30));
+        let p = a.take();
+        assert_eq!(p.samples, 4);
+        assert_eq!(p.stacks.len(), 2);
+        assert_eq!(
+            p.stacks[0],
+            StackCount {
+                thread: t,
+                frames: vec![x, y],
+                count: 3
+            }
+        );
+        let spans: Vec<_> = p
+            .timeline
+            .iter()
+            .map(|s| (s.stack, s.start, s.end))
+            .collect();
+        assert_eq!(
+            spans,
+            vec![(0, ms(0), ms(20)), (1, ms(20), ms(30)), (0, ms(30), ms(30))]
+        );
+        assert_eq!(a.samples(), 0, "take() leaves it empty");
+    }
+
+    #[test]
+    fn thread_roots_read_like_py_spy() {
+        assert_eq!(
+            thread_label(Some(42), 7, Some("MainThread")).name,
+            "thread (42): MainThread"
+        );
+        assert_eq!(thread_label(None, 0xab, None).name, "thread (0xab)");
+    }
+}
