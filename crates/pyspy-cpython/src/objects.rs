@@ -93,6 +93,38 @@ impl<M: Memory> ObjectReader<M> {
         })
     }
 
+    /// Where the last (up to) `max` bytes of a compact `str`'s text are, or
+    /// `None` for an empty or non-compact string.
+    pub fn str_tail(&self, addr: usize, max: usize) -> Result<Option<(usize, usize)>, Error> {
+        let o = &self.layout.offsets;
+        let length = self
+            .mem
+            .read_usize(addr + o.unicode_length)
+            .what("str length")?;
+        let state = self
+            .mem
+            .read_u64(addr + o.unicode_state)
+            .what("str state")? as u32;
+        let (kind, compact, ascii) = (
+            (state >> 2) & 7,
+            (state >> 5) & 1 == 1,
+            (state >> 6) & 1 == 1,
+        );
+        if length == 0 || !compact || !matches!(kind, 1 | 2 | 4) || length > isize::MAX as usize / 4
+        {
+            return Ok(None);
+        }
+        let data = addr
+            + if ascii {
+                o.unicode_ascii_size
+            } else {
+                o.unicode_compact_size
+            };
+        let bytes = length * kind as usize;
+        let len = bytes.min(max);
+        Ok(Some((data + bytes - len, len)))
+    }
+
     /// A `bytes` object's contents, refusing ones over `max` bytes.
     pub fn read_bytes(&self, addr: usize, max: usize) -> Result<Vec<u8>, Error> {
         let o = &self.layout.offsets;

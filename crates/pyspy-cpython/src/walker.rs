@@ -40,6 +40,12 @@ pub struct CodeInfo {
     pub localsplusnames: usize,
     /// `co_localspluskinds` (a bytes object).
     pub localspluskinds: usize,
+    /// Remote ranges and the bytes they held when this was read: the code
+    /// object's name/filename/line-table/first-line fields, and the length,
+    /// hash, state and last bytes of its name and filename strings. Compared
+    /// on later reads to notice that the object was freed and its address
+    /// reused (possibly with the same pointers but other text).
+    checks: Vec<(usize, Vec<u8>)>,
 }
 
 /// One frame as read from memory, before names are attached.
@@ -66,6 +72,14 @@ pub struct StackWalker<M> {
     chunks: Vec<(usize, Vec<u8>)>,
     /// The interpreter's GIL state (3.12+), once known.
     pub(crate) gil: Option<usize>,
+    /// Byte range of a code object compared to validate the cache.
+    fingerprint: std::ops::Range<usize>,
+    /// Frames of the current walk, before their code objects are checked.
+    pending: Vec<(usize, usize, usize)>,
+    /// Scratch for validation reads.
+    check_buf: Vec<u8>,
+    /// Code addresses evicted as stale since the last `take_evicted`.
+    evicted: Vec<usize>,
 }
 
 impl<M: Memory> StackWalker<M> {
@@ -88,6 +102,10 @@ impl<M: Memory> StackWalker<M> {
             frame_len,
             chunks: Vec::new(),
             gil: None,
+            fingerprint: fingerprint_range(&layout),
+            pending: Vec::new(),
+            check_buf: Vec::new(),
+            evicted: Vec::new(),
         }
     }
 
@@ -116,11 +134,14 @@ impl<M: Memory> StackWalker<M> {
         let o = self.layout().offsets;
         let flavor = self.layout().flavor;
         let mut buf = vec![0u8; self.frame_len];
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.clear();
         let mut addr = top;
         let mut steps = 0;
         while addr != 0 {
             steps += 1;
             if steps > MAX_FRAMES {
+                self.pending = pending;
                 return Err(Error::Corrupt {
                     what: "frame chain (too deep or cyclic)",
                     addr,
@@ -139,16 +160,117 @@ impl<M: Memory> StackWalker<M> {
             let owner = o.frame_owner.map(|off| buf[off]);
             let shim = owner.is_some()
                 && (owner == flavor.owner_cstack || owner == flavor.owner_interpreter);
-            if !shim && code != 0 && self.is_code(code)? {
-                let info = self.code(code)?;
-                let instr = usize_at(&buf, o.frame_instr_ptr);
-                let addrq = instr as i64 - (code + o.code_code_adaptive) as i64;
-                let line = line_for_offset(&info.linetable, info.first_line, addrq).unwrap_or(0);
-                out.push(RawFrame { addr, code, line });
+            if !shim && code != 0 {
+                pending.push((addr, code, usize_at(&buf, o.frame_instr_ptr)));
             }
             addr = previous;
         }
+        let result = self.resolve_pending(&pending, out);
+        self.pending = pending;
+        result
+    }
+
+    /// Checks the cached code objects of a walk in one batched read, then
+    /// turns the walk into frames with lines.
+    fn resolve_pending(
+        &mut self,
+        pending: &[(usize, usize, usize)],
+        out: &mut Vec<RawFrame>,
+    ) -> Result<(), Error> {
+        self.validate_codes(pending.iter().map(|p| p.1))?;
+        let adaptive = self.layout().offsets.code_code_adaptive;
+        for &(addr, code, instr) in pending {
+            if !self.is_code(code)? {
+                continue;
+            }
+            let info = self.code(code)?;
+            let addrq = instr as i64 - (code + adaptive) as i64;
+            let line = line_for_offset(&info.linetable, info.first_line, addrq).unwrap_or(0);
+            out.push(RawFrame { addr, code, line });
+        }
         Ok(())
+    }
+
+    /// Evicts cached code objects whose checked bytes no longer match
+    /// memory (freed, and the address reused): one `read_many` for all.
+    fn validate_codes(&mut self, codes: impl Iterator<Item = usize>) -> Result<(), Error> {
+        let mut cached: Vec<usize> = codes.filter(|c| self.codes.contains_key(c)).collect();
+        cached.sort_unstable();
+        cached.dedup();
+        if cached.is_empty() {
+            return Ok(());
+        }
+        let infos: Vec<Arc<CodeInfo>> = cached.iter().map(|c| self.codes[c].clone()).collect();
+        let total: usize = infos
+            .iter()
+            .flat_map(|i| &i.checks)
+            .map(|(_, b)| b.len())
+            .sum();
+        self.check_buf.resize(total, 0);
+        let mut rest = &mut self.check_buf[..];
+        let mut reads: Vec<(usize, &mut [u8])> = Vec::new();
+        for (addr, expected) in infos.iter().flat_map(|i| &i.checks) {
+            let (head, tail) = rest.split_at_mut(expected.len());
+            reads.push((*addr, head));
+            rest = tail;
+        }
+        let ok = self.objects.mem.read_many(&mut reads).is_ok();
+        drop(reads);
+        let mut at = 0;
+        for (code, info) in cached.iter().zip(&infos) {
+            let mut same = ok;
+            for (_, expected) in &info.checks {
+                same &= self.check_buf[at..at + expected.len()] == expected[..];
+                at += expected.len();
+            }
+            if !same {
+                // Gone or replaced: re-read on next use.
+                self.codes.remove(code);
+                self.evicted.push(*code);
+            }
+        }
+        Ok(())
+    }
+
+    /// The ranges [`CodeInfo::checks`] compares, read now.
+    fn code_checks(&self, addr: usize, raw: &[u8]) -> Result<Vec<(usize, Vec<u8>)>, Error> {
+        let o = self.layout().offsets;
+        let window = self.fingerprint.clone();
+        let mut checks = vec![(
+            addr + window.start,
+            raw.get(window).unwrap_or_default().to_vec(),
+        )];
+        for field in [o.code_name, o.code_filename] {
+            let s = usize_at(raw, field);
+            // length, hash and state (not the reference count, which moves).
+            let head_at = s + o.unicode_length;
+            let head_len = (o.unicode_state + 4)
+                .saturating_sub(o.unicode_length)
+                .clamp(8, 32);
+            checks.push((
+                head_at,
+                self.objects
+                    .mem
+                    .read_vec(head_at, head_len)
+                    .what("str header")?,
+            ));
+            if let Some((tail_at, tail_len)) = self.objects.str_tail(s, 16)? {
+                checks.push((
+                    tail_at,
+                    self.objects
+                        .mem
+                        .read_vec(tail_at, tail_len)
+                        .what("str data")?,
+                ));
+            }
+        }
+        Ok(checks)
+    }
+
+    /// Code addresses found stale since the last call: callers that cache
+    /// anything by code address must forget those.
+    pub fn take_evicted(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.evicted)
     }
 
     /// Forgets chunk copies of an earlier read (their contents move on).
@@ -312,8 +434,24 @@ impl<M: Memory> StackWalker<M> {
             argcount: i32_at(&raw, o.code_argcount),
             localsplusnames: usize_at(&raw, o.code_localsplusnames),
             localspluskinds: usize_at(&raw, o.code_localspluskinds),
+            checks: self.code_checks(addr, &raw)?,
         });
         self.codes.insert(addr, info.clone());
         Ok(info)
     }
+}
+
+/// The bytes of a code object that identify it: from the first to the last
+/// of its name, filename, line-table and first-line fields.
+fn fingerprint_range(layout: &Layout) -> std::ops::Range<usize> {
+    let o = &layout.offsets;
+    let fields = [
+        o.code_filename,
+        o.code_name,
+        o.code_linetable,
+        o.code_firstlineno,
+    ];
+    let start = fields.iter().copied().min().unwrap_or(0);
+    let end = fields.iter().copied().max().unwrap_or(0) + 8;
+    start..end.min(start + 128)
 }

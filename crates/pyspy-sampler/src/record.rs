@@ -380,6 +380,11 @@ fn sample_loop(
         shared.attempts.fetch_add(1, Ordering::Relaxed);
         match session.sample_raw(config.nonblocking, os_state, &mut raw) {
             Ok(()) => {
+                // Code objects freed and replaced at the same address: their
+                // labels must be rebuilt before this sample is counted.
+                for code in session.walker().take_evicted() {
+                    labeler.ids.retain(|&(c, _), _| c != code);
+                }
                 let mut batch = shared.batch.lock().unwrap_or_else(|p| p.into_inner());
                 for t in raw.threads() {
                     if !(config.include_idle || t.active) || (config.gil_only && !t.owns_gil) {
