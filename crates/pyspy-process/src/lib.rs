@@ -30,11 +30,11 @@ pub use maps::{parse_maps, MapRange};
 pub use memory::{Memory, MemoryExt, ReadCounter};
 
 #[cfg(target_os = "linux")]
-pub use linux::{OsThread, PauseGuard, Process};
+pub use linux::{MappedFile, OsThread, PauseGuard, Process};
 #[cfg(target_os = "linux")]
 pub use thread_files::ThreadFiles;
 #[cfg(not(target_os = "linux"))]
-pub use unsupported::{OsThread, PauseGuard, Process, ThreadFiles};
+pub use unsupported::{MappedFile, OsThread, PauseGuard, Process, ThreadFiles};
 
 /// A process id.
 pub type Pid = i32;

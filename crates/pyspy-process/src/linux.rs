@@ -137,26 +137,29 @@ impl Process {
         PathBuf::from(format!("/proc/{}/root", self.pid)).join(rel)
     }
 
-    /// Reads a file the target has mapped, by its target-side path. Falls
-    /// back to `/proc/PID/map_files` (which also covers deleted files) when
-    /// the path cannot be opened through the target's root.
-    pub fn read_mapped_file(&self, map: &MapRange) -> Result<Vec<u8>, Error> {
+    /// Maps a file the target has mapped, by its target-side path, for
+    /// reading: through `/proc/PID/root` (chroots, containers), falling
+    /// back to `/proc/PID/map_files` (which also covers deleted files).
+    /// Mapped rather than read: a parse touches only headers and symbol
+    /// tables, a few hundred KB of a libpython that can weigh 30 MB.
+    pub fn read_mapped_file(&self, map: &MapRange) -> Result<MappedFile, Error> {
         let path = map.path.as_deref().unwrap_or_default();
         let primary = self.host_path(path);
-        let mut last = match read_file(&primary) {
-            Ok(bytes) => return Ok(bytes),
-            Err(e) => e,
-        };
-        let by_range = format!("/proc/{}/map_files/{:x}-{:x}", self.pid, map.start, map.end);
-        match read_file(Path::new(&by_range)) {
-            Ok(bytes) => return Ok(bytes),
-            Err(e) => {
-                if last.kind() == std::io::ErrorKind::NotFound {
-                    last = e;
+        let by_range = PathBuf::from(format!(
+            "/proc/{}/map_files/{:x}-{:x}",
+            self.pid, map.start, map.end
+        ));
+        let mut first_err = None;
+        for candidate in [primary, by_range] {
+            match map_file(&candidate) {
+                Ok(m) => return Ok(m),
+                Err(e) => {
+                    first_err.get_or_insert(e);
                 }
             }
         }
-        Err(self.io_error(path, last))
+        let err = first_err.unwrap_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound));
+        Err(self.io_error(path, err))
     }
 
     /// The OS threads, with whether each was running when listed.
@@ -313,8 +316,23 @@ fn vm_readv(
     })
 }
 
-fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
-    std::fs::read(path)
+/// A file mapped read-only into this process.
+pub struct MappedFile(memmap2::Mmap);
+
+impl std::ops::Deref for MappedFile {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+fn map_file(path: &Path) -> std::io::Result<MappedFile> {
+    let file = std::fs::File::open(path)?;
+    // SAFETY: the map is read-only and private to this parse. A binary
+    // rewritten in place while mapped could change under us; the parser
+    // treats its input as untrusted and bounds-checks every read, so that
+    // costs a wrong answer at worst.
+    Ok(MappedFile(unsafe { memmap2::Mmap::map(&file)? }))
 }
 
 /// Reads `/proc/.../syscall`: a syscall number (in a syscall), `-1` (user

@@ -66,7 +66,7 @@ impl Process {
         PathBuf::from(target_path)
     }
     /// See the Linux version.
-    pub fn read_mapped_file(&self, _map: &MapRange) -> Result<Vec<u8>, Error> {
+    pub fn read_mapped_file(&self, _map: &MapRange) -> Result<MappedFile, Error> {
         Err(Error::Unsupported)
     }
     /// See the Linux version.
@@ -109,5 +109,15 @@ impl ThreadFiles {
     /// See the Linux version.
     pub fn in_syscall(&mut self, _pid: Pid, _tid: Pid) -> Option<bool> {
         None
+    }
+}
+
+/// A mapped file (never produced on this platform).
+pub struct MappedFile(Vec<u8>);
+
+impl std::ops::Deref for MappedFile {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
     }
 }
