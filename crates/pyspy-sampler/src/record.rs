@@ -387,7 +387,12 @@ fn sample_loop(
                 }
                 let mut batch = shared.batch.lock().unwrap_or_else(|p| p.into_inner());
                 for t in raw.threads() {
-                    if !(config.include_idle || t.active) || (config.gil_only && !t.owns_gil) {
+                    // A thread running no Python code (starting up, shutting
+                    // down) has nothing to count.
+                    if t.frames.is_empty()
+                        || !(config.include_idle || t.active)
+                        || (config.gil_only && !t.owns_gil)
+                    {
                         continue;
                     }
                     key.clear();
