@@ -23,6 +23,8 @@ pub struct ThreadState {
     pub native_thread_id: u64,
     /// Innermost frame, 0 for none.
     pub top_frame: usize,
+    /// Where the pointer to the innermost frame lives (for re-checking).
+    pub top_slot: usize,
     /// The newest data-stack chunk (where its frames live), 0 for none.
     pub datastack_chunk: usize,
     /// The top of the used part of that chunk (`datastack_top`).
@@ -61,11 +63,13 @@ impl<M: Memory> StackWalker<M> {
                 });
             }
             self.objects.mem.read(addr, &mut buf).what("thread state")?;
+            let (top_frame, top_slot) = self.top_frame(addr, &buf)?;
             out.push(ThreadState {
                 addr,
                 thread_id: usize_at(&buf, o.tstate_thread_id) as u64,
                 native_thread_id: usize_at(&buf, o.tstate_native_thread_id) as u64,
-                top_frame: self.top_frame(&buf)?,
+                top_frame,
+                top_slot,
                 datastack_chunk: usize_at(&buf, o.tstate_datastack_chunk),
                 datastack_top: usize_at(&buf, o.tstate_datastack_chunk + 8),
             });

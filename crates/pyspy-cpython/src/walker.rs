@@ -115,17 +115,67 @@ impl<M: Memory> StackWalker<M> {
     }
 
     /// The innermost frame of a thread, given its thread-state bytes.
-    pub fn top_frame(&self, tstate: &[u8]) -> Result<usize, Error> {
+    pub fn top_frame(&self, tstate_addr: usize, tstate: &[u8]) -> Result<(usize, usize), Error> {
         let o = &self.layout().offsets;
         if let Some(off) = o.tstate_current_frame {
-            return Ok(usize_at(tstate, off));
+            return Ok((usize_at(tstate, off), tstate_addr + off));
         }
         let cframe = usize_at(tstate, o.tstate_cframe.unwrap_or(0));
         if cframe == 0 {
-            return Ok(0);
+            return Ok((0, 0));
         }
         let at = cframe + o.cframe_current_frame.unwrap_or(0);
-        self.objects.mem.read_usize(at).what("cframe current frame")
+        Ok((
+            self.objects
+                .mem
+                .read_usize(at)
+                .what("cframe current frame")?,
+            at,
+        ))
+    }
+
+    /// Whether a thread's stack is still the one just walked: its top-frame
+    /// pointer (at `slot`) still points at `top`, the top frame still runs
+    /// the same code, and every frame below it is still suspended at the
+    /// same instruction in the same code. A frame below the top cannot move
+    /// without the frames above it returning first, so a stack that passes
+    /// was really there, at once, even if it was copied while running (and
+    /// one that unwound and came back to the same top between the copy and
+    /// this check is caught by the frames whose position changed). One
+    /// batched read.
+    pub fn walk_unchanged(&mut self, slot: usize, top: usize) -> Result<bool, Error> {
+        if slot == 0 || top == 0 {
+            return Ok(true);
+        }
+        let o = self.layout().offsets;
+        let (lo, hi) = (
+            o.frame_executable.min(o.frame_instr_ptr),
+            o.frame_executable.max(o.frame_instr_ptr) + 8,
+        );
+        let span = hi - lo;
+        let frames = std::mem::take(&mut self.pending);
+        self.check_buf.resize(8 + span * frames.len(), 0);
+        let (top_buf, rest) = self.check_buf.split_at_mut(8);
+        let mut reads: Vec<(usize, &mut [u8])> = Vec::with_capacity(frames.len() + 1);
+        reads.push((slot, top_buf));
+        for (&(addr, _, _), buf) in frames.iter().zip(rest.chunks_mut(span)) {
+            reads.push((addr + lo, buf));
+        }
+        let read = self.objects.mem.read_many(&mut reads).is_ok();
+        drop(reads);
+        let mut same = read && usize_at(&self.check_buf, 0) == top;
+        for (i, &(addr, code, instr)) in frames.iter().enumerate() {
+            if !same {
+                break;
+            }
+            let now = &self.check_buf[8 + i * span..8 + (i + 1) * span];
+            same &= usize_at(now, o.frame_executable - lo) & !7 == code;
+            if addr != top {
+                same &= usize_at(now, o.frame_instr_ptr - lo) == instr;
+            }
+        }
+        self.pending = frames;
+        Ok(same)
     }
 
     /// Raw frames from `top` outwards (innermost first), skipping frames

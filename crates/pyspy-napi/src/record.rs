@@ -104,6 +104,8 @@ impl BindingRecorder {
                 elapsed_ms: 0.0,
                 lateness_ms: 0.0,
                 rate: 0.0,
+                torn_reads: 0.0,
+                paused_samples: 0.0,
             },
         }
     }

@@ -16,7 +16,11 @@ fn main() {
     let config = RecordConfig {
         rate_hz: rate,
         duration: Some(Duration::from_secs_f64(secs)),
-        nonblocking: std::env::var("NONBLOCKING").is_ok(),
+        mode: match std::env::var("MODE").as_deref() {
+            Ok("pause") => pyspy_sampler::ReadMode::Pause,
+            Ok("nonblocking") => pyspy_sampler::ReadMode::Nonblocking,
+            _ => pyspy_sampler::ReadMode::Consistent,
+        },
         ..Default::default()
     };
     let t0 = std::time::Instant::now();
@@ -47,8 +51,8 @@ fn main() {
         println!("{} {}", names.join(";"), s.count);
     }
     eprintln!(
-        "reason {:?} exit {:?} samples {} attempts {} errors {} duration {:?} wall {:?} cpu {:?} ({:.1} us/attempt)",
-        done.reason, done.exit_status, p.samples, progress.attempts, p.errors, p.duration, t0.elapsed(), cpu,
+        "reason {:?} exit {:?} samples {} attempts {} errors {} torn {} paused {} duration {:?} wall {:?} cpu {:?} ({:.1} us/attempt)",
+        done.reason, done.exit_status, p.samples, progress.attempts, p.errors, progress.torn_reads, progress.paused_samples, p.duration, t0.elapsed(), cpu,
         cpu.as_secs_f64() * 1e6 / (progress.attempts as f64).max(1.0)
     );
 }

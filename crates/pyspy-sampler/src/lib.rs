@@ -21,4 +21,4 @@ pub use error::Error;
 pub use pyspy_cpython::{Frame, LocalVariable, ThreadStack, Version};
 pub use pyspy_output::Profile;
 pub use record::{Finished, Progress, RecordConfig, Recorder, StopReason, Target};
-pub use session::{dump, DumpConfig, ProcessDump, RawSample, RawThread, Session};
+pub use session::{dump, DumpConfig, ProcessDump, RawSample, RawThread, ReadMode, Session};

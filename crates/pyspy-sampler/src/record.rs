@@ -15,7 +15,7 @@ use pyspy_output::{FrameKind, FrameLabel, Profile};
 use pyspy_process::Pid;
 
 use crate::aggregate::{thread_label, Aggregator, LineMode};
-use crate::{Error, RawSample, Session};
+use crate::{Error, RawSample, ReadMode, Session};
 
 /// What to sample.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,8 +41,8 @@ pub struct RecordConfig {
     pub thread_roots: bool,
     /// How labels carry lines.
     pub lines: LineMode,
-    /// Do not pause the target while reading.
-    pub nonblocking: bool,
+    /// How samples are kept consistent (pause, check, or neither).
+    pub mode: ReadMode,
     /// Full filenames in labels.
     pub full_filenames: bool,
     /// Keep batches for [`Recorder::take_batch`].
@@ -58,7 +58,7 @@ impl Default for RecordConfig {
             include_idle: false,
             thread_roots: false,
             lines: LineMode::Current,
-            nonblocking: false,
+            mode: ReadMode::default(),
             full_filenames: false,
             batches: false,
         }
@@ -80,6 +80,10 @@ pub struct Progress {
     pub lateness: Duration,
     /// Attempts per second achieved so far.
     pub rate_hz: f64,
+    /// Reads found torn (a stack changed while read) and retried.
+    pub torn_reads: u64,
+    /// Samples taken with the target paused because it kept changing.
+    pub paused_samples: u64,
 }
 
 /// Why sampling ended.
@@ -112,6 +116,8 @@ struct Shared {
     errors: AtomicU64,
     lateness_ns: AtomicU64,
     elapsed_ns: AtomicU64,
+    torn_reads: AtomicU64,
+    paused_samples: AtomicU64,
     batch: Mutex<Option<Aggregator>>,
 }
 
@@ -194,6 +200,8 @@ impl Recorder {
             errors: s.errors.load(Ordering::Relaxed),
             elapsed,
             lateness: Duration::from_nanos(s.lateness_ns.load(Ordering::Relaxed)),
+            torn_reads: s.torn_reads.load(Ordering::Relaxed),
+            paused_samples: s.paused_samples.load(Ordering::Relaxed),
             rate_hz: if elapsed.is_zero() {
                 0.0
             } else {
@@ -378,7 +386,7 @@ fn sample_loop(
         next += period.mul_f64(jitter.factor());
         let at = now.duration_since(started);
         shared.attempts.fetch_add(1, Ordering::Relaxed);
-        match session.sample_raw(config.nonblocking, os_state, &mut raw) {
+        match session.sample_raw(config.mode, os_state, &mut raw) {
             Ok(()) => {
                 // Code objects freed and replaced at the same address: their
                 // labels must be rebuilt before this sample is counted.
@@ -458,6 +466,9 @@ fn sample_loop(
         shared
             .elapsed_ns
             .store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let (torn, paused) = session.consistency_stats();
+        shared.torn_reads.store(torn, Ordering::Relaxed);
+        shared.paused_samples.store(paused, Ordering::Relaxed);
     };
     let duration = started.elapsed();
     shared

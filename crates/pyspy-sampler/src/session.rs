@@ -9,6 +9,24 @@ use pyspy_process::{PauseGuard, Pid, Process, ThreadFiles};
 use crate::filenames::ShortFilenames;
 use crate::Error;
 
+/// How a sample is kept consistent with the running target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadMode {
+    /// Read without pausing, then check that every thread's top frame is
+    /// still the one walked; retry a torn read, and pause only when the
+    /// target keeps changing under the reader. The target pays nothing in
+    /// the common case.
+    #[default]
+    Consistent,
+    /// Pause every thread for every sample (py-spy's default).
+    Pause,
+    /// Never pause, never check (stacks may be torn).
+    Nonblocking,
+}
+
+/// Attempts of [`ReadMode::Consistent`] before it pauses the target.
+const CONSISTENT_TRIES: usize = 3;
+
 /// Options for [`dump`] and [`Session::read_stacks`].
 #[derive(Debug, Clone, Default)]
 pub struct DumpConfig {
@@ -43,6 +61,8 @@ pub struct Session {
     names: HashMap<u64, String>,
     names_tried: HashSet<u64>,
     thread_files: ThreadFiles,
+    torn_reads: u64,
+    paused_fallbacks: u64,
     short_filenames: ShortFilenames,
     command_line: String,
     executable: String,
@@ -63,6 +83,8 @@ impl Session {
             names: HashMap::new(),
             names_tried: HashSet::new(),
             thread_files: ThreadFiles::default(),
+            torn_reads: 0,
+            paused_fallbacks: 0,
             short_filenames: ShortFilenames::default(),
             command_line,
             executable,
@@ -93,7 +115,7 @@ impl Session {
     fn read_stacks_inner(&mut self, config: &DumpConfig) -> Result<Vec<ThreadStack>, Error> {
         let mut raw = RawSample::default();
         let guard = self.pause_unless(config.nonblocking)?;
-        self.read_raw_paused(true, guard.is_some(), &mut raw)?;
+        self.read_raw(true, guard.is_some(), false, &mut raw)?;
         let mut threads = Vec::with_capacity(raw.threads.len());
         for t in raw.threads() {
             let mut frames = Vec::with_capacity(t.frames.len());
@@ -136,15 +158,39 @@ impl Session {
     /// thread counts as active.
     pub fn sample_raw(
         &mut self,
-        nonblocking: bool,
+        mode: ReadMode,
         os_state: bool,
         out: &mut RawSample,
     ) -> Result<(), Error> {
         let result = (|| {
-            let guard = self.pause_unless(nonblocking)?;
-            self.read_raw_paused(os_state, guard.is_some(), out)
+            if mode == ReadMode::Consistent {
+                for _ in 0..CONSISTENT_TRIES {
+                    // A read that fails while the target runs is torn too
+                    // (it followed a pointer that moved): try again.
+                    if let Ok(true) = self.read_raw(os_state, false, true, out) {
+                        return Ok(());
+                    }
+                    if !self.process.is_alive() {
+                        return Err(Error::Process(pyspy_process::Error::Exited {
+                            pid: self.process.pid(),
+                        }));
+                    }
+                    self.torn_reads += 1;
+                }
+                // Too busy to catch still: pause for this one sample.
+                self.paused_fallbacks += 1;
+            }
+            let guard = self.pause_unless(mode == ReadMode::Nonblocking)?;
+            self.read_raw(os_state, guard.is_some(), false, out)
+                .map(|_| ())
         })();
         result.map_err(|e| exited_or(&self.process, e))
+    }
+
+    /// Reads that [`ReadMode::Consistent`] found torn and retried, and the
+    /// samples it then took paused.
+    pub fn consistency_stats(&self) -> (u64, u64) {
+        (self.torn_reads, self.paused_fallbacks)
     }
 
     /// `threading` name of a thread seen in the last sample.
@@ -175,13 +221,16 @@ impl Session {
     }
 
     /// Reads thread states, GIL holder and frames; the caller has paused the
-    /// target (or chosen not to).
-    fn read_raw_paused(
+    /// target (or chosen not to). With `validate`, each thread's top frame is
+    /// re-checked after its walk; `Ok(false)` means a stack changed while it
+    /// was read (the sample must be taken again).
+    fn read_raw(
         &mut self,
         os_state: bool,
         paused: bool,
+        validate: bool,
         out: &mut RawSample,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let interp = self.interpreter.interp;
         self.walker.begin_read();
         let states = self.walker.thread_states(interp)?;
@@ -214,6 +263,9 @@ impl Session {
                     .walker
                     .prefetch_chunks(ts.datastack_chunk, ts.datastack_top);
                 self.walker.raw_frames(ts.top_frame, &mut t.frames)?;
+                if validate && !self.walker.walk_unchanged(ts.top_slot, ts.top_frame)? {
+                    return Ok(false);
+                }
             }
             t.thread_id = ts.thread_id;
             t.os_thread_id = (ts.native_thread_id != 0).then_some(ts.native_thread_id);
@@ -237,7 +289,7 @@ impl Session {
                 },
             };
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Reads every thread's stack once, with the process header.

@@ -179,6 +179,10 @@ export interface BindingProgress {
   latenessMs: number
   /** Attempts per second achieved. */
   rate: number
+  /** Reads found torn (a stack changed while read) and retried. */
+  tornReads: number
+  /** Samples taken with the target paused because it kept changing. */
+  pausedSamples: number
 }
 
 /**
@@ -204,8 +208,17 @@ export interface BindingRecordOptions {
   function?: boolean
   /** No line numbers in labels. @default false */
   nolineno?: boolean
-  /** Do not pause the target while reading. @default false */
+  /**
+   * Never pause the target and never check stacks (they may be torn).
+   * @default false
+   */
   nonblocking?: boolean
+  /**
+   * Pause every thread for every sample, as py-spy does by default. The
+   * default instead reads without pausing, checks each stack and retries
+   * torn ones, pausing only when the target keeps changing. @default false
+   */
+  blocking?: boolean
   /** Full filenames in labels. @default false */
   fullFilenames?: boolean
   /** Keep batches for `takeBatch`. @default false */

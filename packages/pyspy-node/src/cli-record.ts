@@ -53,6 +53,7 @@ interface RecordFlags {
   function?: boolean;
   nolineno?: boolean;
   nonblocking?: boolean;
+  blocking?: boolean;
   fullFilenames?: boolean;
   subprocesses?: boolean;
   native?: boolean;
@@ -90,7 +91,13 @@ export function addRecordCommand(program: Command, deps: RecordCliDeps, setExitC
     .option('-i, --idle', 'include idle (sleeping, blocked) threads')
     .option('-F, --function', "label frames with the function's first line, not the current line")
     .addOption(new Option('--nolineno', 'no line numbers in frame labels').conflicts('function'))
-    .option('--nonblocking', 'do not pause the program while sampling it (less impact, but stacks may be torn)')
+    .option('--nonblocking', 'never pause the program and never check stacks (they may be torn)')
+    .addOption(
+      new Option(
+        '--blocking',
+        "pause the program for every sample, like py-spy's default (by default stacks are read without pausing, checked, and read again when torn)",
+      ).conflicts('nonblocking'),
+    )
     .option('--full-filenames', 'show full Python filenames')
     .option('-s, --subprocesses', 'also profile subprocesses (not supported yet)')
     .option('-n, --native', 'include native frames (not supported yet)')
@@ -164,6 +171,7 @@ async function runRecord(deps: RecordCliDeps, flags: RecordFlags, command: strin
     function: flags.function ?? false,
     nolineno: flags.nolineno ?? false,
     nonblocking: flags.nonblocking ?? false,
+    blocking: flags.blocking ?? false,
     fullFilenames: flags.fullFilenames ?? false,
     ...(deps.stderrIsTTY ? { onProgress: (p: Progress) => progress.draw(p) } : {}),
   };

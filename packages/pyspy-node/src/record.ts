@@ -52,8 +52,15 @@ export interface RecordOptions {
   function?: boolean;
   /** No line numbers in frame labels. Not with `function`. @default false */
   nolineno?: boolean;
-  /** Do not pause the target while reading it (less overhead, stacks may be torn). @default false */
+  /**
+   * Never pause the target and never check stacks (they may be torn).
+   * By default samples are read without pausing and each stack is checked;
+   * a torn one is read again, and only a target that keeps changing under
+   * the reader is paused for that sample. @default false
+   */
   nonblocking?: boolean;
+  /** Pause every thread for every sample, as py-spy does by default. Not with `nonblocking`. @default false */
+  blocking?: boolean;
   /** Keep full filenames rather than package-relative ones. @default false */
   fullFilenames?: boolean;
   /** Native (C) frames: not supported yet; `true` is rejected with `EUNSUPPORTED`. */

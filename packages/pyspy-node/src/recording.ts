@@ -135,6 +135,9 @@ function toBindingOptions(options: Omit<RecordOptions, 'onProgress'>, batches: b
   }
   assertPositive('rate', options.rate);
   assertPositive('duration', options.duration);
+  if (options.nonblocking && options.blocking) {
+    throw new PyspyError('EINVAL', 'the nonblocking and blocking options cannot be used together');
+  }
   if (options.function && options.nolineno) {
     throw new PyspyError('EINVAL', 'the function and nolineno options cannot be used together');
   }
@@ -148,6 +151,7 @@ function toBindingOptions(options: Omit<RecordOptions, 'onProgress'>, batches: b
     function: options.function ?? false,
     nolineno: options.nolineno ?? false,
     nonblocking: options.nonblocking ?? false,
+    blocking: options.blocking ?? false,
     fullFilenames: options.fullFilenames ?? false,
     batches,
   };

@@ -70,6 +70,7 @@ describe('pyspy-node record: arguments', () => {
       function: false,
       nolineno: false,
       nonblocking: false,
+      blocking: false,
       fullFilenames: false,
       batches: false,
     });
@@ -99,6 +100,7 @@ describe('pyspy-node record: arguments', () => {
       function: true,
       nolineno: false,
       nonblocking: true,
+      blocking: false,
       fullFilenames: true,
       batches: false,
     });
@@ -124,6 +126,7 @@ describe('pyspy-node record: arguments', () => {
     [['-p', '1', '-r', '0'], "Error: option '-r, --rate <rate>' argument '0' is invalid"],
     [['-p', '1', '-d', 'soon'], "Error: option '-d, --duration <seconds>' argument 'soon' is invalid"],
     [['-p', '1', '--frob'], "Error: unknown option '--frob'"],
+    [['-p', '1', '--nonblocking', '--blocking'], "Error: option '--blocking' cannot be used with option '--nonblocking'"],
   ])('%j fails with one clear line and exit code 1', async (args, message) => {
     const { code, stdout, stderr, binding } = await run(['record', ...args]);
     expect(code).toBe(1);

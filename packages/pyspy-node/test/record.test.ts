@@ -29,6 +29,7 @@ describe('record', () => {
       function: false,
       nolineno: false,
       nonblocking: false,
+      blocking: false,
       fullFilenames: false,
       batches: false,
     });
@@ -57,6 +58,7 @@ describe('record', () => {
       threads: true,
       nolineno: true,
       nonblocking: true,
+      blocking: false,
       fullFilenames: true,
     });
     expect(binding.startRecorder).toHaveBeenCalledWith({
@@ -69,6 +71,7 @@ describe('record', () => {
       function: false,
       nolineno: true,
       nonblocking: true,
+      blocking: false,
       fullFilenames: true,
       batches: false,
     });
@@ -140,7 +143,7 @@ describe('record', () => {
     await vi.advanceTimersByTimeAsync(250);
     await done;
     expect(calls).toHaveLength(5);
-    expect(calls.at(-1)).toEqual({ samples: 99, attempts: 31, errors: 1, elapsedMs: 300, latenessMs: 0.5, rate: 99.5 });
+    expect(calls.at(-1)).toEqual({ samples: 99, attempts: 31, errors: 1, elapsedMs: 300, latenessMs: 0.5, rate: 99.5, tornReads: 0, pausedSamples: 0 });
     await vi.advanceTimersByTimeAsync(5000);
     expect(calls).toHaveLength(5);
     expect(vi.getTimerCount()).toBe(0);

@@ -16,6 +16,10 @@ pub struct BindingProgress {
     pub lateness_ms: f64,
     /// Attempts per second achieved.
     pub rate: f64,
+    /// Reads found torn (a stack changed while read) and retried.
+    pub torn_reads: f64,
+    /// Samples taken with the target paused because it kept changing.
+    pub paused_samples: f64,
 }
 
 impl From<pyspy_sampler::Progress> for BindingProgress {
@@ -27,6 +31,8 @@ impl From<pyspy_sampler::Progress> for BindingProgress {
             elapsed_ms: p.elapsed.as_secs_f64() * 1e3,
             lateness_ms: p.lateness.as_secs_f64() * 1e3,
             rate: p.rate_hz,
+            torn_reads: p.torn_reads as f64,
+            paused_samples: p.paused_samples as f64,
         }
     }
 }

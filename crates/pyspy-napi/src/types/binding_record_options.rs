@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use napi_derive::napi;
-use pyspy_sampler::{LineMode, RecordConfig, Target};
+use pyspy_sampler::{LineMode, ReadMode, RecordConfig, Target};
 
 use crate::types::BindingError;
 
@@ -28,8 +28,13 @@ pub struct BindingRecordOptions {
     pub function: Option<bool>,
     /// No line numbers in labels. @default false
     pub nolineno: Option<bool>,
-    /// Do not pause the target while reading. @default false
+    /// Never pause the target and never check stacks (they may be torn).
+    /// @default false
     pub nonblocking: Option<bool>,
+    /// Pause every thread for every sample, as py-spy does by default. The
+    /// default instead reads without pausing, checks each stack and retries
+    /// torn ones, pausing only when the target keeps changing. @default false
+    pub blocking: Option<bool>,
     /// Full filenames in labels. @default false
     pub full_filenames: Option<bool>,
     /// Keep batches for `takeBatch`. @default false
@@ -83,6 +88,19 @@ impl BindingRecordOptions {
                 "function and nolineno cannot be used together".into(),
             ));
         }
+        let mode = match (
+            self.nonblocking.unwrap_or(false),
+            self.blocking.unwrap_or(false),
+        ) {
+            (true, true) => {
+                return Err(invalid(
+                    "nonblocking and blocking cannot be used together".into(),
+                ))
+            }
+            (true, false) => ReadMode::Nonblocking,
+            (false, true) => ReadMode::Pause,
+            (false, false) => ReadMode::Consistent,
+        };
         let lines = if function {
             LineMode::FunctionStart
         } else if nolineno {
@@ -99,7 +117,7 @@ impl BindingRecordOptions {
                 include_idle: self.idle.unwrap_or(false),
                 thread_roots: self.threads.unwrap_or(false),
                 lines,
-                nonblocking: self.nonblocking.unwrap_or(false),
+                mode,
                 full_filenames: self.full_filenames.unwrap_or(false),
                 batches: self.batches.unwrap_or(false),
             },
