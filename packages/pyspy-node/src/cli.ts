@@ -1,6 +1,6 @@
 /**
- * The `pyspy-node` command line, modelled on py-spy's: `dump` and `record`
- * (in `cli-record.ts`) work today; `top` is listed but not implemented yet.
+ * The `pyspy-node` command line, modelled on py-spy's: `dump`, `record` (in
+ * `cli-record.ts`) and `top` (in `top/cli.ts`).
  *
  * Every failure prints one `Error: <message>` line on stderr and yields exit
  * code 1; no stack trace is shown (set `PYSPY_NODE_DEBUG=1` to see one).
@@ -19,9 +19,14 @@ import { PyspyError } from './errors.js';
 import { formatJson } from './format/json.js';
 import { formatText } from './format/text.js';
 import { parsePid } from './pid.js';
+import { addTopCommand, readCommandLine, type TopCliDeps } from './top/cli.js';
+import { processTerminal } from './top/terminal.js';
 
-/** What the CLI talks to; tests pass fakes. `record`'s needs are in {@link RecordCliDeps}. */
-export interface CliDeps extends RecordCliDeps {
+/**
+ * What the CLI talks to; tests pass fakes. `record`'s and `top`'s own needs
+ * are in {@link RecordCliDeps} and {@link TopCliDeps}.
+ */
+export interface CliDeps extends RecordCliDeps, TopCliDeps {
   /** Reads a process; defaults to the native {@link nativeDump | dump}. */
   dump: typeof nativeDump;
   /** Writes to standard output. */
@@ -88,20 +93,7 @@ export function createProgram(deps: CliDeps, setExitCode: (code: number) => void
     });
 
   addRecordCommand(program, deps, setExitCode);
-
-  for (const [name, what] of [
-    ['top', 'Show a live top-like view of the functions taking the most time (not implemented yet)'],
-  ] as const) {
-    program
-      .command(name)
-      .description(what)
-      .helpOption(false)
-      .allowUnknownOption()
-      .allowExcessArguments()
-      .action(() => {
-        throw new UsageError(`\`pyspy-node ${name}\` is not implemented yet`);
-      });
-  }
+  addTopCommand(program, deps, setExitCode);
 
   return program;
 }
@@ -124,6 +116,8 @@ export async function main(args: string[], deps: Partial<CliDeps> = {}): Promise
     onSignal: subscribeToSignals,
     kill: killQuietly,
     now: () => new Date(),
+    terminal: processTerminal,
+    commandLine: readCommandLine,
     ...deps,
   };
   let exitCode = 0;

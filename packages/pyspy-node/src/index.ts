@@ -6,6 +6,8 @@
  *   a signal aborts; resolves with a {@link Profile} to encode or write as a
  *   flame graph, speedscope, raw, chrome trace or pprof file.
  * - {@link sample}: the same sampling, streamed as per-interval batches.
+ * - {@link top}: live per-function (or per-line) shares and times, as
+ *   snapshots: what `pyspy-node top` shows.
  *
  * Every error is a {@link PyspyError} with a stable `code`.
  *
@@ -26,4 +28,5 @@ export { Profile, type ProfileFormat, type StopReason, type TextProfileFormat } 
 export { record, type Progress, type RecordOptions } from './record.js';
 export { sample, type SampleOptions } from './sample.js';
 export type { Batch, Stack, StackFrame, Stacks } from './stacks.js';
+export { top, type TopOptions, type TopRow, type TopSnapshot, type TopSortKey } from './top.js';
 export type { DumpOptions, Frame, LocalVariable, ProcessDump, ThreadStack } from './types.js';
