@@ -61,7 +61,7 @@ describe('pyspy-node dump', () => {
     [['dump', '--pid', '1', '--frob'], "Error: unknown option '--frob'"],
     [['dump', '--pid', '1', '--native'], 'Error: --native is not supported yet'],
     [['dump', '--pid', '1', '-s'], 'Error: --subprocesses is not supported yet'],
-    [['top', '--pid', '1'], 'Error: `pyspy-node top` is not implemented yet'],
+    [['top', '--pid', '1', '--native'], 'Error: --native is not supported yet'],
     [['frob'], "Error: unknown command 'frob'"],
   ])('%j fails with one clear line', async (args, message) => {
     const { code, stdout, stderr, dump } = await run(args);
@@ -80,7 +80,7 @@ describe('help and version', () => {
     expect(stdout).toMatch(/^Usage: pyspy-node /);
     expect(stdout).toMatch(/dump \[options\]/);
     expect(stdout).toMatch(/record \[options\] \[command...\] +Record samples/);
-    expect(stdout).toMatch(/top +Show a live top-like view[\s\S]*not implemented yet/);
+    expect(stdout).toMatch(/top \[options\] \[command...\] +Show a live, top-like view/);
   });
 
   it('dump --help lists the flags and exits 0', async () => {
