@@ -43,13 +43,15 @@ export interface RecordTargetReport {
 
 // --- cleanup ------------------------------------------------------------------
 
-const children = new Set<ChildProcess>();
+/** CLI processes started here; `group`: it leads its own process group, killed as a whole. */
+const children = new Map<ChildProcess, { group: boolean }>();
 const dirs = new Set<string>();
 
 /** Kills the CLI processes started by {@link startCli} and removes temporary directories. */
 export async function cleanupRecord(): Promise<void> {
   await Promise.all(
-    [...children].map(async (child) => {
+    [...children].map(async ([child, { group }]) => {
+      if (group) killGroup(child.pid!);
       if (child.exitCode === null && child.signalCode === null) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, 10_000);
@@ -70,8 +72,20 @@ export async function cleanupRecord(): Promise<void> {
   dirs.clear();
 }
 
+/** SIGKILL to every process of group `pgid` (a launched command left behind, too). */
+function killGroup(pgid: number): void {
+  try {
+    process.kill(-pgid, 'SIGKILL');
+  } catch {
+    // no such group any more
+  }
+}
+
 process.once('exit', () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const [c, { group }] of children) {
+    if (group) killGroup(c.pid!);
+    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  }
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
@@ -90,6 +104,8 @@ export interface RunningCli {
   pid: number;
   /** Resolves once it has exited and its output is complete. */
   result: Promise<CliResult>;
+  /** Everything it wrote to stdout so far (a launched command's output too). */
+  stdout(): string;
   /** Everything it wrote to stderr so far. */
   stderr(): string;
 }
@@ -97,18 +113,30 @@ export interface RunningCli {
 /**
  * Starts `node packages/pyspy-node/bin/pyspy-node.js ...args` without waiting
  * for it (to signal it while it records). {@link cleanupRecord} kills it.
+ *
+ * @param options.group Start it as the leader of a new process group, as a
+ *   shell starts a foreground job: `process.kill(-pid, 'SIGINT')` is then a
+ *   Ctrl-C, reaching a command it launched too. Cleanup kills the whole group.
  */
-export function startCli(args: string[], timeoutMs = 120_000): RunningCli {
+export function startCli(args: string[], options: { timeoutMs?: number; group?: boolean } = {}): RunningCli {
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  const group = options.group ?? false;
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
   delete env.FORCE_COLOR;
-  const child = spawn(process.execPath, [CLI_PATH, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
+  const child = spawn(process.execPath, [CLI_PATH, ...args], {
+    cwd: REPO_ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: group,
+  });
+  children.set(child, { group });
   let stdout = '';
   let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const result = new Promise<CliResult>((resolve, reject) => {
     const timer = setTimeout(() => {
+      if (group) killGroup(child.pid!);
       child.kill('SIGKILL');
       reject(new Error(`pyspy-node ${args.join(' ')} did not finish within ${timeoutMs / 1000}s\n--- stderr:\n${stderr}`));
     }, timeoutMs);
@@ -118,11 +146,12 @@ export function startCli(args: string[], timeoutMs = 120_000): RunningCli {
     });
     child.once('close', (code, signal) => {
       clearTimeout(timer);
+      if (group) killGroup(child.pid!);
       children.delete(child);
       resolve({ code, signal, stdout, stderr });
     });
   });
-  return { child, pid: child.pid!, result, stderr: () => stderr };
+  return { child, pid: child.pid!, result, stdout: () => stdout, stderr: () => stderr };
 }
 
 /** Names (`comm`) of the threads of process `pid`; empty when it is gone. */
