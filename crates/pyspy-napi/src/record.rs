@@ -135,11 +135,8 @@ impl BindingRecorder {
     #[napi]
     pub fn take_batch(&self) -> Option<BindingStacks> {
         let guard = self.recorder.lock().unwrap_or_else(|p| p.into_inner());
-        guard
-            .as_ref()?
-            .take_batch()
-            .as_ref()
-            .map(BindingStacks::from)
+        let (profile, counts) = guard.as_ref()?.take_batch()?;
+        Some(BindingStacks::batch(&profile, &counts))
     }
 
     /// Waits (off the JS thread) for sampling to end — call `stop` first

@@ -20,5 +20,5 @@ pub use aggregate::{Aggregator, LineMode};
 pub use error::Error;
 pub use pyspy_cpython::{Frame, LocalVariable, ThreadStack, Version};
 pub use pyspy_output::Profile;
-pub use record::{Finished, Progress, RecordConfig, Recorder, StopReason, Target};
+pub use record::{BatchCounts, Finished, Progress, RecordConfig, Recorder, StopReason, Target};
 pub use session::{dump, DumpConfig, ProcessDump, RawSample, RawThread, ReadMode, Session};

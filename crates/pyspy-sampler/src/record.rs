@@ -118,7 +118,7 @@ struct Shared {
     elapsed_ns: AtomicU64,
     torn_reads: AtomicU64,
     paused_samples: AtomicU64,
-    batch: Mutex<Option<Aggregator>>,
+    batch: Mutex<Option<Batch>>,
 }
 
 /// A recording in progress.
@@ -128,6 +128,37 @@ pub struct Recorder {
     child: Option<Child>,
     pid: Pid,
     python_version: String,
+}
+
+/// Counts of one batch that its stacks alone do not tell (for live views).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BatchCounts {
+    /// Sampling attempts, failed ones included.
+    pub attempts: u64,
+    /// Attempts in which some thread held the GIL.
+    pub gil_attempts: u64,
+    /// Thread-samples of threads that were active (before any filtering).
+    pub active_thread_samples: u64,
+    /// Python threads seen by the last successful attempt.
+    pub threads: u64,
+    /// Time the batch covers.
+    pub elapsed: Duration,
+}
+
+struct Batch {
+    agg: Aggregator,
+    counts: BatchCounts,
+    since: Instant,
+}
+
+impl Batch {
+    fn new() -> Self {
+        Batch {
+            agg: Aggregator::new(false),
+            counts: BatchCounts::default(),
+            since: Instant::now(),
+        }
+    }
 }
 
 /// How long a launched command may take to show a Python interpreter.
@@ -146,7 +177,7 @@ impl Recorder {
         let python_version = session.interpreter().layout.version.to_string();
         let shared = Arc::new(Shared::default());
         if config.batches {
-            *shared.batch.lock().unwrap() = Some(Aggregator::new(false));
+            *shared.batch.lock().unwrap() = Some(Batch::new());
         }
         let worker = shared.clone();
         let thread = std::thread::Builder::new()
@@ -210,15 +241,19 @@ impl Recorder {
         }
     }
 
-    /// What was sampled since the previous call (requires
+    /// What was sampled since the previous call, with its counts (requires
     /// [`RecordConfig::batches`]); `None` otherwise.
-    pub fn take_batch(&self) -> Option<Profile> {
-        self.shared
-            .batch
-            .lock()
-            .ok()?
-            .as_mut()
-            .map(Aggregator::take)
+    pub fn take_batch(&self) -> Option<(Profile, BatchCounts)> {
+        let mut guard = self.shared.batch.lock().ok()?;
+        let batch = guard.as_mut()?;
+        let counts = BatchCounts {
+            elapsed: batch.since.elapsed(),
+            ..batch.counts
+        };
+        let profile = batch.agg.take();
+        batch.counts = BatchCounts::default();
+        batch.since = Instant::now();
+        Some((profile, counts))
     }
 
     /// Waits for the sampling thread to end (call [`Recorder::stop`] first
@@ -394,6 +429,14 @@ fn sample_loop(
                     labeler.ids.retain(|&(c, _), _| c != code);
                 }
                 let mut batch = shared.batch.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(b) = batch.as_mut() {
+                    let c = &mut b.counts;
+                    c.attempts += 1;
+                    c.gil_attempts += raw.threads().iter().any(|t| t.owns_gil) as u64;
+                    c.active_thread_samples +=
+                        raw.threads().iter().filter(|t| t.active).count() as u64;
+                    c.threads = raw.threads().len() as u64;
+                }
                 for t in raw.threads() {
                     // A thread running no Python code (starting up, shutting
                     // down) has nothing to count.
@@ -433,7 +476,7 @@ fn sample_loop(
                         )?);
                     }
                     total.add(&key, at);
-                    if let Some(b) = batch.as_mut() {
+                    if let Some(b) = batch.as_mut().map(|b| &mut b.agg) {
                         // Same ids are not shared across aggregators: re-intern.
                         let mut bkey = Vec::with_capacity(key.len());
                         let name = session.thread_name(t.thread_id);
@@ -459,7 +502,8 @@ fn sample_loop(
                     .unwrap_or_else(|p| p.into_inner())
                     .as_mut()
                 {
-                    b.add_error();
+                    b.agg.add_error();
+                    b.counts.attempts += 1;
                 }
             }
         }

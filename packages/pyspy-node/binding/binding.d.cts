@@ -263,6 +263,16 @@ export interface BindingStacks {
   errors: number
   /** Unique stacks. */
   stacks: Array<BindingStack>
+  /** Batches only: sampling attempts, failed ones included. */
+  attempts?: number
+  /** Batches only: attempts in which some thread held the GIL. */
+  gilSamples?: number
+  /** Batches only: thread-samples of active threads (before filtering). */
+  activeSamples?: number
+  /** Batches only: Python threads seen by the last attempt. */
+  threads?: number
+  /** Batches only: milliseconds the batch covers. */
+  elapsedMs?: number
 }
 
 /**

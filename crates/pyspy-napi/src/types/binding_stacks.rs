@@ -1,5 +1,5 @@
 use napi_derive::napi;
-use pyspy_sampler::Profile;
+use pyspy_sampler::{BatchCounts, Profile};
 
 /// One frame label of an aggregated stack.
 #[napi(object, object_from_js = false)]
@@ -45,6 +45,30 @@ pub struct BindingStacks {
     pub errors: f64,
     /// Unique stacks.
     pub stacks: Vec<BindingStack>,
+    /// Batches only: sampling attempts, failed ones included.
+    pub attempts: Option<f64>,
+    /// Batches only: attempts in which some thread held the GIL.
+    pub gil_samples: Option<f64>,
+    /// Batches only: thread-samples of active threads (before filtering).
+    pub active_samples: Option<f64>,
+    /// Batches only: Python threads seen by the last attempt.
+    pub threads: Option<f64>,
+    /// Batches only: milliseconds the batch covers.
+    pub elapsed_ms: Option<f64>,
+}
+
+impl BindingStacks {
+    /// A batch: its stacks plus the counts a live view needs.
+    pub(crate) fn batch(p: &Profile, c: &BatchCounts) -> Self {
+        BindingStacks {
+            attempts: Some(c.attempts as f64),
+            gil_samples: Some(c.gil_attempts as f64),
+            active_samples: Some(c.active_thread_samples as f64),
+            threads: Some(c.threads as f64),
+            elapsed_ms: Some(c.elapsed.as_secs_f64() * 1e3),
+            ..BindingStacks::from(p)
+        }
+    }
 }
 
 impl From<&Profile> for BindingStacks {
@@ -81,6 +105,11 @@ impl From<&Profile> for BindingStacks {
             samples: p.samples as f64,
             errors: p.errors as f64,
             stacks,
+            attempts: None,
+            gil_samples: None,
+            active_samples: None,
+            threads: None,
+            elapsed_ms: None,
         }
     }
 }

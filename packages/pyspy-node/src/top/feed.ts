@@ -39,6 +39,7 @@ export class TopFeed implements AsyncIterableIterator<FeedItem> {
   #finish: BindingFinish | undefined;
   /** `progress()` right after the latest `takeBatch()`: the batch being yielded. */
   #taken: BindingProgress | undefined;
+  #counts: BindingStacks | null = null;
   #previous: BindingProgress | undefined;
 
   /**
@@ -105,6 +106,7 @@ export class TopFeed implements AsyncIterableIterator<FeedItem> {
           return (): BindingStacks | null => {
             const batch = target.takeBatch();
             this.#taken = target.progress();
+            this.#counts = batch;
             return batch;
           };
         }
@@ -122,6 +124,19 @@ export class TopFeed implements AsyncIterableIterator<FeedItem> {
   }
 
   #info(batch: Batch, progress: BindingProgress | undefined): IntervalInfo {
+    const counts = this.#counts;
+    this.#counts = null;
+    if (typeof counts?.attempts === 'number' && typeof counts.elapsedMs === 'number') {
+      // The binding counts each batch's attempts, GIL holders and active
+      // threads itself, whatever the filters: exact shares in every mode.
+      return {
+        attempts: counts.attempts,
+        elapsedMs: counts.elapsedMs,
+        gil: counts.gilSamples ?? null,
+        active: counts.activeSamples ?? null,
+        threads: counts.threads ?? new Set(batch.stacks.map((s) => `${s.pid}:${s.threadId}`)).size,
+      };
+    }
     const previous = this.#previous;
     let attempts = 0;
     let elapsedMs = 0;
@@ -133,9 +148,8 @@ export class TopFeed implements AsyncIterableIterator<FeedItem> {
     }
     const threads = new Set(batch.stacks.map((s) => `${s.pid}:${s.threadId}`)).size;
     const { gil = false, idle = false } = this.#options;
-    // The binding counts only the samples it keeps, so the GIL share is known
-    // only when it keeps GIL holders alone, and the active share only when
-    // it keeps active threads alone.
+    // Without per-batch counts, the GIL share is known only when only GIL
+    // holders are kept, and the active share only when only active threads are.
     return {
       attempts,
       elapsedMs,
@@ -144,4 +158,5 @@ export class TopFeed implements AsyncIterableIterator<FeedItem> {
       threads,
     };
   }
+
 }
