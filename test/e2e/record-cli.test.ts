@@ -459,9 +459,9 @@ describe(`how recording ends (${HOST.id})`, () => {
   });
 
   it('the target killed (SIGKILL) mid-record: exit 0 and a valid file', { timeout: TIMEOUT }, async () => {
-    const fx = await startFixture(HOST, 'ratio');
+    const fx = await startFixture(HOST, 'mixed');
     const file = path.join(outputDir(), 'killed.json');
-    const cli = startCli(['record', '-p', String(fx.pid), '-o', file, '-f', 'speedscope']);
+    const cli = startCli(['record', '-p', String(fx.pid), '-o', file, '-f', 'speedscope', '--idle']);
     await waitForSampler(cli.pid);
     await sleep(1000);
     await fx.kill();
@@ -469,6 +469,9 @@ describe(`how recording ends (${HOST.id})`, () => {
     const summary = expectWritten(res, file, 'speedscope', 'record of a target that was killed');
     const doc = JSON.parse(readFileSync(file, 'utf8')) as SpeedscopeFile;
     expect(speedscopeProblems(doc)).toEqual([]);
+    // One profile per thread (--idle: the sleeping napper too), named as py-spy names them.
+    const names = fx.report.threads.map((t) => `Thread ${t.native_id} "${t.name}"`).sort();
+    expect(doc.profiles.map((p) => p.name).sort()).toEqual(names);
     const weight = doc.profiles.reduce((n, p) => n + p.weights.reduce((a, b) => a + b, 0), 0);
     expect(weight * 100).toBeCloseTo(summary.samples, 3);
   });

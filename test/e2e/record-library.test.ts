@@ -163,6 +163,38 @@ describe(`record() (${HOST.id})`, () => {
     expect(profile.durationMs).toBeLessThanOrEqual(3000);
   });
 
+  it('options reach the sampler: threads, idle, function, fullFilenames, gil', { timeout: TIMEOUT }, async () => {
+    const { record } = await library();
+    const fx = await startFixture(HOST, 'mixed');
+    const profile = await settleWithin(
+      record({ pid: fx.pid, duration: 1, threads: true, idle: true, function: true, fullFilenames: true }),
+      60_000,
+      'record({ threads, idle, function, fullFilenames })',
+      fx.pid,
+    );
+    const stacks = profile.stacks().stacks;
+    expect(totalCount(stacks)).toBe(profile.samples);
+    // threads: a synthetic root frame per thread; idle: the sleeping napper is there.
+    const roots = new Set(stacks.map((s) => s.frames[0]!.name));
+    expect([...roots].sort()).toEqual(fx.report.threads.map((t) => `thread (${t.native_id}): ${t.name}`).sort());
+    for (const s of stacks) {
+      expect(s.frames[0]!.filename, 'the thread root has no file').toBe('');
+      for (const f of s.frames.slice(1)) {
+        // function: the line shown is the function's first line; fullFilenames: labels carry the path.
+        expect(f.line, `${f.name} line`).toBe(f.firstLine);
+        if (f.filename === fx.script) expect(f.shortFilename, `${f.name} shortFilename`).toBe(fx.script);
+      }
+    }
+    const nap = stacks.filter((s) => s.threadName === 'napper');
+    expect(totalCount(nap), 'napper samples (idle)').toBeGreaterThan(0);
+    expect(nap.every((s) => s.frames[s.frames.length - 1]!.name === 'nap')).toBe(true);
+
+    // gil: only MainThread, which holds it.
+    const gil = await settleWithin(record({ pid: fx.pid, duration: 1, gil: true, idle: true }), 60_000, 'record({ gil, idle })', fx.pid);
+    const threads = new Set(gil.stacks().stacks.map((s) => s.threadName));
+    expect([...threads]).toEqual(['MainThread']);
+  });
+
   it('a pid that does not exist rejects with a PyspyError (ENOPROCESS)', { timeout: TIMEOUT }, async () => {
     const { record, PyspyError } = await library();
     const max = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
