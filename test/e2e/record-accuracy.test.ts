@@ -4,11 +4,15 @@
 // the raw output's shares must be within ±3 percentage points of 75/25, on
 // the host's static 3.11 and on 3.14 in its chroot.
 //
-// The fixture's cycles average ~100 ms and vary in length (see the fixture),
-// so the result depends neither on hiccups of a loaded machine nor on where
-// the sampling phase falls. Measured on the 2-core dev machine under load
-// (another build running): standard deviation of the share about 0.9 points
-// over 5 s, against 1.9 for independent random samples.
+// The fixture's cycles average ~100 ms and vary in length (see the fixture):
+// long enough for a scheduling hiccup not to land in one function only,
+// irregular so that they cannot lock onto the sampling period. Measured on
+// the 2-core dev machine (load average 2-3): work_three's share 74.9 ± 0.84
+// (mean ± standard deviation, 20 runs, 73.5-76.5), so ±3 is about 3.5
+// standard deviations. Sampling measures wall time: on an overloaded machine
+// (load average 8-9, the target getting half a CPU) long preemptions make
+// successive samples see the same frame and shares stray further (62% seen
+// once), so a failure message says how much CPU the target got and the load.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
