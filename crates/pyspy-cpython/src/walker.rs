@@ -118,13 +118,13 @@ impl<M: Memory> StackWalker<M> {
     pub fn top_frame(&self, tstate_addr: usize, tstate: &[u8]) -> Result<(usize, usize), Error> {
         let o = &self.layout().offsets;
         if let Some(off) = o.tstate_current_frame {
-            return Ok((usize_at(tstate, off), tstate_addr + off));
+            return Ok((usize_at(tstate, off), tstate_addr.wrapping_add(off)));
         }
         let cframe = usize_at(tstate, o.tstate_cframe.unwrap_or(0));
         if cframe == 0 {
             return Ok((0, 0));
         }
-        let at = cframe + o.cframe_current_frame.unwrap_or(0);
+        let at = cframe.wrapping_add(o.cframe_current_frame.unwrap_or(0));
         Ok((
             self.objects
                 .mem
@@ -159,7 +159,7 @@ impl<M: Memory> StackWalker<M> {
         let mut reads: Vec<(usize, &mut [u8])> = Vec::with_capacity(frames.len() + 1);
         reads.push((slot, top_buf));
         for (&(addr, _, _), buf) in frames.iter().zip(rest.chunks_mut(span)) {
-            reads.push((addr + lo, buf));
+            reads.push((addr.wrapping_add(lo), buf));
         }
         let read = self.objects.mem.read_many(&mut reads).is_ok();
         drop(reads);
@@ -234,7 +234,7 @@ impl<M: Memory> StackWalker<M> {
                 continue;
             }
             let info = self.code(code)?;
-            let addrq = instr as i64 - (code + adaptive) as i64;
+            let addrq = (instr as i64).wrapping_sub(code.wrapping_add(adaptive) as i64);
             let line = line_for_offset(&info.linetable, info.first_line, addrq).unwrap_or(0);
             out.push(RawFrame { addr, code, line });
         }
@@ -287,13 +287,13 @@ impl<M: Memory> StackWalker<M> {
         let o = self.layout().offsets;
         let window = self.fingerprint.clone();
         let mut checks = vec![(
-            addr + window.start,
+            addr.wrapping_add(window.start),
             raw.get(window).unwrap_or_default().to_vec(),
         )];
         for field in [o.code_name, o.code_filename] {
             let s = usize_at(raw, field);
             // length, hash and state (not the reference count, which moves).
-            let head_at = s + o.unicode_length;
+            let head_at = s.wrapping_add(o.unicode_length);
             let head_len = (o.unicode_state + 4)
                 .saturating_sub(o.unicode_length)
                 .clamp(8, 32);
@@ -389,7 +389,7 @@ impl<M: Memory> StackWalker<M> {
     fn copy_from_chunks(&self, addr: usize, buf: &mut [u8]) -> bool {
         for (start, data) in &self.chunks {
             if let Some(off) = addr.checked_sub(*start) {
-                if let Some(src) = data.get(off..off + buf.len()) {
+                if let Some(src) = data.get(off..off.saturating_add(buf.len())) {
                     buf.copy_from_slice(src);
                     return true;
                 }
