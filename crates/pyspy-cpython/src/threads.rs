@@ -52,7 +52,7 @@ impl<M: Memory> StackWalker<M> {
         let mut addr = self
             .objects
             .mem
-            .read_usize(interp + o.interp_threads_head)
+            .read_usize(interp.wrapping_add(o.interp_threads_head))
             .what("thread list head")?;
         let mut out = Vec::new();
         while addr != 0 {
@@ -85,7 +85,7 @@ impl<M: Memory> StackWalker<M> {
             return self
                 .objects
                 .mem
-                .read_usize(runtime + off)
+                .read_usize(runtime.wrapping_add(off))
                 .what("GIL holder");
         }
         let (Some(gil_ptr), Some(locked), Some(holder)) =
@@ -100,7 +100,7 @@ impl<M: Memory> StackWalker<M> {
                 let gil = self
                     .objects
                     .mem
-                    .read_usize(interp + gil_ptr)
+                    .read_usize(interp.wrapping_add(gil_ptr))
                     .what("GIL pointer")?;
                 if gil == 0 {
                     return Ok(0);
@@ -113,8 +113,8 @@ impl<M: Memory> StackWalker<M> {
         self.objects
             .mem
             .read_many(&mut [
-                (gil + locked, &mut state[..]),
-                (gil + holder, &mut last[..]),
+                (gil.wrapping_add(locked), &mut state[..]),
+                (gil.wrapping_add(holder), &mut last[..]),
             ])
             .what("GIL state")?;
         Ok(if i32::from_le_bytes(state) == 0 {
@@ -132,7 +132,7 @@ impl<M: Memory> StackWalker<M> {
         let r = &self.objects;
         let modules = r
             .mem
-            .read_usize(interp + o.interp_modules)
+            .read_usize(interp.wrapping_add(o.interp_modules))
             .what("sys.modules")?;
         let mut names = HashMap::new();
         if modules == 0 {
@@ -143,7 +143,7 @@ impl<M: Memory> StackWalker<M> {
         };
         let md_dict = r
             .mem
-            .read_usize(threading + o.module_md_dict)
+            .read_usize(threading.wrapping_add(o.module_md_dict))
             .what("threading.__dict__")?;
         if md_dict == 0 {
             return Ok(names);
