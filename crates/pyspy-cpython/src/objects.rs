@@ -62,13 +62,13 @@ impl<M: Memory> ObjectReader<M> {
             });
         }
         let data = match (compact, ascii) {
-            (true, true) => addr + o.unicode_ascii_size,
-            (true, false) => addr + o.unicode_compact_size,
+            (true, true) => addr.wrapping_add(o.unicode_ascii_size),
+            (true, false) => addr.wrapping_add(o.unicode_compact_size),
             // Legacy (non-compact) strings keep a data pointer after the
             // compact header.
             (false, _) => self
                 .mem
-                .read_usize(addr + o.unicode_compact_size)
+                .read_usize(addr.wrapping_add(o.unicode_compact_size))
                 .what("str data pointer")?,
         };
         let chars = length.min(max_chars);
@@ -99,11 +99,11 @@ impl<M: Memory> ObjectReader<M> {
         let o = &self.layout.offsets;
         let length = self
             .mem
-            .read_usize(addr + o.unicode_length)
+            .read_usize(addr.wrapping_add(o.unicode_length))
             .what("str length")?;
         let state = self
             .mem
-            .read_u64(addr + o.unicode_state)
+            .read_u64(addr.wrapping_add(o.unicode_state))
             .what("str state")? as u32;
         let (kind, compact, ascii) = (
             (state >> 2) & 7,
@@ -114,15 +114,14 @@ impl<M: Memory> ObjectReader<M> {
         {
             return Ok(None);
         }
-        let data = addr
-            + if ascii {
-                o.unicode_ascii_size
-            } else {
-                o.unicode_compact_size
-            };
+        let data = addr.wrapping_add(if ascii {
+            o.unicode_ascii_size
+        } else {
+            o.unicode_compact_size
+        });
         let bytes = length * kind as usize;
         let len = bytes.min(max);
-        Ok(Some((data + bytes - len, len)))
+        Ok(Some((data.wrapping_add(bytes - len), len)))
     }
 
     /// A `bytes` object's contents, refusing ones over `max` bytes.
@@ -130,7 +129,7 @@ impl<M: Memory> ObjectReader<M> {
         let o = &self.layout.offsets;
         let size = self
             .mem
-            .read_usize(addr + o.bytes_ob_size)
+            .read_usize(addr.wrapping_add(o.bytes_ob_size))
             .what("bytes size")?;
         if size > max {
             return Err(Error::Corrupt {
@@ -139,14 +138,14 @@ impl<M: Memory> ObjectReader<M> {
             });
         }
         self.mem
-            .read_vec(addr + o.bytes_ob_sval, size)
+            .read_vec(addr.wrapping_add(o.bytes_ob_sval), size)
             .what("bytes data")
     }
 
     /// The type object of an object.
     pub fn type_of(&self, obj: usize) -> Result<usize, Error> {
         self.mem
-            .read_usize(obj + self.layout.offsets.ob_type)
+            .read_usize(obj.wrapping_add(self.layout.offsets.ob_type))
             .what("object type")
     }
 
@@ -157,7 +156,7 @@ impl<M: Memory> ObjectReader<M> {
         }
         let ptr = self
             .mem
-            .read_usize(ty + self.layout.offsets.type_tp_name)
+            .read_usize(ty.wrapping_add(self.layout.offsets.type_tp_name))
             .what("type name pointer")?;
         let mut buf = [0u8; 128];
         self.mem.read(ptr, &mut buf[..64]).what("type name")?;
@@ -170,14 +169,17 @@ impl<M: Memory> ObjectReader<M> {
     /// A type's `tp_flags`.
     pub fn type_flags(&self, ty: usize) -> Result<u64, Error> {
         self.mem
-            .read_u64(ty + self.layout.offsets.type_tp_flags)
+            .read_u64(ty.wrapping_add(self.layout.offsets.type_tp_flags))
             .what("type flags")
     }
 
     /// An `int`'s value when it fits in an `i128`; `None` when larger.
     pub fn read_int(&self, addr: usize) -> Result<Option<i128>, Error> {
         let o = &self.layout.offsets;
-        let tag = self.mem.read_u64(addr + o.long_lv_tag).what("int size")?;
+        let tag = self
+            .mem
+            .read_u64(addr.wrapping_add(o.long_lv_tag))
+            .what("int size")?;
         let (negative, ndigits) = if self.layout.flavor.long_lv_tag {
             // 3.12+: low 2 bits sign (0 positive, 1 zero, 2 negative), the
             // rest the digit count.
@@ -191,7 +193,10 @@ impl<M: Memory> ObjectReader<M> {
         }
         let mut digits = [0u8; 16];
         self.mem
-            .read(addr + o.long_ob_digit, &mut digits[..ndigits * 4])
+            .read(
+                addr.wrapping_add(o.long_ob_digit),
+                &mut digits[..ndigits * 4],
+            )
             .what("int digits")?;
         let mut value: i128 = 0;
         for i in (0..ndigits).rev() {
@@ -206,7 +211,7 @@ impl<M: Memory> ObjectReader<M> {
     pub fn read_float(&self, addr: usize) -> Result<f64, Error> {
         let bits = self
             .mem
-            .read_u64(addr + self.layout.offsets.float_ob_fval)
+            .read_u64(addr.wrapping_add(self.layout.offsets.float_ob_fval))
             .what("float")?;
         Ok(f64::from_bits(bits))
     }
@@ -216,7 +221,7 @@ impl<M: Memory> ObjectReader<M> {
         let o = &self.layout.offsets;
         let n = self
             .mem
-            .read_usize(addr + o.tuple_ob_size)
+            .read_usize(addr.wrapping_add(o.tuple_ob_size))
             .what("tuple size")?;
         if n > max {
             return Err(Error::Corrupt {
@@ -224,7 +229,7 @@ impl<M: Memory> ObjectReader<M> {
                 addr,
             });
         }
-        self.pointers(addr + o.tuple_ob_item, n)
+        self.pointers(addr.wrapping_add(o.tuple_ob_item), n)
     }
 
     /// `n` pointers starting at `addr`, in one read.
