@@ -18,13 +18,14 @@ impl<M: pyspy_process::Memory> ObjectReader<M> {
         let o = &self.layout.offsets;
         let keys = self
             .mem
-            .read_usize(dict + o.dict_ma_keys)
+            .read_usize(dict.wrapping_add(o.dict_ma_keys))
             .what("dict keys")?;
         let values = self
             .mem
-            .read_usize(dict + o.dict_ma_values)
+            .read_usize(dict.wrapping_add(o.dict_ma_values))
             .what("dict values")?;
-        let values = (values != 0).then(|| values + self.layout.flavor.dict_values_array);
+        let values =
+            (values != 0).then(|| values.wrapping_add(self.layout.flavor.dict_values_array));
         self.keys_items(keys, values)
     }
 
@@ -46,7 +47,7 @@ impl<M: pyspy_process::Memory> ObjectReader<M> {
             });
         }
         let entry_size = if kind == 0 { 24 } else { 16 };
-        let entries = keys + KEYS_HEADER + (1usize << log2_index_bytes);
+        let entries = keys.wrapping_add(KEYS_HEADER + (1usize << log2_index_bytes));
         let raw = self
             .mem
             .read_vec(entries, nentries * entry_size)
@@ -120,14 +121,14 @@ impl<M: pyspy_process::Memory> ObjectReader<M> {
         if flags & TPFLAGS_MANAGED_DICT == 0 {
             let dictoffset = self
                 .mem
-                .read_usize(ty + o.type_tp_dictoffset)
+                .read_usize(ty.wrapping_add(o.type_tp_dictoffset))
                 .what("type dictoffset")? as isize;
             if dictoffset <= 0 {
                 return Ok(Vec::new());
             }
             let dict = self
                 .mem
-                .read_usize(obj + dictoffset as usize)
+                .read_usize(obj.wrapping_add(dictoffset as usize))
                 .what("instance dict")?;
             return if dict == 0 {
                 Ok(Vec::new())
@@ -141,7 +142,7 @@ impl<M: pyspy_process::Memory> ObjectReader<M> {
             .what("managed dict")?;
         let shared_keys = || {
             self.mem
-                .read_usize(ty + o.heap_type_cached_keys)
+                .read_usize(ty.wrapping_add(o.heap_type_cached_keys))
                 .what("cached keys")
         };
         let array = self.layout.flavor.dict_values_array;
@@ -157,11 +158,11 @@ impl<M: pyspy_process::Memory> ObjectReader<M> {
                 if values == 0 {
                     return Ok(Vec::new());
                 }
-                self.keys_items(shared_keys()?, Some(values + array))
+                self.keys_items(shared_keys()?, Some(values.wrapping_add(array)))
             }
             ManagedDict::V312 => {
                 if word & 1 == 1 {
-                    self.keys_items(shared_keys()?, Some(word + 1 + array))
+                    self.keys_items(shared_keys()?, Some(word.wrapping_add(1 + array)))
                 } else if word != 0 {
                     self.dict_items(word)
                 } else {
@@ -185,7 +186,7 @@ impl<M: pyspy_process::Memory> ObjectReader<M> {
                         addr: ty,
                     });
                 }
-                self.keys_items(shared_keys()?, Some(obj + basicsize + array))
+                self.keys_items(shared_keys()?, Some(obj.wrapping_add(basicsize + array)))
             }
         }
     }
