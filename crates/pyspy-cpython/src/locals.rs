@@ -30,7 +30,7 @@ impl<M: Memory> StackWalker<M> {
         let kinds = self.objects.read_bytes(code.localspluskinds, MAX_BYTES)?;
         let values = self
             .objects
-            .pointers(frame + o.frame_localsplus, names.len())?;
+            .pointers(frame.wrapping_add(o.frame_localsplus), names.len())?;
         let mut out = Vec::new();
         for (i, (&name, &raw)) in names.iter().zip(&values).enumerate() {
             let kind = kinds.get(i).copied().unwrap_or(0);
@@ -149,21 +149,21 @@ impl<M: Memory> StackWalker<M> {
             let n = self
                 .objects
                 .mem
-                .read_usize(obj + o.tuple_ob_size)
+                .read_usize(obj.wrapping_add(o.tuple_ob_size))
                 .what("tuple size")?;
             return self
                 .objects
-                .pointers(obj + o.tuple_ob_item, n.min(MAX_ITEMS + 1));
+                .pointers(obj.wrapping_add(o.tuple_ob_item), n.min(MAX_ITEMS + 1));
         }
         let n = self
             .objects
             .mem
-            .read_usize(obj + o.list_ob_size)
+            .read_usize(obj.wrapping_add(o.list_ob_size))
             .what("list size")?;
         let items = self
             .objects
             .mem
-            .read_usize(obj + o.list_ob_item)
+            .read_usize(obj.wrapping_add(o.list_ob_item))
             .what("list items")?;
         if n > isize::MAX as usize {
             return Err(Error::Corrupt {
