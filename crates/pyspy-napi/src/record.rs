@@ -106,6 +106,7 @@ impl BindingRecorder {
                 rate: 0.0,
                 torn_reads: 0.0,
                 paused_samples: 0.0,
+                processes: 0.0,
             },
         }
     }

@@ -10,6 +10,7 @@ fn main() {
         locals: args.iter().any(|a| a == "--locals"),
         nonblocking: args.iter().any(|a| a == "--nonblocking"),
         full_filenames: false,
+        subprocesses: false,
     };
     let t = std::time::Instant::now();
     let mut session = match pyspy_sampler::Session::attach(pid) {

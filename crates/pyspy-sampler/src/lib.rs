@@ -13,12 +13,17 @@
 mod aggregate;
 mod error;
 mod filenames;
+mod launch;
+mod process_loop;
 mod record;
 mod session;
+mod sink;
+mod tree;
 
 pub use aggregate::{Aggregator, LineMode};
 pub use error::Error;
 pub use pyspy_cpython::{Frame, LocalVariable, ThreadStack, Version};
 pub use pyspy_output::Profile;
-pub use record::{BatchCounts, Finished, Progress, RecordConfig, Recorder, StopReason, Target};
+pub use record::{Finished, Progress, RecordConfig, Recorder, StopReason, Target};
 pub use session::{dump, DumpConfig, ProcessDump, RawSample, RawThread, ReadMode, Session};
+pub use sink::BatchCounts;

@@ -36,6 +36,8 @@ pub struct DumpConfig {
     pub nonblocking: bool,
     /// Keep full filenames instead of package-relative ones.
     pub full_filenames: bool,
+    /// Also dump the target's Python descendants.
+    pub subprocesses: bool,
 }
 
 /// Every thread's stack of one process, read once.
@@ -51,6 +53,10 @@ pub struct ProcessDump {
     pub python_version: String,
     /// Threads, in the interpreter's list order (newest first).
     pub threads: Vec<ThreadStack>,
+    /// The parent's pid, for processes dumped as subprocesses.
+    pub parent_pid: Option<i32>,
+    /// With `subprocesses`: the Python descendants, parents before children.
+    pub subprocesses: Vec<ProcessDump>,
 }
 
 /// A Python process attached for reading.
@@ -301,6 +307,8 @@ impl Session {
             executable: self.executable.clone(),
             python_version: self.interpreter.layout.version.to_string(),
             threads,
+            parent_pid: None,
+            subprocesses: Vec::new(),
         })
     }
 }
@@ -334,9 +342,47 @@ impl RawSample {
     }
 }
 
-/// Reads every thread's Python stack of `pid` once.
+/// Reads every thread's Python stack of `pid` once (and, with
+/// `subprocesses`, of each Python descendant: a non-Python or vanishing
+/// one is skipped, never an error for the others).
 pub fn dump(pid: Pid, config: &DumpConfig) -> Result<ProcessDump, Error> {
-    Session::attach(pid)?.dump(config)
+    if !config.subprocesses {
+        return Session::attach(pid)?.dump(config);
+    }
+    let parents = crate::tree::parents();
+    let mut dumps = crate::tree::tree(pid, &parents)
+        .into_iter()
+        .map(|p| (p, Session::attach(p).and_then(|mut s| s.dump(config))));
+    let (_, root) = dumps.next().expect("the tree starts with its root");
+    let subprocesses: Vec<ProcessDump> = dumps
+        .filter_map(|(p, d)| {
+            d.ok().map(|d| ProcessDump {
+                parent_pid: parents.get(&p).copied(),
+                ..d
+            })
+        })
+        .collect();
+    match root {
+        Ok(root) => Ok(ProcessDump {
+            subprocesses,
+            ..root
+        }),
+        // A launcher (a shell, a non-Python parent) with Python children:
+        // report the children under an empty root.
+        Err(e) if !subprocesses.is_empty() && e.code() == "ENOTPYTHON" => {
+            let process = Process::open(pid)?;
+            Ok(ProcessDump {
+                pid,
+                command_line: process.cmdline().map(|a| a.join(" ")).unwrap_or_default(),
+                executable: process.exe().unwrap_or_default(),
+                python_version: String::new(),
+                threads: Vec::new(),
+                parent_pid: None,
+                subprocesses,
+            })
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// A failure while the target is gone is reported as its exit, whatever

@@ -62,6 +62,8 @@ export interface BindingDumpOptions {
    * @default false
    */
   fullFilenames?: boolean
+  /** Also dump the target's Python descendants. @default false */
+  subprocesses?: boolean
 }
 
 /**
@@ -163,6 +165,13 @@ export interface BindingProcessDump {
   pythonVersion: string
   /** Threads, in the interpreter's list order (newest first). */
   threads: Array<BindingThreadStack>
+  /** The parent's pid, for processes dumped as subprocesses. */
+  parentPid?: number
+  /**
+   * With `subprocesses`: the Python descendants, parents before children
+   * (each with an empty `subprocesses`).
+   */
+  subprocesses: Array<BindingProcessDump>
 }
 
 /** Progress of a recording; mirrors `pyspy_sampler::Progress`. */
@@ -183,6 +192,8 @@ export interface BindingProgress {
   tornReads: number
   /** Samples taken with the target paused because it kept changing. */
   pausedSamples: number
+  /** Processes being sampled (1 without `subprocesses`). */
+  processes: number
 }
 
 /**
@@ -223,6 +234,11 @@ export interface BindingRecordOptions {
   fullFilenames?: boolean
   /** Keep batches for `takeBatch`. @default false */
   batches?: boolean
+  /**
+   * Also sample the target's Python descendants (started before or
+   * during the recording), each on its own thread. @default false
+   */
+  subprocesses?: boolean
 }
 
 /** One unique stack of one thread with its sample count. */

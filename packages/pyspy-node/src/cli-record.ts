@@ -99,7 +99,7 @@ export function addRecordCommand(program: Command, deps: RecordCliDeps, setExitC
       ).conflicts('nonblocking'),
     )
     .option('--full-filenames', 'show full Python filenames')
-    .option('-s, --subprocesses', 'also profile subprocesses (not supported yet)')
+    .option('-s, --subprocesses', 'also profile Python subprocesses (each gets a root frame process PID:"CMD")')
     .option('-n, --native', 'include native frames (not supported yet)')
     .addHelpText(
       'after',
@@ -127,7 +127,6 @@ export function addRecordCommand(program: Command, deps: RecordCliDeps, setExitC
  */
 async function runRecord(deps: RecordCliDeps, flags: RecordFlags, command: string[]): Promise<number> {
   if (flags.native) throw new UsageError('--native is not supported yet');
-  if (flags.subprocesses) throw new UsageError('--subprocesses is not supported yet');
   if (flags.pid !== undefined && command.length > 0) {
     throw new UsageError('give either --pid or a command to launch, not both');
   }
@@ -172,6 +171,7 @@ async function runRecord(deps: RecordCliDeps, flags: RecordFlags, command: strin
     nolineno: flags.nolineno ?? false,
     nonblocking: flags.nonblocking ?? false,
     blocking: flags.blocking ?? false,
+    subprocesses: flags.subprocesses ?? false,
     fullFilenames: flags.fullFilenames ?? false,
     ...(deps.stderrIsTTY ? { onProgress: (p: Progress) => progress.draw(p) } : {}),
   };

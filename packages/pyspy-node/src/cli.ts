@@ -80,13 +80,13 @@ export function createProgram(deps: CliDeps, setExitCode: (code: number) => void
     .option('--full-filenames', 'show full Python filenames')
     .option('--nonblocking', 'do not pause the program while reading it (less impact, but stacks may be torn)')
     .option('-n, --native', 'include native frames (not supported yet)')
-    .option('-s, --subprocesses', 'also dump subprocesses (not supported yet)')
+    .option('-s, --subprocesses', 'also dump Python subprocesses (each once, with its own header)')
     .action(async (flags: DumpFlags) => {
       if (flags.native) throw new UsageError('--native is not supported yet');
-      if (flags.subprocesses) throw new UsageError('--subprocesses is not supported yet');
       const result = await deps.dump(flags.pid, {
         locals: flags.locals ?? false,
         nonblocking: flags.nonblocking ?? false,
+        subprocesses: flags.subprocesses ?? false,
         fullFilenames: flags.fullFilenames ?? false,
       });
       deps.stdout(flags.json ? formatJson(result) : formatText(result, { fullFilenames: flags.fullFilenames ?? false }));

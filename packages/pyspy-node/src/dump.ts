@@ -75,6 +75,8 @@ export function unwrap(result: BindingDumpResult): ProcessDump {
  */
 export function toProcessDump(dump: BindingProcessDump): ProcessDump {
   return {
+    parentPid: dump.parentPid ?? null,
+    subprocesses: dump.subprocesses.map(toProcessDump),
     pid: dump.pid,
     commandLine: dump.commandLine,
     executable: dump.executable,
@@ -109,5 +111,6 @@ function toBindingOptions(options: DumpOptions) {
     locals: options.locals ?? false,
     nonblocking: options.nonblocking ?? false,
     fullFilenames: options.fullFilenames ?? false,
+    subprocesses: options.subprocesses ?? false,
   };
 }

@@ -65,7 +65,12 @@ export interface RecordOptions {
   fullFilenames?: boolean;
   /** Native (C) frames: not supported yet; `true` is rejected with `EUNSUPPORTED`. */
   native?: boolean;
-  /** Profile subprocesses too: not supported yet; `true` is rejected with `EUNSUPPORTED`. */
+  /**
+   * Also sample the target's Python descendants (multiprocessing workers,
+   * `subprocess` children, pre-fork workers, ones started later), each on
+   * its own native thread; every stack gets `process PID:"CMD"` root frames.
+   * @default false
+   */
   subprocesses?: boolean;
   /**
    * Called about every 250 ms while recording, and once more with the final
@@ -99,7 +104,7 @@ export interface Progress {
  * @param options The target (`pid` or `command`) and how to sample; see {@link RecordOptions}.
  * @returns The finished {@link Profile}; `profile.samples` may be 0.
  * @throws {@link PyspyError} with a stable `code`: `EINVAL` (bad options),
- * `EUNSUPPORTED` (`native`, `subprocesses`, or the Python version),
+ * `EUNSUPPORTED` (`native`, or the Python version),
  * `ENOPROCESS`, `ENOTPYTHON`, `EPERM`, `ELAUNCH` (the command could not be
  * started or exited before Python came up), `EREAD`, `EPAUSE`, `ENOBINDING`,
  * `EINTERNAL`; or `signal.reason` when `signal` was already aborted.

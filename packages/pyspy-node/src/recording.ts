@@ -121,7 +121,6 @@ export class Sleeper {
 
 function toBindingOptions(options: Omit<RecordOptions, 'onProgress'>, batches: boolean): BindingRecordOptions {
   if (options.native) throw new PyspyError('EUNSUPPORTED', 'the native option (native stack frames) is not supported yet');
-  if (options.subprocesses) throw new PyspyError('EUNSUPPORTED', 'the subprocesses option is not supported yet');
   const { pid, command } = options;
   if ((pid === undefined) === (command === undefined)) {
     throw new PyspyError('EINVAL', 'give exactly one of pid (a running process) and command (a program to launch)');
@@ -152,6 +151,7 @@ function toBindingOptions(options: Omit<RecordOptions, 'onProgress'>, batches: b
     nolineno: options.nolineno ?? false,
     nonblocking: options.nonblocking ?? false,
     blocking: options.blocking ?? false,
+    subprocesses: options.subprocesses ?? false,
     fullFilenames: options.fullFilenames ?? false,
     batches,
   };

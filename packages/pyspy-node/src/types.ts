@@ -15,6 +15,11 @@ export interface DumpOptions {
   nonblocking?: boolean;
   /** Keep full filenames rather than package-relative ones. */
   fullFilenames?: boolean;
+  /**
+   * Also dump the target's Python descendants (`ProcessDump.subprocesses`).
+   * A non-Python or vanishing child is skipped, never an error.
+   */
+  subprocesses?: boolean;
 }
 
 /** Every thread's Python stack of one process, read once. */
@@ -29,6 +34,13 @@ export interface ProcessDump {
   pythonVersion: string;
   /** Threads, in the interpreter's list order (newest first). */
   threads: ThreadStack[];
+  /** The parent's pid, for a process dumped as a subprocess; else `null`. */
+  parentPid: number | null;
+  /**
+   * With `subprocesses`: the Python descendants, parents before children
+   * (each with an empty list of its own). Empty otherwise.
+   */
+  subprocesses: ProcessDump[];
 }
 
 /** One thread's Python stack. */

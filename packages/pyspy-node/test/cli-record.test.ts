@@ -71,6 +71,7 @@ describe('pyspy-node record: arguments', () => {
       nolineno: false,
       nonblocking: false,
       blocking: false,
+      subprocesses: false,
       fullFilenames: false,
       batches: false,
     });
@@ -101,6 +102,7 @@ describe('pyspy-node record: arguments', () => {
       nolineno: false,
       nonblocking: true,
       blocking: false,
+      subprocesses: false,
       fullFilenames: true,
       batches: false,
     });
@@ -121,7 +123,6 @@ describe('pyspy-node record: arguments', () => {
     [['-p', 'abc'], 'Error: invalid pid "abc"'],
     [['-p', '1', '-F', '--nolineno'], "Error: option '--nolineno' cannot be used with option '-F, --function'"],
     [['-p', '1', '-n'], 'Error: --native is not supported yet'],
-    [['-p', '1', '--subprocesses'], 'Error: --subprocesses is not supported yet'],
     [['-p', '1', '-f', 'svg'], "Error: option '-f, --format <format>' argument 'svg' is invalid"],
     [['-p', '1', '-r', '0'], "Error: option '-r, --rate <rate>' argument '0' is invalid"],
     [['-p', '1', '-d', 'soon'], "Error: option '-d, --duration <seconds>' argument 'soon' is invalid"],

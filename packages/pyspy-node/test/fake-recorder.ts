@@ -54,7 +54,7 @@ export class FakeRecorder implements BindingRecorder {
   encoded: BindingError | undefined;
 
   readonly progress = vi.fn(
-    (): BindingProgress => ({ samples: this.samples, attempts: 31, errors: 1, elapsedMs: 300, latenessMs: 0.5, rate: 99.5, tornReads: 0, pausedSamples: 0 }),
+    (): BindingProgress => ({ samples: this.samples, attempts: 31, errors: 1, elapsedMs: 300, latenessMs: 0.5, rate: 99.5, tornReads: 0, pausedSamples: 0, processes: 1 }),
   );
   readonly isDone = vi.fn(() => this.done || this.stopped);
   readonly stop = vi.fn(() => void (this.stopped = true));

@@ -6,6 +6,8 @@ import type { ProcessDump } from '../src/types.js';
 
 /** Two threads, newest first as the interpreter lists them. */
 export const bindingDump: BindingProcessDump = {
+  parentPid: undefined,
+  subprocesses: [],
   pid: 4242,
   commandLine: 'python3 demo.py --fast',
   executable: '/usr/bin/python3.12',

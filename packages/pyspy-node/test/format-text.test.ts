@@ -56,3 +56,14 @@ describe('thread header parts', () => {
     expect(threadStatus({ active: true, ownsGil: true })).toBe('active+gil');
   });
 });
+
+describe('formatText with subprocesses', () => {
+  it('prints every process once, each child under its own header', () => {
+    const child = { ...processDump, pid: 5000, parentPid: 4242, commandLine: 'python3 worker.py', subprocesses: [] };
+    const text = formatText({ ...processDump, subprocesses: [child] });
+    expect(text.match(/^Process 4242: /gm)).toHaveLength(1);
+    expect(text.match(/^Process 5000: python3 worker\.py$/gm)).toHaveLength(1);
+    expect(text).toMatch(/^-{80}\nParent Process 4242\nProcess 5000: /m);
+    expect(text.indexOf('Process 4242')).toBeLessThan(text.indexOf('Process 5000'));
+  });
+});

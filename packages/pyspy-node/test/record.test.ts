@@ -30,6 +30,7 @@ describe('record', () => {
       nolineno: false,
       nonblocking: false,
       blocking: false,
+      subprocesses: false,
       fullFilenames: false,
       batches: false,
     });
@@ -59,6 +60,7 @@ describe('record', () => {
       nolineno: true,
       nonblocking: true,
       blocking: false,
+      subprocesses: false,
       fullFilenames: true,
     });
     expect(binding.startRecorder).toHaveBeenCalledWith({
@@ -72,6 +74,7 @@ describe('record', () => {
       nolineno: true,
       nonblocking: true,
       blocking: false,
+      subprocesses: false,
       fullFilenames: true,
       batches: false,
     });
@@ -86,7 +89,6 @@ describe('record', () => {
     [{ pid: 1, duration: -1 }, 'EINVAL'],
     [{ pid: 1, function: true, nolineno: true }, 'EINVAL'],
     [{ pid: 1, native: true }, 'EUNSUPPORTED'],
-    [{ pid: 1, subprocesses: true }, 'EUNSUPPORTED'],
   ])('rejects %j with %s before starting anything', async (options, code) => {
     const binding = fakeBinding();
     const err = await recordWith(binding, options).catch((e: unknown) => e);
@@ -143,7 +145,7 @@ describe('record', () => {
     await vi.advanceTimersByTimeAsync(250);
     await done;
     expect(calls).toHaveLength(5);
-    expect(calls.at(-1)).toEqual({ samples: 99, attempts: 31, errors: 1, elapsedMs: 300, latenessMs: 0.5, rate: 99.5, tornReads: 0, pausedSamples: 0 });
+    expect(calls.at(-1)).toEqual({ samples: 99, attempts: 31, errors: 1, elapsedMs: 300, latenessMs: 0.5, rate: 99.5, tornReads: 0, pausedSamples: 0, processes: 1 });
     await vi.advanceTimersByTimeAsync(5000);
     expect(calls).toHaveLength(5);
     expect(vi.getTimerCount()).toBe(0);

@@ -14,6 +14,8 @@ pub struct BindingDumpOptions {
     /// Keep full filenames instead of package-relative ones.
     /// @default false
     pub full_filenames: Option<bool>,
+    /// Also dump the target's Python descendants. @default false
+    pub subprocesses: Option<bool>,
 }
 
 impl From<BindingDumpOptions> for pyspy_sampler::DumpConfig {
@@ -22,6 +24,7 @@ impl From<BindingDumpOptions> for pyspy_sampler::DumpConfig {
             locals: o.locals.unwrap_or(false),
             nonblocking: o.nonblocking.unwrap_or(false),
             full_filenames: o.full_filenames.unwrap_or(false),
+            subprocesses: o.subprocesses.unwrap_or(false),
         }
     }
 }

@@ -17,6 +17,11 @@ pub struct BindingProcessDump {
     pub python_version: String,
     /// Threads, in the interpreter's list order (newest first).
     pub threads: Vec<BindingThreadStack>,
+    /// The parent's pid, for processes dumped as subprocesses.
+    pub parent_pid: Option<i32>,
+    /// With `subprocesses`: the Python descendants, parents before children
+    /// (each with an empty `subprocesses`).
+    pub subprocesses: Vec<BindingProcessDump>,
 }
 
 impl From<pyspy_sampler::ProcessDump> for BindingProcessDump {
@@ -27,6 +32,8 @@ impl From<pyspy_sampler::ProcessDump> for BindingProcessDump {
             executable: d.executable,
             python_version: d.python_version,
             threads: d.threads.into_iter().map(Into::into).collect(),
+            parent_pid: d.parent_pid,
+            subprocesses: d.subprocesses.into_iter().map(Into::into).collect(),
         }
     }
 }

@@ -20,6 +20,8 @@ pub struct BindingProgress {
     pub torn_reads: f64,
     /// Samples taken with the target paused because it kept changing.
     pub paused_samples: f64,
+    /// Processes being sampled (1 without `subprocesses`).
+    pub processes: f64,
 }
 
 impl From<pyspy_sampler::Progress> for BindingProgress {
@@ -33,6 +35,7 @@ impl From<pyspy_sampler::Progress> for BindingProgress {
             rate: p.rate_hz,
             torn_reads: p.torn_reads as f64,
             paused_samples: p.paused_samples as f64,
+            processes: p.processes as f64,
         }
     }
 }

@@ -39,6 +39,9 @@ pub struct BindingRecordOptions {
     pub full_filenames: Option<bool>,
     /// Keep batches for `takeBatch`. @default false
     pub batches: Option<bool>,
+    /// Also sample the target's Python descendants (started before or
+    /// during the recording), each on its own thread. @default false
+    pub subprocesses: Option<bool>,
 }
 
 impl BindingRecordOptions {
@@ -120,6 +123,7 @@ impl BindingRecordOptions {
                 mode,
                 full_filenames: self.full_filenames.unwrap_or(false),
                 batches: self.batches.unwrap_or(false),
+                subprocesses: self.subprocesses.unwrap_or(false),
             },
         ))
     }

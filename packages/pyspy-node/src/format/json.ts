@@ -49,7 +49,8 @@ export interface JsonFrame {
  * @returns Plain data, ready for `JSON.stringify`.
  */
 export function toJsonTraces(dump: ProcessDump): JsonStackTrace[] {
-  return dump.threads.map((thread) => ({
+  // Subprocesses' threads follow the parent's; `pid` tells them apart.
+  return [dump, ...dump.subprocesses].flatMap((d) => d.threads).map((thread) => ({
     pid: thread.pid,
     thread_id: thread.threadId,
     thread_name: thread.threadName,

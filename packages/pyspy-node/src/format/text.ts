@@ -32,7 +32,17 @@ export interface TextFormatOptions {
  * @returns The text, ending with a newline.
  */
 export function formatText(dump: ProcessDump, options: TextFormatOptions = {}): string {
-  const lines = [`Process ${dump.pid}: ${dump.commandLine}`, `Python v${dump.pythonVersion} (${dump.executable})`, ''];
+  const parts = [formatProcess(dump, options)];
+  // Each subprocess once, under its own header, as py-spy prints them.
+  for (const sub of dump.subprocesses) {
+    parts.push(`${'-'.repeat(80)}\nParent Process ${sub.parentPid ?? '?'}\n` + formatProcess(sub, options));
+  }
+  return parts.join('\n');
+}
+
+function formatProcess(dump: ProcessDump, options: TextFormatOptions): string {
+  const version = dump.pythonVersion ? `Python v${dump.pythonVersion}` : 'Not a Python process';
+  const lines = [`Process ${dump.pid}: ${dump.commandLine}`, `${version} (${dump.executable})`, ''];
   [...dump.threads].reverse().forEach((thread, i) => {
     if (i > 0) lines.push('');
     lines.push(...formatThread(thread, options));

@@ -72,13 +72,13 @@ export function addTopCommand(program: Command, deps: TopCommandDeps, setExitCod
     .passThroughOptions()
     .option('-p, --pid <pid>', 'PID of a running Python program to attach to (decimal or 0x-hex)', (text) => parsePid(text))
     .option('-r, --rate <rate>', 'samples per second', (text) => parsePositive(text, 'rate'), 100)
-    .option('-s, --subprocesses', 'also watch subprocesses (not supported yet)')
+    .option('-s, --subprocesses', 'also watch Python subprocesses')
     .option('--full-filenames', 'show full Python filenames')
     .option('-g, --gil', 'only sample threads holding the GIL')
     .option('-i, --idle', 'include idle (sleeping, blocked) threads')
     .option('--delay <seconds>', 'seconds between refreshes', (text) => parsePositive(text, 'delay'), 1)
     .option('-n, --native', 'include native frames (not supported yet)')
-    .option('--nonblocking', 'do not pause the program while sampling it (less impact, but stacks may be torn)')
+    .option('--nonblocking', 'never pause the program and never check stacks (they may be torn)')
     .addHelpText(
       'after',
       [
@@ -106,7 +106,6 @@ export function addTopCommand(program: Command, deps: TopCommandDeps, setExitCod
  */
 async function runTop(deps: TopCommandDeps, flags: TopFlags, command: string[]): Promise<number> {
   if (flags.native) throw new UsageError('--native is not supported yet');
-  if (flags.subprocesses) throw new UsageError('--subprocesses is not supported yet');
   if (flags.pid !== undefined && command.length > 0) {
     throw new UsageError('give either --pid or a command to launch, not both');
   }
@@ -146,6 +145,7 @@ async function runTop(deps: TopCommandDeps, flags: TopFlags, command: string[]):
       gil: flags.gil ?? false,
       idle: flags.idle ?? false,
       nonblocking: flags.nonblocking ?? false,
+      subprocesses: flags.subprocesses ?? false,
       fullFilenames: flags.fullFilenames ?? false,
       interval: flags.delay * 1000,
       signal: controller.signal,

@@ -1,0 +1,250 @@
+//! Sampling one process on a jittered schedule into the shared [`Shared`]
+//! sink, until asked to stop, the duration ends, or the process exits.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use pyspy_output::{FrameKind, FrameLabel};
+
+use crate::aggregate::{thread_label, Aggregator, LineMode};
+use crate::record::{RecordConfig, StopReason};
+use crate::sink::Shared;
+use crate::{Error, RawSample, Session};
+
+/// A small, fast pseudo-random generator for schedule jitter.
+struct Jitter(u64);
+
+impl Jitter {
+    /// A factor in [0.5, 1.5): intervals vary around the period, so sampling
+    /// never locks onto periodic work in the target.
+    fn factor(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        0.5 + (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Samples `session` until stopped; `roots` are synthetic frames put above
+/// every stack of this process (`process PID:"CMD"`, outermost first).
+pub(crate) fn sample_process(
+    mut session: Session,
+    config: &RecordConfig,
+    shared: &Shared,
+    roots: &[FrameLabel],
+) -> Result<StopReason, Error> {
+    let period = Duration::from_secs_f64(1.0 / config.rate_hz.max(0.001));
+    let pid = session.process().pid();
+    let mut jitter =
+        Jitter(0x9e37_79b9_7f4a_7c15 ^ (pid as u64).wrapping_mul(0x2545_f491_4f6c_dd1d) ^ nanos());
+    let mut raw = RawSample::default();
+    let mut labeler = Labeler::default();
+    let mut thread_roots: Vec<Option<u32>> = Vec::new();
+    let mut key: Vec<u32> = Vec::with_capacity(256);
+    let os_state = !config.include_idle && !config.gil_only;
+    let root_ids: Vec<u32> = {
+        let mut total = shared.total.lock().unwrap_or_else(|p| p.into_inner());
+        roots.iter().map(|l| total.frame_id(l)).collect()
+    };
+    let (mut last_torn, mut last_paused) = (0, 0);
+    let mut next = Instant::now();
+    loop {
+        if shared.stop.load(Ordering::Relaxed) {
+            return Ok(StopReason::Stopped);
+        }
+        let now = Instant::now();
+        let at = now.duration_since(shared.started);
+        if config.duration.is_some_and(|d| at >= d) {
+            return Ok(StopReason::Duration);
+        }
+        if next > now {
+            std::thread::sleep(next - now);
+            continue; // re-check stop and duration after sleeping
+        }
+        let lateness = now - next;
+        shared
+            .lateness_ns
+            .store(lateness.as_nanos() as u64, Ordering::Relaxed);
+        // Far behind: skip the missed slots instead of sampling in a burst.
+        next = if lateness > period { now } else { next };
+        next += period.mul_f64(jitter.factor());
+        shared.attempts.fetch_add(1, Ordering::Relaxed);
+        match session.sample_raw(config.mode, os_state, &mut raw) {
+            Ok(()) => {
+                // Code objects freed and replaced at the same address: their
+                // labels must be rebuilt before this sample is counted.
+                for code in session.walker().take_evicted() {
+                    labeler.ids.retain(|&(c, _), _| c != code);
+                }
+                let mut total = shared.total.lock().unwrap_or_else(|p| p.into_inner());
+                let mut batch = shared.batch.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(b) = batch.as_mut() {
+                    let c = &mut b.counts;
+                    c.attempts += 1;
+                    c.gil_attempts += raw.threads().iter().any(|t| t.owns_gil) as u64;
+                    c.active_thread_samples +=
+                        raw.threads().iter().filter(|t| t.active).count() as u64;
+                    c.threads = raw.threads().len() as u64;
+                }
+                for t in raw.threads() {
+                    // A thread running no Python code (starting up, shutting
+                    // down) has nothing to count.
+                    if t.frames.is_empty()
+                        || !(config.include_idle || t.active)
+                        || (config.gil_only && !t.owns_gil)
+                    {
+                        continue;
+                    }
+                    key.clear();
+                    let name = session.thread_name(t.thread_id);
+                    key.push(total.thread_id(pid, t.thread_id, t.os_thread_id, name));
+                    key.extend_from_slice(&root_ids);
+                    if config.thread_roots {
+                        let thread = key[0] as usize;
+                        if thread_roots.len() <= thread {
+                            thread_roots.resize(thread + 1, None);
+                        }
+                        let id = match thread_roots[thread] {
+                            Some(id) => id,
+                            None => {
+                                total.frame_id(&thread_label(t.os_thread_id, t.thread_id, name))
+                            }
+                        };
+                        // Keep looking until the name is known.
+                        if name.is_some() {
+                            thread_roots[thread] = Some(id);
+                        }
+                        key.push(id);
+                    }
+                    for f in t.frames.iter().rev() {
+                        key.push(labeler.frame_id(
+                            &mut total,
+                            &mut session,
+                            f.code,
+                            f.line,
+                            config,
+                        )?);
+                    }
+                    total.add(&key, at);
+                    if let Some(b) = batch.as_mut().map(|b| &mut b.agg) {
+                        // Ids are not shared across aggregators: re-intern.
+                        let mut bkey = Vec::with_capacity(key.len());
+                        let name = session.thread_name(t.thread_id);
+                        bkey.push(b.thread_id(pid, t.thread_id, t.os_thread_id, name));
+                        for &id in &key[1..] {
+                            bkey.push(b.frame_id(&total.profile().frames[id as usize]));
+                        }
+                        b.add(&bkey, at);
+                    }
+                }
+                shared.samples.store(total.samples(), Ordering::Relaxed);
+            }
+            Err(e) if !session.process().is_alive() || e.code() == "EEXITED" => {
+                return Ok(StopReason::TargetExited);
+            }
+            Err(_) => {
+                shared
+                    .total
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .add_error();
+                shared.errors.fetch_add(1, Ordering::Relaxed);
+                if let Some(b) = shared
+                    .batch
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_mut()
+                {
+                    b.agg.add_error();
+                    b.counts.attempts += 1;
+                }
+            }
+        }
+        shared.elapsed_ns.store(
+            shared.started.elapsed().as_nanos() as u64,
+            Ordering::Relaxed,
+        );
+        let (torn, paused) = session.consistency_stats();
+        shared
+            .torn_reads
+            .fetch_add(torn - last_torn, Ordering::Relaxed);
+        shared
+            .paused_samples
+            .fetch_add(paused - last_paused, Ordering::Relaxed);
+        (last_torn, last_paused) = (torn, paused);
+    }
+}
+
+fn nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Frame ids of the total aggregation by (code object, line): each label is
+/// built and hashed once; later samples find the id with one lookup.
+#[derive(Default)]
+struct Labeler {
+    ids: HashMap<(usize, i32), u32>,
+}
+
+impl Labeler {
+    fn frame_id(
+        &mut self,
+        total: &mut Aggregator,
+        session: &mut Session,
+        code: usize,
+        line: i32,
+        config: &RecordConfig,
+    ) -> Result<u32, Error> {
+        let key = (
+            code,
+            if config.lines == LineMode::Current {
+                line
+            } else {
+                0
+            },
+        );
+        if let Some(&id) = self.ids.get(&key) {
+            return Ok(id);
+        }
+        let info = session.walker().code(code)?;
+        let first_line = info.first_line.max(0) as u32;
+        let shown = match config.lines {
+            LineMode::Current => line.max(0) as u32,
+            LineMode::FunctionStart => first_line,
+            LineMode::None => 0,
+        };
+        let filename = info.filename.to_string();
+        let short_filename = session.short_filename(&filename, config.full_filenames);
+        let id = total.frame_id(&FrameLabel {
+            name: info.name.to_string(),
+            filename,
+            short_filename,
+            line: shown,
+            first_line,
+            kind: FrameKind::Python,
+        });
+        self.ids.insert(key, id);
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_in_range_and_averages_one() {
+        let mut j = Jitter(12345);
+        let mut sum = 0.0;
+        for _ in 0..100_000 {
+            let f = j.factor();
+            assert!((0.5..1.5).contains(&f));
+            sum += f;
+        }
+        assert!((sum / 100_000.0 - 1.0).abs() < 0.01);
+    }
+}
