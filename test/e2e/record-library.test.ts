@@ -205,10 +205,11 @@ describe(`record() (${HOST.id})`, () => {
     expect(err.code).toBe('ENOPROCESS');
   });
 
-  it('native and subprocesses reject with EUNSUPPORTED (record and sample)', { timeout: TIMEOUT }, async () => {
+  // `subprocesses` was unsupported too when these tests were written; it is being implemented, so only `native` is checked.
+  it('native rejects with EUNSUPPORTED (record and sample)', { timeout: TIMEOUT }, async () => {
     const { record, sample, PyspyError } = await library();
     const fx = await startFixture(HOST, 'sleep');
-    for (const opt of [{ native: true }, { subprocesses: true }]) {
+    for (const opt of [{ native: true }]) {
       const what = JSON.stringify(opt);
       const err = await rejection(settleWithin(record({ pid: fx.pid, duration: 1, ...opt }), 30_000, `record(${what})`));
       expect(err, what).toBeInstanceOf(PyspyError);
