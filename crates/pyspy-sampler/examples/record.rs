@@ -57,22 +57,30 @@ fn main() {
     );
 }
 
+#[cfg(target_os = "linux")]
 fn cpu_time() -> Duration {
-    let mut ru: libc_rusage = unsafe { std::mem::zeroed() };
+    let mut ru: LinuxRusage = unsafe { std::mem::zeroed() };
     unsafe { getrusage(0, &mut ru) };
-    Duration::from_micros(
-        (ru.utime_s * 1_000_000 + ru.utime_us + ru.stime_s * 1_000_000 + ru.stime_us) as u64,
-    )
+    Duration::from_micros((ru.utime_s * 1_000_000 + ru.utime_us + ru.stime_s * 1_000_000 + ru.stime_us) as u64)
 }
 
+#[cfg(not(target_os = "linux"))]
+fn cpu_time() -> Duration {
+    Duration::ZERO
+}
+
+/// `struct rusage` on 64-bit Linux (two timevals, then 14 longs).
+#[cfg(target_os = "linux")]
 #[repr(C)]
-struct libc_rusage {
+struct LinuxRusage {
     utime_s: i64,
     utime_us: i64,
     stime_s: i64,
     stime_us: i64,
     rest: [i64; 14],
 }
+
+#[cfg(target_os = "linux")]
 extern "C" {
-    fn getrusage(who: i32, usage: *mut libc_rusage) -> i32;
+    fn getrusage(who: i32, usage: *mut LinuxRusage) -> i32;
 }
