@@ -28,6 +28,7 @@ function figures(extra: Partial<TopFigures> = {}): TopFigures {
     elapsedMs: 4000,
     intervalSamples: 100,
     rate: 99.5,
+    processes: 1,
     errorPct: 0,
     gil: null,
     active: 100,
@@ -267,5 +268,12 @@ describe('splitKeys', () => {
     expect(splitKeys('1q')).toEqual(['1', 'q']);
     expect(splitKeys('\x1b[A\x1b')).toEqual(['\x1b[A', '\x1b']);
     expect(splitKeys('\x03')).toEqual(['\x03']);
+  });
+});
+
+describe('figures with subprocesses', () => {
+  it('counts processes when there are several', () => {
+    expect(figureLines(figures({ processes: 3 }), INFO)[2]).toMatch(/, Processes: 3$/);
+    expect(figureLines(figures(), INFO)[2]).not.toMatch(/Processes/);
   });
 });

@@ -51,6 +51,8 @@ export interface IntervalInfo {
   active: number | null;
   /** Python threads seen in the interval. */
   threads: number;
+  /** Processes whose stacks the interval holds (several with `subprocesses`). */
+  processes?: number;
 }
 
 /** The figures of a `top` view, without the target's identity. */
@@ -85,6 +87,8 @@ export interface TopFigures {
    * that leaves out threads that were idle all along.
    */
   threads: number;
+  /** Processes sampled in the latest interval (several with `subprocesses`). */
+  processes: number;
   /** The table, sorted; see {@link TopView}. */
   rows: TopRow[];
 }
@@ -229,6 +233,7 @@ export class TopAggregator {
       gil: info?.gil === null || info === undefined ? null : pct(info.gil),
       active: info?.active === null || info === undefined ? null : pct(info.active),
       threads: info?.threads ?? 0,
+      processes: info?.processes ?? 1,
       rows: view.limit === undefined ? rows : rows.slice(0, Math.max(0, view.limit)),
     };
   }

@@ -135,6 +135,7 @@ export class TopFeed implements AsyncIterableIterator<FeedItem> {
         gil: counts.gilSamples ?? null,
         active: counts.activeSamples ?? null,
         threads: counts.threads ?? new Set(batch.stacks.map((s) => `${s.pid}:${s.threadId}`)).size,
+        processes: new Set(batch.stacks.map((s) => s.pid)).size,
       };
     }
     const previous = this.#previous;
@@ -156,6 +157,7 @@ export class TopFeed implements AsyncIterableIterator<FeedItem> {
       gil: gil ? batch.samples : null,
       active: !gil && !idle ? batch.samples : null,
       threads,
+      processes: new Set(batch.stacks.map((s) => s.pid)).size,
     };
   }
 
