@@ -61,7 +61,9 @@ fn main() {
 fn cpu_time() -> Duration {
     let mut ru: LinuxRusage = unsafe { std::mem::zeroed() };
     unsafe { getrusage(0, &mut ru) };
-    Duration::from_micros((ru.utime_s * 1_000_000 + ru.utime_us + ru.stime_s * 1_000_000 + ru.stime_us) as u64)
+    Duration::from_micros(
+        (ru.utime_s * 1_000_000 + ru.utime_us + ru.stime_s * 1_000_000 + ru.stime_us) as u64,
+    )
 }
 
 #[cfg(not(target_os = "linux"))]
