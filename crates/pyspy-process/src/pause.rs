@@ -15,7 +15,15 @@
 //! paused with `SIGSTOP`/`SIGCONT` instead, which a `waitpid` without
 //! `WUNTRACED` does not see. (If the profiler is killed with SIGKILL while a
 //! child is stopped this way, the child stays stopped until sent SIGCONT.)
+//!
+//! Pauses of one target from several threads of this process (concurrent
+//! `dump()` calls, a recording and a dump at once) take turns: a thread can
+//! be traced by only one tracer thread, so a second `PTRACE_SEIZE` would
+//! fail with `EPERM`, and a second `SIGSTOP` pause would be ended by the
+//! first one's `SIGCONT` while it still reads. A pause waits (bounded by
+//! [`PAUSE_DEADLINE`]) for the one before it to end.
 
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::linux::Process;
@@ -33,6 +41,43 @@ pub struct PauseGuard {
     tids: Vec<Pid>,
     /// Set when paused with SIGSTOP: the pid to send SIGCONT.
     continue_pid: Option<Pid>,
+    /// This process's turn to pause the target; released after the resume
+    /// (fields drop after `drop` has run).
+    _turn: Turn,
+}
+
+/// Targets some thread of this process is pausing now.
+static PAUSING: Mutex<Vec<Pid>> = Mutex::new(Vec::new());
+static TURN_ENDED: Condvar = Condvar::new();
+
+/// The right to pause one target, held by one thread of this process at a
+/// time.
+struct Turn(Pid);
+
+impl Turn {
+    /// Waits until no other thread of this process is pausing `pid`, or
+    /// until `deadline`.
+    fn take(pid: Pid, deadline: Instant) -> Option<Turn> {
+        let mut pausing = PAUSING.lock().unwrap_or_else(|p| p.into_inner());
+        while pausing.contains(&pid) {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            pausing = TURN_ENDED
+                .wait_timeout(pausing, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        pausing.push(pid);
+        Some(Turn(pid))
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut pausing = PAUSING.lock().unwrap_or_else(|p| p.into_inner());
+        pausing.retain(|&p| p != self.0);
+        drop(pausing);
+        TURN_ENDED.notify_all();
+    }
 }
 
 impl Drop for PauseGuard {
@@ -57,14 +102,21 @@ enum Stop {
 }
 
 pub(crate) fn pause(process: &Process) -> Result<PauseGuard, Error> {
-    if !process.child_ptrace_safe() && process.parent_pid() == Some(std::process::id() as Pid) {
-        return pause_own_child(process);
-    }
     let pid = process.pid();
     let deadline = Instant::now() + PAUSE_DEADLINE;
+    let Some(turn) = Turn::take(pid, deadline) else {
+        return Err(pause_failed(
+            process,
+            format!("another thread of this process kept it paused for over {PAUSE_DEADLINE:?}"),
+        ));
+    };
+    if !process.child_ptrace_safe() && process.parent_pid() == Some(std::process::id() as Pid) {
+        return pause_own_child(process, turn);
+    }
     let mut guard = PauseGuard {
         tids: Vec::new(),
         continue_pid: None,
+        _turn: turn,
     };
     let mut seen: Vec<Pid> = Vec::new();
     for _ in 0..MAX_ROUNDS {
@@ -124,7 +176,7 @@ pub(crate) fn pause(process: &Process) -> Result<PauseGuard, Error> {
 /// Group-stops our own child with SIGSTOP and waits until every thread
 /// shows as stopped. A child that is already stopped (job control) is read
 /// as it is and not continued afterwards.
-fn pause_own_child(process: &Process) -> Result<PauseGuard, Error> {
+fn pause_own_child(process: &Process, turn: Turn) -> Result<PauseGuard, Error> {
     let pid = process.pid();
     let all_stopped = || {
         let tids = process.tids();
@@ -139,6 +191,7 @@ fn pause_own_child(process: &Process) -> Result<PauseGuard, Error> {
         return Ok(PauseGuard {
             tids: Vec::new(),
             continue_pid: None,
+            _turn: turn,
         });
     }
     // SAFETY: plain syscall on our own child.
@@ -148,6 +201,7 @@ fn pause_own_child(process: &Process) -> Result<PauseGuard, Error> {
     let guard = PauseGuard {
         tids: Vec::new(),
         continue_pid: Some(pid),
+        _turn: turn,
     };
     let deadline = Instant::now() + PAUSE_DEADLINE;
     while !all_stopped() {
@@ -286,6 +340,33 @@ mod tests {
             Some(b't'),
             "resumed after the guard dropped"
         );
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        sh.wait().unwrap();
+    }
+
+    #[test]
+    fn threads_of_one_process_take_turns_pausing_a_target() {
+        let (mut sh, pid) = grandchild_sleeper();
+        let process = std::sync::Arc::new(Process::open(pid).unwrap());
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let process = process.clone();
+                std::thread::spawn(move || {
+                    (0..25)
+                        .map(|_| {
+                            let guard = process.pause().map_err(|e| e.to_string())?;
+                            std::thread::sleep(Duration::from_micros(200));
+                            drop(guard);
+                            Ok(())
+                        })
+                        .collect::<Result<Vec<()>, String>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap().map(|v| v.len()), Ok(25));
+        }
+        assert_ne!(process.thread_state(pid), Some(b't'), "resumed at the end");
         unsafe { libc::kill(pid, libc::SIGKILL) };
         sh.wait().unwrap();
     }
