@@ -23,7 +23,14 @@ export const FIXTURES_DIR = path.join(REPO_ROOT, 'test/fixtures');
 export const CLI_PATH = path.join(REPO_ROOT, 'packages/pyspy-node/bin/pyspy-node.js');
 
 /** Interpreters install.sh must provide; it fails when it cannot. */
-export const REQUIRED_INTERPRETERS = ['debian-3.11', 'debian-3.13', 'debian-3.14', 'debian-3.15'] as const;
+export const REQUIRED_INTERPRETERS = [
+  'debian-3.11',
+  'debian-3.13',
+  'debian-3.14',
+  'debian-3.15',
+  'debian-2.7',
+  'debian-3.9',
+] as const;
 
 /** Generous limits: they exist to turn a hang into a clear failure, not to time anything. */
 const READY_TIMEOUT_MS = 60_000;
@@ -36,7 +43,8 @@ export interface Interpreter {
   id: string;
   /** Exact version, e.g. `3.14.10`. */
   version: string;
-  kind: 'debian-chroot' | 'debian-host' | 'pyenv';
+  /** `debian-inplace`: a bullseye build unpacked under .cache/pythons/roots and run from there (no chroot). */
+  kind: 'debian-chroot' | 'debian-host' | 'debian-inplace' | 'pyenv';
   /** Prefix that runs a script: append the script path (as the interpreter sees it) and its args. */
   argv: string[];
   /** Host path of the chroot the interpreter runs in, or `null`. */
@@ -82,7 +90,7 @@ export function loadMatrix(): Interpreter[] {
   return matrix as Interpreter[];
 }
 
-/** The interpreters `dump` supports (CPython 3.11+, GIL build), in matrix order. */
+/** The interpreters `dump` supports (CPython 2.7 and 3.6+, GIL build), in matrix order. */
 export function supportedInterpreters(matrix: Interpreter[] = loadMatrix()): Interpreter[] {
   return matrix.filter((i) => i.supported);
 }
@@ -108,7 +116,7 @@ export interface FixtureFrame {
 export interface FixtureThread {
   /** `threading.get_ident()`. */
   ident: number;
-  /** `threading.get_native_id()`; `null` before 3.8. */
+  /** `threading.get_native_id()`; before 3.8 the thread's own /proc/thread-self (`null` if unreadable). */
   native_id: number | null;
   name: string | null;
   /** Innermost first. */

@@ -10,19 +10,21 @@
 #   debian-3.13   \
 #   debian-3.14    } Debian trixie/sid builds, each in a small chroot under .cache/pythons/roots/
 #   debian-3.15   /  (they need a newer glibc than bookworm's, so they bring their own)
+#   debian-2.7    \  Debian bullseye builds (static, stripped), unpacked with dpkg -x under
+#   debian-3.9    /  .cache/pythons/roots/ and run in place: no chroot (bookworm's libc runs them)
 # What it discovers (never required): pyenv builds under ${PYENV_ROOT:-$HOME/.pyenv}/versions/*.
 #
 # Downloaded .debs are kept in .cache/pythons/debs, so a rebuilt chroot does not
 # download again; the exact versions installed are in matrix.json ("version",
-# and "packages" for the chroots). The system's apt state is never touched: the trixie/sid
-# indexes live in .cache/pythons/apt. See /work/shared/PYTHONS.md for background.
+# and "packages" for the chroots and in-place roots). The system's apt state is never touched:
+# the bullseye/trixie/sid indexes live in .cache/pythons/apt. See /work/shared/PYTHONS.md for background.
 set -euo pipefail
 
 REFRESH=0
 for arg in "$@"; do
   case "$arg" in
     --refresh) REFRESH=1 ;;
-    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -35,6 +37,8 @@ DEBS="$OUT/debs"
 ROOTS="$OUT/roots"
 HOST_PY=/usr/bin/python3.11
 DEBIAN_CHROOT_VERSIONS=(3.13 3.14 3.15)
+# Old versions from bullseye, run in place (their executable finds its stdlib next to it).
+DEBIAN_INPLACE_VERSIONS=(2.7 3.9)
 # Besides the three python packages, what the interpreters need at run time.
 CHROOT_RUNTIME_PKGS=(libc6 libexpat1 zlib1g libzstd1 libgcc-s1 libssl3t64)
 
@@ -61,7 +65,7 @@ ensure_host_python() {
   [[ -x $HOST_PY ]]
 }
 
-# --- private apt state for trixie + sid ---------------------------------------
+# --- private apt state for bullseye + trixie + sid -----------------------------
 mirror_uri() {
   if [[ -n ${PYSPY_DEBIAN_MIRROR:-} ]]; then echo "$PYSPY_DEBIAN_MIRROR"; return; fi
   local src=/etc/apt/sources.list.d/debian.sources uri=""
@@ -99,6 +103,7 @@ apt_setup() {
   uri=$(mirror_uri)
   {
     echo "# written by test/pythons/install.sh; mirror from /etc/apt/sources.list.d/debian.sources"
+    echo "deb [signed-by=$keyring] $uri bullseye main"
     echo "deb [signed-by=$keyring] $uri trixie main"
     echo "deb [signed-by=$keyring] $uri sid main"
   } >"$APT_DIR/sources.list.new"
@@ -112,12 +117,12 @@ apt_setup() {
 
 apt_update() {
   [[ $APT_UPDATED -eq 1 ]] && return 0
-  log "apt-get update (trixie + sid, private state in ${APT_DIR#"$REPO/"})"
+  log "apt-get update (bullseye + trixie + sid, private state in ${APT_DIR#"$REPO/"})"
   # apt-get update exits 0 even when it fetched nothing, so check for the indexes too.
   if ! apt-get "${APT_OPTS[@]}" update >"$APT_DIR/update.log" 2>&1 || grep -q '^[WE]:' "$APT_DIR/update.log" ||
     ! apt_lists_present; then
     cat "$APT_DIR/update.log" >&2
-    log "apt-get update of trixie/sid from $(mirror_uri) failed (see above)"
+    log "apt-get update of bullseye/trixie/sid from $(mirror_uri) failed (see above)"
     return 1
   fi
   APT_UPDATED=1
@@ -127,7 +132,7 @@ apt_lists_present() { compgen -G "$APT_DIR/lists/*_Packages*" >/dev/null; }
 
 declare -A CAND_VER=() CAND_ARCH=()
 
-# Fills CAND_VER/CAND_ARCH for PKGS (the highest version across trixie and sid)
+# Fills CAND_VER/CAND_ARCH for PKGS (the highest version across bullseye, trixie and sid)
 # with one apt-cache call: each call parses the indexes, which takes a while.
 resolve() {
   local pkg ver arch
@@ -231,11 +236,79 @@ ensure_chroots() {
   echo "$failed"
 }
 
+# --- bullseye's 2.7 and 3.9, run in place -------------------------------------
+inplace_pkgs() {
+  if [[ $1 == 2.7 ]]; then echo "python2.7-minimal libpython2.7-minimal libpython2.7-stdlib"
+  else echo "python$1-minimal libpython$1-minimal libpython$1-stdlib"; fi
+}
+
+inplace_ready() { [[ -f $ROOTS/debian-$1/.pyspy-packages && -x $ROOTS/debian-$1/usr/bin/python$1 ]]; }
+
+# Builds ROOTS/debian-V (dpkg -x only, no chroot) from the cached .debs.
+build_inplace() {
+  local v=$1 root="$ROOTS/debian-$1" stage pkg
+  stage=$(mktemp -d "$ROOTS/.stage-$v.XXXXXX")
+  for pkg in $(inplace_pkgs "$v"); do
+    dpkg -x "$(deb_path "$pkg")" "$stage" || { rm -rf "$stage"; return 1; }
+  done
+  for pkg in $(inplace_pkgs "$v"); do printf '%s=%s\n' "$pkg" "${CAND_VER[$pkg]}"; done >"$stage/.pyspy-packages"
+  # It finds its standard library relative to the executable, wherever the root is; smoke-test
+  # that from the final path (the stage's name is only temporary).
+  rm -rf "$root"
+  mv "$stage" "$root"
+  if ! "$root/usr/bin/python$v" -c 'import json, threading, time, argparse, io, dis, tempfile' 2>"$root/.smoke.err"; then
+    log "python$v does not run in place from ${root#"$REPO/"}:"
+    cat "$root/.smoke.err" >&2
+    rm -rf "$root"
+    return 1
+  fi
+  rm -f "$root/.smoke.err"
+}
+
+# Resolves, downloads and unpacks VERSIONS; prints the versions that failed.
+build_inplaces() {
+  local v pkg pkgs=() failed=()
+  for v in "$@"; do read -ra p <<<"$(inplace_pkgs "$v")"; pkgs+=("${p[@]}"); done
+  resolve "${pkgs[@]}"
+  for v in "$@"; do
+    read -ra p <<<"$(inplace_pkgs "$v")"
+    log "unpacking Python $v (bullseye) to run in place"
+    for pkg in "${p[@]}"; do
+      [[ -n ${CAND_VER[$pkg]:-} ]] || { log "no candidate for $pkg in bullseye"; failed+=("$v"); continue 2; }
+    done
+    if ! { download "${p[@]}" && build_inplace "$v"; }; then failed+=("$v"); fi
+  done
+  echo "${failed[*]}"
+}
+
+ensure_inplaces() {
+  local v need=() failed
+  for v in "$@"; do
+    if [[ $REFRESH -eq 1 ]] || ! inplace_ready "$v"; then need+=("$v"); fi
+  done
+  [[ ${#need[@]} -gt 0 ]] || return 0
+  apt_setup
+  if [[ $REFRESH -eq 1 ]] || ! apt_lists_present || ! compgen -G "$APT_DIR/lists/*bullseye*_Packages*" >/dev/null; then
+    apt_update || { echo "${need[*]}"; return 0; }
+  fi
+  failed=$(build_inplaces "${need[@]}")
+  if [[ -n $failed && $APT_UPDATED -eq 0 ]]; then
+    if apt_update; then
+      # shellcheck disable=SC2086 # a list of versions
+      failed=$(build_inplaces $failed)
+    fi
+  fi
+  echo "$failed"
+}
+
 if ! ensure_host_python; then
   FAILURES+=("debian-3.11: $HOST_PY is missing and 'apt-get install python3.11-minimal' failed")
 fi
 for v in $(ensure_chroots "${DEBIAN_CHROOT_VERSIONS[@]}"); do
   FAILURES+=("debian-$v: could not build the chroot ${ROOTS#"$REPO/"}/debian-$v (see messages above)")
+done
+for v in $(ensure_inplaces "${DEBIAN_INPLACE_VERSIONS[@]}"); do
+  FAILURES+=("debian-$v: could not unpack ${ROOTS#"$REPO/"}/debian-$v (see messages above)")
 done
 
 # --- matrix.json ----------------------------------------------------------------
@@ -247,7 +320,7 @@ PROBE_PY=$HOST_PY
 rc=0
 PYENV_DIR="${PYENV_ROOT:-$HOME/.pyenv}/versions" "$PROBE_PY" "$HERE/matrix.py" \
   --out "$OUT/matrix.json" --roots "$ROOTS" --host-python "$HOST_PY" \
-  --chroot-versions "${DEBIAN_CHROOT_VERSIONS[*]}" || rc=$?
+  --chroot-versions "${DEBIAN_CHROOT_VERSIONS[*]}" --inplace-versions "${DEBIAN_INPLACE_VERSIONS[*]}" || rc=$?
 if [[ $rc -eq 3 && ${#FAILURES[@]} -eq 0 ]]; then
   FAILURES+=("a required interpreter is installed but does not run (see matrix.py above)")
 elif [[ $rc -ne 0 && $rc -ne 3 ]]; then

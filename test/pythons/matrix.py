@@ -14,9 +14,10 @@ import struct
 import subprocess
 import sys
 
-# Lowest version `pyspy-node dump` supports; older interpreters are listed with
-# "supported": false so that later work can pick them up.
-MIN_SUPPORTED = (3, 11)
+# Versions `pyspy-node dump` supports: 2.7 and 3.6 on. Others are listed with
+# "supported": false.
+def version_supported(major, minor):
+    return (major, minor) == (2, 7) or (major == 3 and minor >= 6)
 
 # Runs inside each interpreter; must stay valid Python 2.7.
 PROBE = r"""
@@ -115,8 +116,8 @@ def entry(id_, kind, argv, root, binary, required, extra=None):
         notes.append("not CPython")
     if info["gil_disabled"]:
         notes.append("free-threaded build")
-    if (major, minor) < MIN_SUPPORTED:
-        notes.append("dump supports %d.%d+" % MIN_SUPPORTED)
+    if not version_supported(major, minor):
+        notes.append("dump supports 2.7 and 3.6+")
     e = {
         "id": id_,
         "version": info["version"],
@@ -147,6 +148,7 @@ def main():
     ap.add_argument("--roots", required=True)
     ap.add_argument("--host-python", required=True)
     ap.add_argument("--chroot-versions", required=True)
+    ap.add_argument("--inplace-versions", default="")
     args = ap.parse_args()
 
     entries = []
@@ -170,6 +172,22 @@ def main():
             packages = dict(line.strip().split("=", 1) for line in f if "=" in line)
         e = entry("debian-" + v, "debian-chroot", ["chroot", root, "/usr/bin/python" + v],
                   root, binary, True, {"packages": packages})
+        if e:
+            entries.append(e)
+        else:
+            missing.append("debian-" + v)
+
+    for v in args.inplace_versions.split():
+        root = os.path.join(args.roots, "debian-" + v)
+        binary = os.path.join(root, "usr/bin/python" + v)
+        manifest = os.path.join(root, ".pyspy-packages")
+        if not (os.path.exists(manifest) and os.access(binary, os.X_OK)):
+            missing.append("debian-" + v)
+            continue
+        with open(manifest) as f:
+            packages = dict(line.strip().split("=", 1) for line in f if "=" in line)
+        # Not a chroot: the process sees host paths, so "root" stays null.
+        e = entry("debian-" + v, "debian-inplace", [binary], None, binary, True, {"packages": packages})
         if e:
             entries.append(e)
         else:

@@ -3,33 +3,73 @@
 #
 # Debian packages are fetched by name with a private apt state (own
 # sources.list, lists, cache; the system's apt state is not touched) from the
-# system's own Debian mirror, suites bookworm, trixie and sid. Every file this
-# writes lives under $CACHE (.cache/ is gitignored).
+# system's own Debian mirror, suites bullseye, bookworm, trixie and sid. Every
+# file this writes lives under $CACHE (.cache/ is gitignored).
+#
+# Versions are given as X.Y (2.7, 3.10); a bare number N means 3.N.
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CRATE_DIR=$(dirname "$SCRIPT_DIR")
 REPO_DIR=$(cd "$CRATE_DIR/../.." && pwd)
 CACHE="$REPO_DIR/.cache/pyspy-cpython-offsets"
 PROBE_C="$SCRIPT_DIR/offsets-probe.c"
-DEBIAN_SUITES=(bookworm trixie sid)
+PROBE_LEGACY_C="$SCRIPT_DIR/offsets-probe-legacy.c"
+DEBIAN_SUITES=(bullseye bookworm trixie sid)
 APT_DIR="$CACHE/debian/apt"
 DEBS_DIR="$CACHE/debian/debs"
 
 die() { echo "${0##*/}: $*" >&2; exit 1; }
 log() { echo "${0##*/}: $*" >&2; }
 
+# full_version V: prints X.Y for X.Y, and 3.N for a bare N.
+full_version() {
+    case "$1" in *.*) echo "$1" ;; *) echo "3.$1" ;; esac
+}
+
+# is_legacy X.Y: true for the versions offsets-probe-legacy.c handles (2.7,
+# 3.6-3.10: threads run PyFrameObjects), false for 3.11+.
+is_legacy() {
+    local v=$1
+    [ "$v" = 2.7 ] || { [ "${v%%.*}" = 3 ] && [ "${v#3.}" -le 10 ]; }
+}
+
 # ---------------------------------------------------------------- pyenv
 
-# Prints the newest pyenv prefix for 3.$1 that ships internal headers, or
-# nothing. Only plain 3.X.<n> names count (not 3.X.Yt, 3.X-dev, ...).
+# include_dir PREFIX X.Y: the version's header directory under PREFIX/include
+# (python3.6m and python3.7m carry the ABI flag), or nothing.
+include_dir() {
+    local d
+    for d in "$1/include/python$2" "$1/include/python$2m"; do
+        [ -f "$d/Python.h" ] && { echo "$d"; return 0; }
+    done
+    return 0
+}
+
+# probe_header X.Y: a header, relative to the include directory, that the
+# version's probe needs and that only a full header install has.
+probe_header() {
+    case "$1" in
+        2.7|3.6) echo frameobject.h ;;
+        3.7) echo internal/pystate.h ;;
+        3.8) echo internal/pycore_pystate.h ;;
+        3.9|3.10) echo internal/pycore_runtime.h ;;
+        *) echo internal/pycore_frame.h ;;
+    esac
+}
+
+# Prints the newest pyenv prefix for version $1 whose headers the probe can
+# use, or nothing. Only plain X.Y.<n> names count (not 3.X.Yt, 3.X-dev, ...).
 pyenv_prefix() {
-    local minor=$1 root=${PYENV_ROOT:-$HOME/.pyenv} d name names=""
+    local ver root=${PYENV_ROOT:-$HOME/.pyenv} d name names="" inc
+    ver=$(full_version "$1")
     [ -d "$root/versions" ] || return 0
-    for d in "$root/versions/3.$minor."*; do
+    for d in "$root/versions/$ver."*; do
         name=${d##*/}
-        [[ $name =~ ^3\.$minor\.[0-9]+$ ]] || continue
-        [ -f "$d/include/python3.$minor/internal/pycore_frame.h" ] || continue
-        [ -f "$d/include/python3.$minor/pyconfig.h" ] || continue
+        [[ $name =~ ^${ver//./\\.}\.[0-9]+$ ]] || continue
+        inc=$(include_dir "$d" "$ver")
+        [ -n "$inc" ] || continue
+        [ -f "$inc/$(probe_header "$ver")" ] || continue
+        [ -f "$inc/pyconfig.h" ] || continue
         names+="$name"$'\n'
     done
     [ -n "$names" ] || return 0
@@ -138,17 +178,18 @@ debian_unpack() {
     touch "$root/.unpacked"
 }
 
-# debian_headers MINOR [REFRESH]: fetches libpython3.X-dev and python3.X-dev
+# debian_headers VERSION [REFRESH]: fetches libpythonX.Y-dev and pythonX.Y-dev
 # (newest in any suite, pinned) and sets DEB_VERSION, DEB_SUITE and DEB_ROOT.
-# Returns 1 if Debian has no libpython3.X-dev.
+# Returns 1 if Debian has no libpythonX.Y-dev.
 debian_headers() {
-    local minor=$1 refresh=${2:-0}
-    debian_pin "python3.$minor" "libpython3.$minor-dev" "" "$refresh" || return 1
+    local ver refresh=${2:-0}
+    ver=$(full_version "$1")
+    debian_pin "python$ver" "libpython$ver-dev" "" "$refresh" || return 1
     DEB_VERSION=$PIN_VERSION DEB_SUITE=$PIN_SUITE
     local a b
-    a=$(debian_deb "libpython3.$minor-dev" "$DEB_VERSION")
-    b=$(debian_deb "python3.$minor-dev" "$DEB_VERSION")
-    DEB_ROOT="$CACHE/debian/root/python3.$minor-dev-${DEB_VERSION//:/%3a}"
+    a=$(debian_deb "libpython$ver-dev" "$DEB_VERSION")
+    b=$(debian_deb "python$ver-dev" "$DEB_VERSION")
+    DEB_ROOT="$CACHE/debian/root/python$ver-dev-${DEB_VERSION//:/%3a}"
     debian_unpack "$DEB_ROOT" "$a" "$b"
 }
 
@@ -159,15 +200,16 @@ py_version() {
     sed -n 's/^#define PY_VERSION[[:space:]]*"\(.*\)".*/\1/p' "$1/patchlevel.h"
 }
 
-# core_defines LIBDIR MINOR: prints the -D flags CPython's own sources were
+# core_defines LIBDIR VERSION: prints the -D flags CPython's own sources were
 # compiled with beyond pyconfig.h, taken from the installed config Makefile
-# (LIBDIR/python3.X/config-3.X-*/Makefile). They matter: Debian builds 3.14+
+# (LIBDIR/pythonX.Y/config-X.Y-*/Makefile, or config/Makefile in 2.7). They matter: Debian builds 3.14+
 # with -D_Py_TIER2=3 -D_Py_JIT, which adds a field to _PyThreadStateImpl and
 # so changes sizeof(PyInterpreterState) in 3.15. Prints nothing if there is no
 # Makefile.
 core_defines() {
-    local makefile
-    makefile=$(ls "$1"/python3."$2"/config-3."$2"*/Makefile 2>/dev/null | head -n 1)
+    local makefile ver
+    ver=$(full_version "$2")
+    makefile=$(ls "$1/python$ver"/config-"$ver"*/Makefile "$1/python$ver"/config/Makefile 2>/dev/null | head -n 1)
     [ -n "$makefile" ] || return 0
     sed -n 's/^\(CONFIGURE_CFLAGS\|CONFIGURE_CFLAGS_NODIST\|CONFIGURE_CPPFLAGS\)[[:space:]]*=//p' "$makefile" |
         tr ' \t' '\n\n' | { grep -E '^-D[A-Za-z_][A-Za-z0-9_]*(=.*)?$' || true; } |
@@ -175,8 +217,9 @@ core_defines() {
 }
 
 # build_probe INCLUDE_DIR EXTRA_INCLUDE_DIR DEFINES MODE OUT: compiles
-# offsets-probe.c (MODE offsets or facts) against one version's headers and
-# writes its output to OUT. EXTRA_INCLUDE_DIR (may be empty) is Debian's
+# offsets-probe.c, or offsets-probe-legacy.c for 2.7 and 3.6-3.10 (MODE
+# offsets or facts), against one version's headers and writes its output to
+# OUT. EXTRA_INCLUDE_DIR (may be empty) is Debian's
 # usr/include, where the arch-specific pyconfig.h lives; DEFINES is the
 # core_defines output (may be empty).
 build_probe() {
@@ -187,8 +230,11 @@ build_probe() {
     local d
     for d in $defines; do flags+=("$d"); done
     [ "$mode" = facts ] && flags+=(-DPROBE_FACTS)
+    local probe=$PROBE_C version
+    version=$(py_version "$inc")
+    is_legacy "$(echo "$version" | cut -d. -f1,2)" && probe=$PROBE_LEGACY_C
     mkdir -p "$CACHE/build" "$CACHE/tmp"
-    TMPDIR="$CACHE/tmp" gcc "${flags[@]}" -o "$exe" "$PROBE_C" ||
-        die "offsets-probe.c does not compile against the headers in $inc"
+    TMPDIR="$CACHE/tmp" gcc "${flags[@]}" -o "$exe" "$probe" ||
+        die "${probe##*/} does not compile against the headers in $inc"
     "$exe" > "$out" || die "the probe built from $inc failed"
 }

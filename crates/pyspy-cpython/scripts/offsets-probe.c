@@ -3,6 +3,8 @@
  *
  * Compiled by generate-offsets.sh against one CPython minor's headers
  * (3.11 to 3.15), with -DPy_BUILD_CORE so the internal/ headers are usable.
+ * Older versions (2.7, 3.6 to 3.10) have their own probe,
+ * offsets-probe-legacy.c, which prints the same fields.
  * Everything printed is a compile-time offsetof()/sizeof() or macro value,
  * except the bit-field positions, which are found by setting each field in a
  * zeroed struct and looking at which bits of the word changed.
@@ -95,7 +97,7 @@ _Static_assert(offsetof(_PyInterpreterFrame, localsplus) + sizeof(void *) ==
 
 int main(void) {
     /* _PyRuntimeState */
-    req("runtime_interpreters_head", offsetof(_PyRuntimeState, interpreters.head));
+    some("runtime_interpreters_head", offsetof(_PyRuntimeState, interpreters.head));
 #if V == 11
     some("runtime_tstate_current", offsetof(_PyRuntimeState, gilstate.tstate_current));
 #else
@@ -138,6 +140,7 @@ int main(void) {
     req("tstate_size", sizeof(PyThreadState));
     req("tstate_next", offsetof(PyThreadState, next));
     req("tstate_interp", offsetof(PyThreadState, interp));
+    none("tstate_frame");
 #if V >= 13
     some("tstate_current_frame", offsetof(PyThreadState, current_frame));
     none("tstate_cframe");
@@ -148,8 +151,8 @@ int main(void) {
     some("cframe_current_frame", offsetof(_PyCFrame, current_frame));
 #endif
     req("tstate_thread_id", offsetof(PyThreadState, thread_id));
-    req("tstate_native_thread_id", offsetof(PyThreadState, native_thread_id));
-    req("tstate_datastack_chunk", offsetof(PyThreadState, datastack_chunk));
+    some("tstate_native_thread_id", offsetof(PyThreadState, native_thread_id));
+    some("tstate_datastack_chunk", offsetof(PyThreadState, datastack_chunk));
 
     /* _PyInterpreterFrame */
     req("frame_size", sizeof(_PyInterpreterFrame));
@@ -174,13 +177,14 @@ int main(void) {
     req("code_size", sizeof(PyCodeObject));
     req("code_filename", offsetof(PyCodeObject, co_filename));
     req("code_name", offsetof(PyCodeObject, co_name));
-    req("code_qualname", offsetof(PyCodeObject, co_qualname));
+    some("code_qualname", offsetof(PyCodeObject, co_qualname));
     req("code_linetable", offsetof(PyCodeObject, co_linetable));
     req("code_firstlineno", offsetof(PyCodeObject, co_firstlineno));
     req("code_argcount", offsetof(PyCodeObject, co_argcount));
     req("code_localsplusnames", offsetof(PyCodeObject, co_localsplusnames));
-    req("code_localspluskinds", offsetof(PyCodeObject, co_localspluskinds));
-    req("code_code_adaptive", offsetof(PyCodeObject, co_code_adaptive));
+    some("code_localspluskinds", offsetof(PyCodeObject, co_localspluskinds));
+    none("code_nlocals");
+    some("code_code_adaptive", offsetof(PyCodeObject, co_code_adaptive));
 
     /* PyObject / PyTypeObject / PyHeapTypeObject */
     req("ob_type", offsetof(PyObject, ob_type));
@@ -188,7 +192,7 @@ int main(void) {
     req("type_tp_flags", offsetof(PyTypeObject, tp_flags));
     req("type_tp_basicsize", offsetof(PyTypeObject, tp_basicsize));
     req("type_tp_dictoffset", offsetof(PyTypeObject, tp_dictoffset));
-    req("heap_type_cached_keys", offsetof(PyHeapTypeObject, ht_cached_keys));
+    some("heap_type_cached_keys", offsetof(PyHeapTypeObject, ht_cached_keys));
 
     /* Containers and scalars */
     req("tuple_ob_size", offsetof(PyTupleObject, ob_base.ob_size));
@@ -196,8 +200,10 @@ int main(void) {
     req("list_ob_size", offsetof(PyListObject, ob_base.ob_size));
     req("list_ob_item", offsetof(PyListObject, ob_item));
     req("dict_ma_used", offsetof(PyDictObject, ma_used));
-    req("dict_ma_keys", offsetof(PyDictObject, ma_keys));
-    req("dict_ma_values", offsetof(PyDictObject, ma_values));
+    some("dict_ma_keys", offsetof(PyDictObject, ma_keys));
+    some("dict_ma_values", offsetof(PyDictObject, ma_values));
+    none("dict_ma_mask");
+    none("dict_ma_table");
     req("float_ob_fval", offsetof(PyFloatObject, ob_fval));
 #if V == 11
     req("long_lv_tag", offsetof(PyLongObject, ob_base.ob_size));
@@ -206,12 +212,15 @@ int main(void) {
     req("long_lv_tag", offsetof(PyLongObject, long_value.lv_tag));
     req("long_ob_digit", offsetof(PyLongObject, long_value.ob_digit));
 #endif
+    none("int_ob_ival");
     req("bytes_ob_size", offsetof(PyBytesObject, ob_base.ob_size));
     req("bytes_ob_sval", offsetof(PyBytesObject, ob_sval));
-    req("unicode_state", offsetof(PyASCIIObject, state));
+    some("unicode_state", offsetof(PyASCIIObject, state));
     req("unicode_length", offsetof(PyASCIIObject, length));
-    req("unicode_ascii_size", sizeof(PyASCIIObject));
-    req("unicode_compact_size", sizeof(PyCompactUnicodeObject));
+    some("unicode_ascii_size", sizeof(PyASCIIObject));
+    some("unicode_compact_size", sizeof(PyCompactUnicodeObject));
+    none("unicode_str");
+    none("unicode_char_size");
     req("module_md_dict", offsetof(PyModuleObject, md_dict));
     return 0;
 }

@@ -18,7 +18,10 @@ const MAX_BSS_SCAN: usize = 8 << 20;
 pub struct Interpreter {
     /// Layout (version, offsets, semantics).
     pub layout: Layout,
-    /// Remote address of `_PyRuntime`.
+    /// Remote address of `_PyRuntime`. Before 3.7, which has none: of
+    /// `_PyThreadState_Current` (the GIL holder's thread state, which
+    /// [`crate::StackWalker::gil_holder`] then reads at offset 0), or 0 when
+    /// the binary does not name it.
     pub runtime: usize,
     /// Remote address of the main `PyInterpreterState`.
     pub interp: usize,
@@ -70,7 +73,20 @@ pub fn find_interpreter(process: &Process) -> Result<Interpreter, Error> {
 
 struct Probe {
     version: Version,
-    runtime: usize,
+    /// `_PyRuntime` (3.7+), when found.
+    runtime: Option<usize>,
+    /// Where the interpreter-list head pointer lives: the static
+    /// `interp_head` before 3.7, `_PyRuntime.interpreters.head` after, as
+    /// found from a symbol or from the code of `PyInterpreterState_Head`.
+    head_slot: Option<usize>,
+    /// `_PyThreadState_Current` (before 3.7: the GIL holder's tstate).
+    tstate_current: Option<usize>,
+    /// 2.7: `Py_UNICODE`'s size, from which `PyUnicodeUCS2_*` or
+    /// `PyUnicodeUCS4_*` functions the binary exports.
+    py2_unicode_size: Option<usize>,
+    /// The binary's `.bss` and `.data` in the process, for a last-resort
+    /// search of the interpreter pointer in stripped binaries.
+    scan: Vec<(usize, usize)>,
     binary_path: String,
 }
 
@@ -83,16 +99,14 @@ fn probe_binary(process: &Process, map: &MapRange) -> Result<Option<Probe>, Erro
     let Some(bias) = binary.load_bias(map.start as u64, map.offset) else {
         return Ok(None);
     };
+    let at = |a: u64| a.wrapping_add(bias) as usize;
     let runtime = binary
         .symbol("_PyRuntime")
         .or_else(|| binary.section(".PyRuntime").map(|s| s.addr))
-        .map(|a| a.wrapping_add(bias) as usize);
+        .map(at);
     let mut version = None;
     if let Some(sym) = binary.symbol("Py_Version") {
-        let hex = process
-            .read_u64(sym.wrapping_add(bias) as usize)
-            .what("Py_Version")?
-            & 0xffff_ffff;
+        let hex = process.read_u64(at(sym)).what("Py_Version")? & 0xffff_ffff;
         version = Version::from_hex(hex);
     }
     if let (None, Some(runtime)) = (version, runtime) {
@@ -119,22 +133,59 @@ fn probe_binary(process: &Process, map: &MapRange) -> Result<Option<Probe>, Erro
     if Flavor::for_version(version).is_none() {
         return Err(unsupported(version));
     }
-    match runtime {
-        Some(runtime) => Ok(Some(Probe {
-            version,
-            runtime,
-            binary_path: path,
-        })),
-        None => Err(Error::NotPython(format!(
-            "Python {version} in {path}: found no _PyRuntime"
-        ))),
+    let head_slot = binary
+        .symbol("interp_head")
+        .or_else(|| head_slot_from_code(&binary, &bytes))
+        .map(at);
+    let py2_unicode_size = if binary.symbol("PyUnicodeUCS2_FromString").is_some() {
+        Some(2)
+    } else if binary.symbol("PyUnicodeUCS4_FromString").is_some() {
+        Some(4)
+    } else {
+        None
+    };
+    let scan = [".bss", ".data"]
+        .iter()
+        .filter_map(|name| binary.section(name))
+        .map(|s| (at(s.addr), s.size as usize))
+        .collect();
+    Ok(Some(Probe {
+        version,
+        runtime,
+        head_slot,
+        tstate_current: binary.symbol("_PyThreadState_Current").map(at),
+        py2_unicode_size,
+        scan,
+        binary_path: path,
+    }))
+}
+
+/// `PyInterpreterState_Head()` returns the head of the interpreter list:
+/// `interp_head` before 3.7, `_PyRuntime.interpreters.head` after. Compiled
+/// with optimisation for x86_64 it is one RIP-relative load and a return,
+/// `48 8b 05 <disp32> c3` (`mov rax, [rip + disp32]; ret`): the load's
+/// address is the list head's. Any other code gives `None`. This finds the
+/// static `interp_head` of stripped builds, which export the function but
+/// not the variable (Debian's 2.7).
+fn head_slot_from_code(binary: &Binary, bytes: &[u8]) -> Option<u64> {
+    let func = binary.symbol("PyInterpreterState_Head")?;
+    let section = binary
+        .sections()
+        .iter()
+        .find(|s| s.file_offset.is_some() && func >= s.addr && func - s.addr < s.size)?;
+    let off = usize::try_from(section.file_offset? + (func - section.addr)).ok()?;
+    let code = bytes.get(off..off.checked_add(8)?)?;
+    if code[..3] != [0x48, 0x8b, 0x05] || code[7] != 0xc3 {
+        return None;
     }
+    let disp = i32::from_le_bytes(code[3..7].try_into().ok()?);
+    Some(func.wrapping_add(7).wrapping_add(disp as i64 as u64))
 }
 
 fn unsupported(version: Version) -> Error {
     Error::UnsupportedVersion {
         version,
-        detail: ": pyspy-node reads CPython 3.11 and newer".into(),
+        detail: ": pyspy-node reads CPython 2.7 and 3.6 or newer".into(),
     }
 }
 
@@ -165,34 +216,185 @@ fn version_from_memory(process: &Process, binary: &Binary, bias: u64) -> Option<
 }
 
 fn finish(process: &Process, p: Probe) -> Result<Interpreter, Error> {
-    let layout = layout_for(process, p.version, p.runtime)?;
-    let o = &layout.offsets;
-    let interp = process
-        .read_usize(p.runtime + o.runtime_interpreters_head)
-        .what("interpreter list")?;
+    let v = p.version;
+    let mut layout = layout_for(process, v, p.runtime.unwrap_or(0))?;
+    let o = layout.offsets;
+    // The runtime state exists from 3.7 on; before, `_PyThreadState_Current`
+    // is a global of its own, read by `gil_holder` at offset 0.
+    let (runtime, head_slot) = match o.runtime_interpreters_head {
+        Some(head) => {
+            let runtime = p
+                .runtime
+                .or_else(|| p.head_slot.map(|s| s.wrapping_sub(head)))
+                .ok_or_else(|| {
+                    Error::NotPython(format!(
+                        "Python {v} in {}: found no _PyRuntime",
+                        p.binary_path
+                    ))
+                })?;
+            (runtime, Some(runtime.wrapping_add(head)))
+        }
+        None => {
+            layout.offsets.runtime_tstate_current = p.tstate_current.map(|_| 0);
+            (p.tstate_current.unwrap_or(0), p.head_slot)
+        }
+    };
+    if let (Some(size), true) = (p.py2_unicode_size, layout.flavor.py2) {
+        layout.offsets.unicode_char_size = Some(size);
+    }
+    let interp = find_interp(process, &layout, head_slot, &p)?;
     if interp == 0 {
         return Err(Error::NotPython(format!(
-            "Python {} in process {} has no interpreter yet (starting up or shutting down)",
-            p.version,
+            "Python {v} in process {} has no interpreter yet (starting up or shutting down)",
             process.pid()
         )));
     }
     validate(process, &layout, interp)?;
+    if o.tstate_native_thread_id.is_none() {
+        layout.pthread_tid = pthread_tid_offset(process, &layout, interp);
+    }
     Ok(Interpreter {
         layout,
-        runtime: p.runtime,
+        runtime,
         interp,
         binary_path: p.binary_path,
     })
 }
 
+/// The main interpreter: the head of the interpreter list when its slot is
+/// known; else (stripped 2.7/3.6 builds) the `interp` of the thread that
+/// holds the GIL, or a pointer in the binary's `.bss`/`.data` that passes
+/// [`plausible_interp`] (the static `interp_head` is one).
+fn find_interp(
+    process: &Process,
+    layout: &Layout,
+    head_slot: Option<usize>,
+    p: &Probe,
+) -> Result<usize, Error> {
+    if let Some(slot) = head_slot {
+        return process.read_usize(slot).what("interpreter list");
+    }
+    if let Some(current) = p.tstate_current {
+        let tstate = process.read_usize(current).what("current thread state")?;
+        if tstate != 0 {
+            if let Ok(interp) =
+                process.read_usize(tstate.wrapping_add(layout.offsets.tstate_interp))
+            {
+                if plausible_interp(process, layout, interp) {
+                    return Ok(interp);
+                }
+            }
+        }
+    }
+    let heap: Vec<MapRange> = process
+        .maps()?
+        .into_iter()
+        .filter(|m| m.read && m.write && m.path.as_deref().is_none_or(|p| p == "[heap]"))
+        .collect();
+    for &(start, size) in &p.scan {
+        let Ok(words) = process.read_vec(start, size.min(MAX_BSS_SCAN)) else {
+            continue;
+        };
+        for word in words.chunks_exact(8) {
+            let cand = u64::from_le_bytes(word.try_into().unwrap()) as usize;
+            if cand != 0
+                && cand.is_multiple_of(8)
+                && heap.iter().any(|m| m.contains(cand))
+                && plausible_interp(process, layout, cand)
+            {
+                return Ok(cand);
+            }
+        }
+    }
+    Err(Error::NotPython(format!(
+        "Python {} in {}: found no interpreter state (no interp_head symbol, no thread holding the GIL, no candidate in .bss/.data)",
+        layout.version, p.binary_path
+    )))
+}
+
+/// An interpreter state: its first thread state points back at it, and its
+/// `modules` is a `dict`.
+fn plausible_interp(process: &Process, layout: &Layout, interp: usize) -> bool {
+    let o = &layout.offsets;
+    let check = || -> Option<bool> {
+        let head = process
+            .read_usize(interp.wrapping_add(o.interp_threads_head))
+            .ok()?;
+        if head == 0 || !head.is_multiple_of(8) {
+            return Some(false);
+        }
+        if process
+            .read_usize(head.wrapping_add(o.tstate_interp))
+            .ok()?
+            != interp
+        {
+            return Some(false);
+        }
+        let modules = process
+            .read_usize(interp.wrapping_add(o.interp_modules))
+            .ok()?;
+        let ty = process.read_usize(modules.wrapping_add(o.ob_type)).ok()?;
+        let name = process.read_usize(ty.wrapping_add(o.type_tp_name)).ok()?;
+        let mut buf = [0u8; 5];
+        process.read(name, &mut buf).ok()?;
+        Some(&buf == b"dict\0")
+    };
+    check().unwrap_or(false)
+}
+
+/// glibc on x86_64 keeps the kernel tid of a thread in its descriptor
+/// (`struct pthread`, which a `pthread_t` points at) at this offset; checked
+/// with gettid() and pthread_self() on glibc 2.36.
+const GLIBC_X86_64_PTHREAD_TID: usize = 0x2d0;
+
+/// Where the OS tid sits in the targets' thread descriptors, for versions
+/// whose thread states have no `native_thread_id`: glibc's offset, used only
+/// when it holds for the threads running now (every thread state's
+/// descriptor gives a live tid of the process, or 0 for a thread that
+/// ended, and at least one does). Other C libraries (musl) fail the check.
+fn pthread_tid_offset(process: &Process, layout: &Layout, interp: usize) -> Option<usize> {
+    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        return None;
+    }
+    let o = &layout.offsets;
+    let tids = process.tids();
+    let mut seen = Vec::new();
+    let mut addr = process
+        .read_usize(interp.wrapping_add(o.interp_threads_head))
+        .ok()?;
+    while addr != 0 && seen.len() < crate::threads::MAX_THREADS {
+        let pthread = process
+            .read_usize(addr.wrapping_add(o.tstate_thread_id))
+            .ok()?;
+        let mut raw = [0u8; 4];
+        process
+            .read(pthread.wrapping_add(GLIBC_X86_64_PTHREAD_TID), &mut raw)
+            .ok()?;
+        let tid = i32::from_le_bytes(raw);
+        if tid != 0 {
+            if !tids.contains(&tid) || seen.contains(&tid) {
+                return None;
+            }
+            seen.push(tid);
+        }
+        addr = process.read_usize(addr.wrapping_add(o.tstate_next)).ok()?;
+    }
+    (!seen.is_empty()).then_some(GLIBC_X86_64_PTHREAD_TID)
+}
+
 /// The layout for `version`, reading the target's debug offsets on 3.13+.
 pub fn layout_for(mem: &impl Memory, version: Version, runtime: usize) -> Result<Layout, Error> {
     let flavor = Flavor::for_version(version).ok_or_else(|| unsupported(version))?;
-    let offsets = match version.minor {
-        11 => generated::OFFSETS_3_11,
-        12 => generated::OFFSETS_3_12,
-        minor => {
+    let offsets = match (version.major, version.minor) {
+        (2, _) => generated::OFFSETS_2_7,
+        (3, 6) => generated::OFFSETS_3_6,
+        (3, 7) => generated::OFFSETS_3_7,
+        (3, 8) => generated::OFFSETS_3_8,
+        (3, 9) => generated::OFFSETS_3_9,
+        (3, 10) => generated::OFFSETS_3_10,
+        (3, 11) => generated::OFFSETS_3_11,
+        (3, 12) => generated::OFFSETS_3_12,
+        (_, minor) => {
             let mut table = vec![0u8; MAX_TABLE];
             mem.read(runtime, &mut table).what("_Py_DebugOffsets")?;
             if debug_offsets::header(&table).is_none() {
@@ -216,6 +418,7 @@ pub fn layout_for(mem: &impl Memory, version: Version, runtime: usize) -> Result
         version,
         offsets,
         flavor,
+        pthread_tid: None,
     })
 }
 

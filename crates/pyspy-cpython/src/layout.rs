@@ -18,11 +18,65 @@ pub struct Flavor {
     pub managed_dict: ManagedDict,
     /// Offset of the value array inside `PyDictValues`.
     pub dict_values_array: usize,
+    /// What a thread's frames are.
+    pub frames: Frames,
+    /// How a code object maps instructions to lines.
+    pub line_table: LineTable,
+    /// How dicts are laid out (see `dict.rs`).
+    pub dict: DictKind,
+    /// Python 2: `str` is a byte string (`PyStringObject`), text is
+    /// `unicode` (`PyUnicodeObject`), small integers are `PyIntObject`.
+    pub py2: bool,
+    /// The instance attribute that holds a `threading.Thread`'s name
+    /// (`_Thread__name` on 2.7, where `self.__name` is name-mangled).
+    pub thread_name_attr: &'static str,
+}
+
+/// What `PyThreadState` points at for its innermost frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frames {
+    /// `_PyInterpreterFrame`s, linked by `previous` (3.11+).
+    Interpreter,
+    /// `PyFrameObject`s, linked by `f_back`, with the position as the `int`
+    /// `f_lasti` (up to 3.10).
+    Object,
+}
+
+/// The line-number table of a code object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineTable {
+    /// `co_lnotab` (up to 3.9): (bytecode delta, line delta) byte pairs,
+    /// `f_lasti` in bytes; the line delta is signed from 3.6 on.
+    Lnotab {
+        /// Line deltas are `i8` (3.6+), not `u8` (2.7).
+        signed: bool,
+    },
+    /// 3.10's `co_linetable` (PEP 626): (byte delta, `i8` line delta) pairs,
+    /// -128 for "no line"; `f_lasti` counts 2-byte code units.
+    Pep626,
+    /// The 3.11+ location table (see `linetable.rs`).
+    Locations,
+}
+
+/// How a `dict` stores its entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DictKind {
+    /// 2.7: an open-addressing table of `PyDictEntry` (hash, key, value),
+    /// `ma_mask + 1` slots at `ma_table`.
+    Table27,
+    /// 3.6–3.10: `ma_keys` points at a `PyDictKeysObject` whose entries
+    /// follow its index array; split tables keep values in `ma_values`.
+    Compact36,
+    /// 3.11+: the `PyDictKeysObject` of LAYOUT_NOTES.md §6.
+    Compact311,
 }
 
 /// Where a `Py_TPFLAGS_MANAGED_DICT` object keeps its attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ManagedDict {
+    /// Before 3.11 there are no managed dicts (and bit 4 of `tp_flags`
+    /// means something else): only `tp_dictoffset`.
+    None,
     /// 3.11: dict pointer at `obj - 24`, values pointer at `obj - 32`.
     V311,
     /// 3.12: a tagged dict-or-values word at `obj - 24` (low bit set: the
@@ -47,52 +101,79 @@ pub struct Layout {
     pub offsets: Offsets,
     /// Semantics.
     pub flavor: Flavor,
+    /// Before 3.11 (no `native_thread_id`): where the C library keeps the
+    /// kernel thread id inside the thread descriptor a `pthread_t` points
+    /// at, when [`crate::find_interpreter`] found and checked it (glibc
+    /// x86_64: `struct pthread.tid` at 0x2d0) against the target's threads.
+    pub pthread_tid: Option<usize>,
 }
 
 impl Flavor {
-    /// The facts for a version, or `None` when this reader does not know it.
-    /// Versions newer than the newest known one reuse its facts: 3.13+
-    /// offsets come from the target itself, so only these need to hold.
+    /// The facts for a version, or `None` when this reader does not know it
+    /// (2.7, 3.6 and newer are known). Versions newer than the newest known
+    /// one reuse its facts: 3.13+ offsets come from the target itself, so
+    /// only these need to hold.
     pub fn for_version(v: Version) -> Option<Flavor> {
-        if v.major != 3 || v.minor < 11 {
-            return None;
-        }
-        Some(match v.minor {
-            11 => Flavor {
-                owner_cstack: None,
-                owner_interpreter: None,
+        let modern = Flavor {
+            owner_cstack: None,
+            owner_interpreter: None,
+            long_lv_tag: true,
+            managed_dict: ManagedDict::V313,
+            dict_values_array: 8,
+            frames: Frames::Interpreter,
+            line_table: LineTable::Locations,
+            dict: DictKind::Compact311,
+            py2: false,
+            thread_name_attr: "_name",
+        };
+        let legacy = Flavor {
+            long_lv_tag: false,
+            managed_dict: ManagedDict::None,
+            dict_values_array: 0,
+            frames: Frames::Object,
+            line_table: LineTable::Lnotab { signed: true },
+            dict: DictKind::Compact36,
+            ..modern
+        };
+        Some(match (v.major, v.minor) {
+            (2, 7) => Flavor {
+                line_table: LineTable::Lnotab { signed: false },
+                dict: DictKind::Table27,
+                py2: true,
+                thread_name_attr: "_Thread__name",
+                ..legacy
+            },
+            (3, 6..=9) => legacy,
+            (3, 10) => Flavor {
+                line_table: LineTable::Pep626,
+                ..legacy
+            },
+            (3, 11) => Flavor {
                 long_lv_tag: false,
                 managed_dict: ManagedDict::V311,
                 dict_values_array: 0,
+                ..modern
             },
-            12 => Flavor {
+            (3, 12) => Flavor {
                 owner_cstack: Some(3),
-                owner_interpreter: None,
-                long_lv_tag: true,
                 managed_dict: ManagedDict::V312,
                 dict_values_array: 0,
+                ..modern
             },
-            13 => Flavor {
+            (3, 13) => Flavor {
                 owner_cstack: Some(3),
-                owner_interpreter: None,
-                long_lv_tag: true,
-                managed_dict: ManagedDict::V313,
-                dict_values_array: 8,
+                ..modern
             },
-            14 => Flavor {
+            (3, 14) => Flavor {
                 owner_cstack: Some(4),
                 owner_interpreter: Some(3),
-                long_lv_tag: true,
-                managed_dict: ManagedDict::V313,
-                dict_values_array: 8,
+                ..modern
             },
-            _ => Flavor {
-                owner_cstack: None,
+            (3, 15..) => Flavor {
                 owner_interpreter: Some(3),
-                long_lv_tag: true,
-                managed_dict: ManagedDict::V313,
-                dict_values_array: 8,
+                ..modern
             },
+            _ => return None,
         })
     }
 }

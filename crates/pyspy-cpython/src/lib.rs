@@ -2,10 +2,11 @@
 //! thread's Python stack out of its memory.
 //!
 //! [`find_interpreter`] locates the CPython binary among a process's
-//! mappings, detects its version (`Py_Version`, or the `_Py_DebugOffsets`
-//! header), finds `_PyRuntime` (symbol or `.PyRuntime` section) and builds a
-//! [`Layout`]: offsets from the target's own debug-offsets table on 3.13+,
-//! from generated per-version tables on 3.11 and 3.12. [`StackWalker`] then
+//! mappings, detects its version (`Py_Version`, the `_Py_DebugOffsets`
+//! header, or the `sys.version` text), finds the interpreter (`_PyRuntime`
+//! from 3.7 on, `interp_head` before) and builds a [`Layout`]: offsets from
+//! the target's own debug-offsets table on 3.13+, from generated per-version
+//! tables on 2.7 and 3.6–3.12. [`StackWalker`] then
 //! reads thread states, frames, code objects, line tables and strings
 //! through any [`pyspy_process::Memory`]. This crate does not decide when to
 //! read (pausing, sampling and output are `pyspy-sampler`'s) and parses no
@@ -33,8 +34,8 @@ mod walker;
 pub use debug_offsets::{header as debug_offsets_header, TableHeader};
 pub use discover::{find_interpreter, layout_for, Interpreter};
 pub use error::Error;
-pub use layout::{Flavor, Layout, ManagedDict};
-pub use linetable::line_for_offset;
+pub use layout::{DictKind, Flavor, Frames, Layout, LineTable, ManagedDict};
+pub use linetable::{line_for_lasti, line_for_offset};
 pub use objects::ObjectReader;
 pub use offsets::Offsets;
 pub use stack::{Frame, LocalVariable, ThreadStack};

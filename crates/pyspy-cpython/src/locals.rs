@@ -24,10 +24,19 @@ const CO_FAST_FREE: u8 = 0x80;
 
 impl<M: Memory> StackWalker<M> {
     /// The arguments and locals of the frame at `frame` running `code`.
+    /// Before 3.11: the first `co_nlocals` slots, named by `co_varnames`
+    /// (cell and free variables are not shown).
     pub fn locals(&mut self, frame: usize, code: &CodeInfo) -> Result<Vec<LocalVariable>, Error> {
         let o = self.layout().offsets;
-        let names = self.objects.tuple_items(code.localsplusnames, MAX_LOCALS)?;
-        let kinds = self.objects.read_bytes(code.localspluskinds, MAX_BYTES)?;
+        let mut names = self.objects.tuple_items(code.localsplusnames, MAX_LOCALS)?;
+        if let Some(n) = code.nlocals {
+            names.truncate(usize::try_from(n).unwrap_or(0));
+        }
+        let kinds = if code.localspluskinds == 0 {
+            Vec::new()
+        } else {
+            self.objects.read_bytes(code.localspluskinds, MAX_BYTES)?
+        };
         let values = self
             .objects
             .pointers(frame.wrapping_add(o.frame_localsplus), names.len())?;
@@ -92,8 +101,18 @@ impl<M: Memory> StackWalker<M> {
                 .read_int(obj)
                 .ok()
                 .map(|v| v.map_or_else(|| "<big int>".to_owned(), |v| v.to_string())),
+            // Python 2's arbitrary-precision integer.
+            "long" => r
+                .read_int(obj)
+                .ok()
+                .map(|v| v.map_or_else(|| "<big long>".to_owned(), |v| format!("{v}L"))),
             "float" => r.read_float(obj).ok().map(float_repr),
+            // Python 2 `str` is bytes, shown as its text like Python 2 does.
             "str" => r.read_str(obj, MAX_REPR).ok().map(|s| str_repr(&s)),
+            "unicode" => r
+                .read_str(obj, MAX_REPR)
+                .ok()
+                .map(|s| format!("u{}", str_repr(&s))),
             "bytes" => r.read_bytes(obj, 1 << 16).ok().map(|b| bytes_repr(&b)),
             _ => None,
         };

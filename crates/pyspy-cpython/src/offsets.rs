@@ -1,20 +1,24 @@
 //! Byte offsets of the CPython structures the stack reader touches.
 //!
 //! One shape for every supported version: 3.13 and newer fill it from the
-//! target's own `_Py_DebugOffsets` table (see `debug_offsets.rs`), 3.11 and
-//! 3.12 take it from `generated.rs`, which a committed script produces by
+//! target's own `_Py_DebugOffsets` table (see `debug_offsets.rs`), 2.7 and
+//! 3.6–3.12 take it from `generated.rs`, which a committed script produces by
 //! compiling `offsetof()` probes against each version's headers. Field names
-//! follow `_Py_DebugOffsets` so the two sources read alike. All offsets are
-//! relative to the start of the named struct; sizes are the target's
-//! `sizeof`. A field that a version does not have is `None`.
+//! follow `_Py_DebugOffsets` so the two sources read alike; before 3.11 some
+//! name the older struct that plays the same part (a `PyFrameObject` instead
+//! of a `_PyInterpreterFrame`, `co_lnotab` instead of `co_linetable`), as
+//! each field's comment says. All offsets are relative to the start of the
+//! named struct; sizes are the target's `sizeof`. A field that a version does
+//! not have is `None`.
 
 /// Offsets for one CPython version (64-bit Linux layouts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Offsets {
     // _PyRuntimeState
-    /// `_PyRuntime.interpreters.head`.
-    pub runtime_interpreters_head: usize,
-    /// `_PyRuntime.gilstate.tstate_current` (3.11 only: the GIL holder's tstate).
+    /// `_PyRuntime.interpreters.head` (3.7+; before, the static `interp_head`).
+    pub runtime_interpreters_head: Option<usize>,
+    /// `_PyRuntime.gilstate.tstate_current` (3.7–3.11: the GIL holder's
+    /// tstate; before 3.7 the global `_PyThreadState_Current` plays its part).
     pub runtime_tstate_current: Option<usize>,
 
     // PyInterpreterState
@@ -22,9 +26,9 @@ pub struct Offsets {
     pub interp_size: usize,
     /// `PyInterpreterState.next`.
     pub interp_next: usize,
-    /// `PyInterpreterState.threads.head`.
+    /// `PyInterpreterState.threads.head` (`.tstate_head` before 3.11).
     pub interp_threads_head: usize,
-    /// `PyInterpreterState.modules` (3.11) or `.imports.modules` (3.12+).
+    /// `PyInterpreterState.modules` (up to 3.11) or `.imports.modules` (3.12+).
     pub interp_modules: usize,
     /// `PyInterpreterState.ceval.gil` (3.12+: pointer to the GIL in use).
     pub interp_ceval_gil: Option<usize>,
@@ -46,6 +50,8 @@ pub struct Offsets {
     pub tstate_next: usize,
     /// `PyThreadState.interp`.
     pub tstate_interp: usize,
+    /// `PyThreadState.frame` (up to 3.10: the innermost `PyFrameObject`).
+    pub tstate_frame: Option<usize>,
     /// `PyThreadState.current_frame` (3.13+).
     pub tstate_current_frame: Option<usize>,
     /// `PyThreadState.cframe` (3.11, 3.12: pointer to a `_PyCFrame`).
@@ -54,21 +60,24 @@ pub struct Offsets {
     pub cframe_current_frame: Option<usize>,
     /// `PyThreadState.thread_id` (pthread_t).
     pub tstate_thread_id: usize,
-    /// `PyThreadState.native_thread_id` (OS tid).
-    pub tstate_native_thread_id: usize,
-    /// `PyThreadState.datastack_chunk`.
-    pub tstate_datastack_chunk: usize,
+    /// `PyThreadState.native_thread_id` (OS tid; 3.11+).
+    pub tstate_native_thread_id: Option<usize>,
+    /// `PyThreadState.datastack_chunk` (3.11+).
+    pub tstate_datastack_chunk: Option<usize>,
 
-    // _PyInterpreterFrame
-    /// `sizeof(_PyInterpreterFrame)` (without the trailing `localsplus`).
+    // _PyInterpreterFrame (3.11+) or PyFrameObject (up to 3.10)
+    /// `sizeof(_PyInterpreterFrame)` (3.11+), `sizeof(PyFrameObject)` before
+    /// (both count one `localsplus` slot).
     pub frame_size: usize,
-    /// `_PyInterpreterFrame.previous`.
+    /// `_PyInterpreterFrame.previous`; `PyFrameObject.f_back`.
     pub frame_previous: usize,
-    /// `_PyInterpreterFrame.f_code` (3.11, 3.12) or `.f_executable` (3.13+).
+    /// `_PyInterpreterFrame.f_code` (3.11, 3.12) or `.f_executable` (3.13+);
+    /// `PyFrameObject.f_code`.
     pub frame_executable: usize,
-    /// `_PyInterpreterFrame.prev_instr` (3.11, 3.12) or `.instr_ptr` (3.13+).
+    /// `_PyInterpreterFrame.prev_instr` (3.11, 3.12) or `.instr_ptr` (3.13+);
+    /// before 3.11 `PyFrameObject.f_lasti`, an `int` (see `Flavor::lasti`).
     pub frame_instr_ptr: usize,
-    /// `_PyInterpreterFrame.localsplus`.
+    /// `_PyInterpreterFrame.localsplus`; `PyFrameObject.f_localsplus`.
     pub frame_localsplus: usize,
     /// `_PyInterpreterFrame.owner` (3.12+; a `char`).
     pub frame_owner: Option<usize>,
@@ -82,20 +91,23 @@ pub struct Offsets {
     pub code_filename: usize,
     /// `PyCodeObject.co_name`.
     pub code_name: usize,
-    /// `PyCodeObject.co_qualname`.
-    pub code_qualname: usize,
-    /// `PyCodeObject.co_linetable`.
+    /// `PyCodeObject.co_qualname` (3.11+).
+    pub code_qualname: Option<usize>,
+    /// `PyCodeObject.co_linetable` (3.10+), `.co_lnotab` before.
     pub code_linetable: usize,
     /// `PyCodeObject.co_firstlineno` (an `int`).
     pub code_firstlineno: usize,
     /// `PyCodeObject.co_argcount` (an `int`).
     pub code_argcount: usize,
-    /// `PyCodeObject.co_localsplusnames` (a tuple of str).
+    /// `PyCodeObject.co_localsplusnames` (a tuple of str; 3.11+), or
+    /// `co_varnames` before (names of the first `co_nlocals` slots).
     pub code_localsplusnames: usize,
-    /// `PyCodeObject.co_localspluskinds` (a bytes object).
-    pub code_localspluskinds: usize,
-    /// `PyCodeObject.co_code_adaptive` (start of the bytecode).
-    pub code_code_adaptive: usize,
+    /// `PyCodeObject.co_localspluskinds` (a bytes object; 3.11+).
+    pub code_localspluskinds: Option<usize>,
+    /// `PyCodeObject.co_nlocals` (an `int`; up to 3.10).
+    pub code_nlocals: Option<usize>,
+    /// `PyCodeObject.co_code_adaptive` (start of the bytecode; 3.11+).
+    pub code_code_adaptive: Option<usize>,
 
     // PyObject / PyTypeObject / PyHeapTypeObject
     /// `PyObject.ob_type`.
@@ -108,8 +120,9 @@ pub struct Offsets {
     pub type_tp_basicsize: usize,
     /// `PyTypeObject.tp_dictoffset`.
     pub type_tp_dictoffset: usize,
-    /// `PyHeapTypeObject.ht_cached_keys` (shared keys of split instance dicts).
-    pub heap_type_cached_keys: usize,
+    /// `PyHeapTypeObject.ht_cached_keys` (shared keys of split instance
+    /// dicts; 3.x).
+    pub heap_type_cached_keys: Option<usize>,
 
     // Containers and scalars
     /// `PyTupleObject.ob_size` (from `PyVarObject`).
@@ -122,28 +135,38 @@ pub struct Offsets {
     pub list_ob_item: usize,
     /// `PyDictObject.ma_used`.
     pub dict_ma_used: usize,
-    /// `PyDictObject.ma_keys`.
-    pub dict_ma_keys: usize,
-    /// `PyDictObject.ma_values`.
-    pub dict_ma_values: usize,
+    /// `PyDictObject.ma_keys` (3.x).
+    pub dict_ma_keys: Option<usize>,
+    /// `PyDictObject.ma_values` (3.x).
+    pub dict_ma_values: Option<usize>,
+    /// `PyDictObject.ma_mask` (2.7: slots - 1).
+    pub dict_ma_mask: Option<usize>,
+    /// `PyDictObject.ma_table` (2.7: the `PyDictEntry` array).
+    pub dict_ma_table: Option<usize>,
     /// `PyFloatObject.ob_fval`.
     pub float_ob_fval: usize,
     /// `PyLongObject.long_value.lv_tag` (3.12+) or `ob_size` (3.11).
     pub long_lv_tag: usize,
-    /// `PyLongObject.long_value.ob_digit` (3.12+) or `ob_digit` (3.11).
+    /// `PyLongObject.long_value.ob_digit` (3.12+) or `ob_digit` (up to 3.11).
     pub long_ob_digit: usize,
-    /// `PyBytesObject.ob_size`.
+    /// `PyIntObject.ob_ival` (2.7: a C `long`).
+    pub int_ob_ival: Option<usize>,
+    /// `PyBytesObject.ob_size` (2.7: `PyStringObject.ob_size`).
     pub bytes_ob_size: usize,
-    /// `PyBytesObject.ob_sval`.
+    /// `PyBytesObject.ob_sval` (2.7: `PyStringObject.ob_sval`).
     pub bytes_ob_sval: usize,
-    /// `PyASCIIObject.state` (the bit-field word).
-    pub unicode_state: usize,
-    /// `PyASCIIObject.length`.
+    /// `PyASCIIObject.state` (the bit-field word; 3.x).
+    pub unicode_state: Option<usize>,
+    /// `PyASCIIObject.length` (2.7: `PyUnicodeObject.length`).
     pub unicode_length: usize,
-    /// `sizeof(PyASCIIObject)`: where compact ASCII data starts.
-    pub unicode_ascii_size: usize,
-    /// `sizeof(PyCompactUnicodeObject)`: where compact non-ASCII data starts.
-    pub unicode_compact_size: usize,
+    /// `sizeof(PyASCIIObject)`: where compact ASCII data starts (3.x).
+    pub unicode_ascii_size: Option<usize>,
+    /// `sizeof(PyCompactUnicodeObject)`: where compact non-ASCII data starts (3.x).
+    pub unicode_compact_size: Option<usize>,
+    /// `PyUnicodeObject.str` (2.7: pointer to the `Py_UNICODE` array).
+    pub unicode_str: Option<usize>,
+    /// `Py_UNICODE_SIZE` (2.7: 2 or 4, a build option; see `Flavor`).
+    pub unicode_char_size: Option<usize>,
     /// `PyModuleObject.md_dict`.
     pub module_md_dict: usize,
 }

@@ -19,7 +19,10 @@ pub struct ThreadState {
     pub addr: usize,
     /// `thread_id` (pthread_t; `threading.get_ident()`).
     pub thread_id: u64,
-    /// `native_thread_id` (the OS tid), 0 when unknown.
+    /// `native_thread_id` (the OS tid), 0 when unknown. Before 3.11, where
+    /// the thread state has no such field, the tid the C library keeps in
+    /// the thread's descriptor (`thread_id` is a `pthread_t`, a pointer to
+    /// it), when [`crate::Layout::pthread_tid`] is known.
     pub native_thread_id: u64,
     /// Innermost frame, 0 for none.
     pub top_frame: usize,
@@ -38,11 +41,12 @@ impl<M: Memory> StackWalker<M> {
         let len = [
             o.tstate_next,
             o.tstate_thread_id,
-            o.tstate_native_thread_id,
+            o.tstate_native_thread_id.unwrap_or(0),
+            o.tstate_frame.unwrap_or(0),
             o.tstate_current_frame.unwrap_or(0),
             o.tstate_cframe.unwrap_or(0),
             // `datastack_top` follows `datastack_chunk` in 3.11–3.15.
-            o.tstate_datastack_chunk + 8,
+            o.tstate_datastack_chunk.map_or(0, |c| c + 8),
         ]
         .into_iter()
         .max()
@@ -64,18 +68,51 @@ impl<M: Memory> StackWalker<M> {
             }
             self.objects.mem.read(addr, &mut buf).what("thread state")?;
             let (top_frame, top_slot) = self.top_frame(addr, &buf)?;
+            let chunk = o.tstate_datastack_chunk;
             out.push(ThreadState {
                 addr,
                 thread_id: usize_at(&buf, o.tstate_thread_id) as u64,
-                native_thread_id: usize_at(&buf, o.tstate_native_thread_id) as u64,
+                native_thread_id: o
+                    .tstate_native_thread_id
+                    .map_or(0, |off| usize_at(&buf, off) as u64),
                 top_frame,
                 top_slot,
-                datastack_chunk: usize_at(&buf, o.tstate_datastack_chunk),
-                datastack_top: usize_at(&buf, o.tstate_datastack_chunk + 8),
+                datastack_chunk: chunk.map_or(0, |off| usize_at(&buf, off)),
+                datastack_top: chunk.map_or(0, |off| usize_at(&buf, off + 8)),
             });
             addr = usize_at(&buf, o.tstate_next);
         }
+        if o.tstate_native_thread_id.is_none() {
+            if let Some(off) = self.layout().pthread_tid {
+                self.tids_from_pthreads(off, &mut out);
+            }
+        }
         Ok(out)
+    }
+
+    /// Fills `native_thread_id` from the tid the C library stores at `off`
+    /// in each thread's descriptor (one batched read; an unreadable or
+    /// implausible one stays 0).
+    fn tids_from_pthreads(&self, off: usize, states: &mut [ThreadState]) {
+        let mut tids = vec![[0u8; 4]; states.len()];
+        let mut reads: Vec<(usize, &mut [u8])> = states
+            .iter()
+            .zip(tids.iter_mut())
+            .map(|(t, buf)| ((t.thread_id as usize).wrapping_add(off), &mut buf[..]))
+            .collect();
+        if self.objects.mem.read_many(&mut reads).is_err() {
+            // One thread ended and freed its descriptor: read one by one.
+            for (t, buf) in reads.iter_mut() {
+                if self.objects.mem.read(*t, buf).is_err() {
+                    buf.fill(0);
+                }
+            }
+        }
+        drop(reads);
+        for (t, raw) in states.iter_mut().zip(tids) {
+            let tid = i32::from_le_bytes(raw);
+            t.native_thread_id = if tid > 0 { tid as u64 } else { 0 };
+        }
     }
 
     /// The thread state that holds the GIL, or 0 when none does.
@@ -158,7 +195,7 @@ impl<M: Memory> StackWalker<M> {
             let Ok(attrs) = r.instance_dict_items(thread) else {
                 continue;
             };
-            if let Some(name) = r.lookup_str_key(&attrs, "_name") {
+            if let Some(name) = r.lookup_str_key(&attrs, self.layout().flavor.thread_name_attr) {
                 if let Ok(name) = r.read_str(name, 1024) {
                     names.insert(ident as u64, name);
                 }

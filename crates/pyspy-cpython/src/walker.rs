@@ -1,6 +1,7 @@
 //! Walking a thread's frames: from the thread state to the innermost
-//! `_PyInterpreterFrame`, then outwards through `previous`, resolving each
-//! frame's code object (cached by address) and line number.
+//! `_PyInterpreterFrame` (3.11+) or `PyFrameObject` (up to 3.10), then
+//! outwards through `previous` / `f_back`, resolving each frame's code object
+//! (cached by address) and line number.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -8,7 +9,8 @@ use std::sync::Arc;
 use pyspy_process::{Memory, MemoryExt};
 
 use crate::error::{Error, ReadContext};
-use crate::linetable::{line_for_offset, MAX_LINETABLE};
+use crate::layout::LineTable;
+use crate::linetable::{line_for_lasti, line_for_offset, MAX_LINETABLE};
 use crate::objects::{i32_at, usize_at, ObjectReader};
 use crate::{Frame, Layout};
 
@@ -32,14 +34,17 @@ pub struct CodeInfo {
     pub filename: Arc<str>,
     /// `co_firstlineno`.
     pub first_line: i32,
-    /// `co_linetable` contents.
+    /// `co_linetable` contents (`co_lnotab` before 3.10).
     pub linetable: Vec<u8>,
     /// `co_argcount`.
     pub argcount: i32,
-    /// `co_localsplusnames` (a tuple of str).
+    /// `co_localsplusnames` (a tuple of str; `co_varnames` before 3.11).
     pub localsplusnames: usize,
-    /// `co_localspluskinds` (a bytes object).
+    /// `co_localspluskinds` (a bytes object; 0 before 3.11).
     pub localspluskinds: usize,
+    /// `co_nlocals` before 3.11 (how many of `co_varnames` are the frame's
+    /// first slots); `None` from 3.11 on.
+    pub nlocals: Option<i32>,
     /// Remote ranges and the bytes they held when this was read: the code
     /// object's name/filename/line-table/first-line fields, and the length,
     /// hash, state and last bytes of its name and filename strings. Compared
@@ -51,7 +56,8 @@ pub struct CodeInfo {
 /// One frame as read from memory, before names are attached.
 #[derive(Debug, Clone, Copy)]
 pub struct RawFrame {
-    /// Remote address of the `_PyInterpreterFrame`.
+    /// Remote address of the `_PyInterpreterFrame` (the `PyFrameObject`
+    /// before 3.11).
     pub addr: usize,
     /// Remote address of its code object.
     pub code: usize,
@@ -114,10 +120,11 @@ impl<M: Memory> StackWalker<M> {
         &self.objects.layout
     }
 
-    /// The innermost frame of a thread, given its thread-state bytes.
+    /// The innermost frame of a thread, given its thread-state bytes, and
+    /// where the pointer to it lives.
     pub fn top_frame(&self, tstate_addr: usize, tstate: &[u8]) -> Result<(usize, usize), Error> {
         let o = &self.layout().offsets;
-        if let Some(off) = o.tstate_current_frame {
+        if let Some(off) = o.tstate_current_frame.or(o.tstate_frame) {
             return Ok((usize_at(tstate, off), tstate_addr.wrapping_add(off)));
         }
         let cframe = usize_at(tstate, o.tstate_cframe.unwrap_or(0));
@@ -180,6 +187,8 @@ impl<M: Memory> StackWalker<M> {
 
     /// Raw frames from `top` outwards (innermost first), skipping frames
     /// that run no Python code (C-stack shims, interpreter entry frames).
+    /// Before 3.11 every frame is a `PyFrameObject` running a code object,
+    /// and the position recorded is the word holding its `int f_lasti`.
     pub fn raw_frames(&mut self, top: usize, out: &mut Vec<RawFrame>) -> Result<(), Error> {
         let o = self.layout().offsets;
         let flavor = self.layout().flavor;
@@ -228,15 +237,26 @@ impl<M: Memory> StackWalker<M> {
         out: &mut Vec<RawFrame>,
     ) -> Result<(), Error> {
         self.validate_codes(pending.iter().map(|p| p.1))?;
-        let adaptive = self.layout().offsets.code_code_adaptive;
+        let adaptive = self.layout().offsets.code_code_adaptive.unwrap_or(0);
+        let table = self.layout().flavor.line_table;
         for &(addr, code, instr) in pending {
             if !self.is_code(code)? {
                 continue;
             }
             let info = self.code(code)?;
-            let addrq = (instr as i64).wrapping_sub(code.wrapping_add(adaptive) as i64);
-            let line = line_for_offset(&info.linetable, info.first_line, addrq).unwrap_or(0);
-            out.push(RawFrame { addr, code, line });
+            let line = match table {
+                LineTable::Locations => {
+                    let addrq = (instr as i64).wrapping_sub(code.wrapping_add(adaptive) as i64);
+                    line_for_offset(&info.linetable, info.first_line, addrq)
+                }
+                // `instr` is the 8-byte word at `f_lasti`: the int is its low half.
+                _ => line_for_lasti(table, &info.linetable, info.first_line, instr as u32 as i32),
+            };
+            out.push(RawFrame {
+                addr,
+                code,
+                line: line.unwrap_or(0),
+            });
         }
         Ok(())
     }
@@ -292,11 +312,15 @@ impl<M: Memory> StackWalker<M> {
         )];
         for field in [o.code_name, o.code_filename] {
             let s = usize_at(raw, field);
-            // length, hash and state (not the reference count, which moves).
-            let head_at = s.wrapping_add(o.unicode_length);
-            let head_len = (o.unicode_state + 4)
-                .saturating_sub(o.unicode_length)
-                .clamp(8, 32);
+            // length, hash and state (not the reference count, which moves);
+            // Python 2: the byte string's size (its hash is set lazily).
+            let (head_at, head_len) = match o.unicode_state {
+                Some(state) if !self.layout().flavor.py2 => (
+                    s.wrapping_add(o.unicode_length),
+                    (state + 4).saturating_sub(o.unicode_length).clamp(8, 32),
+                ),
+                _ => (s.wrapping_add(o.bytes_ob_size), 8),
+            };
             checks.push((
                 head_at,
                 self.objects
@@ -454,12 +478,13 @@ impl<M: Memory> StackWalker<M> {
             o.code_name,
             o.code_linetable,
             o.code_localsplusnames,
-            o.code_localspluskinds,
+            o.code_localspluskinds.unwrap_or(0),
         ]
         .into_iter()
         .max()
         .unwrap_or(0)
-        .max(o.code_firstlineno.max(o.code_argcount) + 4);
+        .max(o.code_firstlineno.max(o.code_argcount) + 4)
+        .max(o.code_nlocals.map_or(0, |n| n + 4));
         let raw = self
             .objects
             .mem
@@ -483,7 +508,8 @@ impl<M: Memory> StackWalker<M> {
             linetable,
             argcount: i32_at(&raw, o.code_argcount),
             localsplusnames: usize_at(&raw, o.code_localsplusnames),
-            localspluskinds: usize_at(&raw, o.code_localspluskinds),
+            localspluskinds: o.code_localspluskinds.map_or(0, |k| usize_at(&raw, k)),
+            nlocals: o.code_nlocals.map(|n| i32_at(&raw, n)),
             checks: self.code_checks(addr, &raw)?,
         });
         self.codes.insert(addr, info.clone());
