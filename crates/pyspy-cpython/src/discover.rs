@@ -291,8 +291,26 @@ fn find_interp(
         .into_iter()
         .filter(|m| m.read && m.write && m.path.as_deref().is_none_or(|p| p == "[heap]"))
         .collect();
-    for &(start, size) in &p.scan {
-        let Ok(words) = process.read_vec(start, size.min(MAX_BSS_SCAN)) else {
+    scan_for_interp(process, layout, &p.scan, &heap).ok_or_else(|| {
+        Error::NotPython(format!(
+            "Python {} in {}: found no interpreter state (no interp_head symbol or \
+             PyInterpreterState_Head code, no thread holding the GIL, no candidate in .bss/.data)",
+            layout.version, p.binary_path
+        ))
+    })
+}
+
+/// The first word of the `ranges` (`.bss`, then `.data`) that points into
+/// `heap` (where `malloc` puts interpreter states) at a
+/// [`plausible_interp`].
+fn scan_for_interp(
+    mem: &impl Memory,
+    layout: &Layout,
+    ranges: &[(usize, usize)],
+    heap: &[MapRange],
+) -> Option<usize> {
+    for &(start, size) in ranges {
+        let Ok(words) = mem.read_vec(start, size.min(MAX_BSS_SCAN)) else {
             continue;
         };
         for word in words.chunks_exact(8) {
@@ -300,43 +318,34 @@ fn find_interp(
             if cand != 0
                 && cand.is_multiple_of(8)
                 && heap.iter().any(|m| m.contains(cand))
-                && plausible_interp(process, layout, cand)
+                && plausible_interp(mem, layout, cand)
             {
-                return Ok(cand);
+                return Some(cand);
             }
         }
     }
-    Err(Error::NotPython(format!(
-        "Python {} in {}: found no interpreter state (no interp_head symbol, no thread holding the GIL, no candidate in .bss/.data)",
-        layout.version, p.binary_path
-    )))
+    None
 }
 
 /// An interpreter state: its first thread state points back at it, and its
 /// `modules` is a `dict`.
-fn plausible_interp(process: &Process, layout: &Layout, interp: usize) -> bool {
+fn plausible_interp(mem: &impl Memory, layout: &Layout, interp: usize) -> bool {
     let o = &layout.offsets;
     let check = || -> Option<bool> {
-        let head = process
+        let head = mem
             .read_usize(interp.wrapping_add(o.interp_threads_head))
             .ok()?;
         if head == 0 || !head.is_multiple_of(8) {
             return Some(false);
         }
-        if process
-            .read_usize(head.wrapping_add(o.tstate_interp))
-            .ok()?
-            != interp
-        {
+        if mem.read_usize(head.wrapping_add(o.tstate_interp)).ok()? != interp {
             return Some(false);
         }
-        let modules = process
-            .read_usize(interp.wrapping_add(o.interp_modules))
-            .ok()?;
-        let ty = process.read_usize(modules.wrapping_add(o.ob_type)).ok()?;
-        let name = process.read_usize(ty.wrapping_add(o.type_tp_name)).ok()?;
+        let modules = mem.read_usize(interp.wrapping_add(o.interp_modules)).ok()?;
+        let ty = mem.read_usize(modules.wrapping_add(o.ob_type)).ok()?;
+        let name = mem.read_usize(ty.wrapping_add(o.type_tp_name)).ok()?;
         let mut buf = [0u8; 5];
-        process.read(name, &mut buf).ok()?;
+        mem.read(name, &mut buf).ok()?;
         Some(&buf == b"dict\0")
     };
     check().unwrap_or(false)
@@ -469,6 +478,61 @@ fn is_python_binary(path: &str, exe: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pyspy_process::FakeMemory;
+
+    fn word(v: usize) -> Vec<u8> {
+        (v as u64).to_le_bytes().to_vec()
+    }
+
+    fn heap_map(start: usize, end: usize) -> MapRange {
+        MapRange {
+            start,
+            end,
+            read: true,
+            write: true,
+            exec: false,
+            offset: 0,
+            inode: 0,
+            path: Some("[heap]".into()),
+        }
+    }
+
+    /// A 2.7 interpreter at 0x5000 whose thread state (0x6000) points back,
+    /// with a `dict` for `modules`; `.bss` at 0x1000 holds other pointers
+    /// first (into the heap, but to no interpreter), then the real one.
+    #[test]
+    fn scans_bss_for_a_validated_interpreter() {
+        let layout = layout_for(&FakeMemory::new(), Version::new(2, 7, 18), 0).unwrap();
+        let o = layout.offsets;
+        let (interp, tstate, dict, dict_type, name) = (0x5000, 0x6000, 0x7000, 0x7100, 0x7200);
+        let mut mem = FakeMemory::new();
+        let mut bss = Vec::new();
+        for v in [0, 0x5008, 0x7000, 0x1234_5678, interp, 0] {
+            bss.extend(word(v));
+        }
+        mem.place(0x1000, bss);
+        mem.place(interp + o.interp_threads_head, word(tstate));
+        mem.place(interp + o.interp_modules, word(dict));
+        mem.place(tstate + o.tstate_interp, word(interp));
+        mem.place(dict + o.ob_type, word(dict_type));
+        mem.place(dict_type + o.type_tp_name, word(name));
+        mem.place(name, b"dict\0".to_vec());
+        let heap = [heap_map(0x5000, 0x8000)];
+        let bss = [(0x1000, 48)];
+        assert!(plausible_interp(&mem, &layout, interp));
+        assert!(!plausible_interp(&mem, &layout, 0x5008));
+        assert_eq!(scan_for_interp(&mem, &layout, &bss, &heap), Some(interp));
+        // Outside the heap, the same word is not a candidate.
+        let elsewhere = [heap_map(0x7000, 0x8000)];
+        assert_eq!(scan_for_interp(&mem, &layout, &bss, &elsewhere), None);
+        // A thread state that does not point back: refused.
+        mem.place(tstate + o.tstate_interp, word(0x9000));
+        assert_eq!(scan_for_interp(&mem, &layout, &bss, &heap), None);
+        // `modules` not a dict: refused.
+        mem.place(tstate + o.tstate_interp, word(interp));
+        mem.place(name, b"list\0".to_vec());
+        assert!(!plausible_interp(&mem, &layout, interp));
+    }
 
     #[test]
     fn recognises_python_binaries() {
