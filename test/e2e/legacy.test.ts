@@ -2,11 +2,13 @@
 // interpreter (its fixture's stacks, names, native ids and states match there):
 // `record` names the hot function, `dump --locals` reads frame objects' locals,
 // a process whose threads all sleep (no GIL holder) is found and shown idle with
-// no GIL holder, and Python 2 thread names that are UTF-8 byte strings or
-// `unicode` objects read back as text. Runs on the matrix's pre-3.11
+// no GIL holder, Python 2 thread names that are UTF-8 byte strings or
+// `unicode` objects read back as text, and the default read mode never reports
+// a torn stack of frame objects (on Debian's 2.7 and 3.9 and pyenv's 3.10). Runs on the matrix's pre-3.11
 // interpreters: Debian bullseye's 2.7 and 3.9 (static, stripped, run in place)
 // always, pyenv's 2.7 and 3.6-3.10 where present.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import { afterEach, describe, expect, it } from 'vitest';
@@ -131,3 +133,56 @@ describe.each(legacy.map((i) => [i.id, i] as const))('%s', (_id, interp) => {
     expect(new Set(threads.map((t) => t.os_thread_id)).size).toBe(threads.length);
   });
 });
+
+// Like call_chain.py (see record-consistency.test.ts), with the level functions
+// compiled from generated source so that each has its own name before 3.11:
+// level_i is called only by level_{i-1}, at line 7i (the "return level_" line).
+const CHAIN = `import random, sys, time
+DEPTH = 12
+src = []
+for i in range(DEPTH + 1):
+    src.append("def level_%d(target):\\n" % i)
+    src.append("    if target == %d:\\n" % i)
+    src.append("        x = 0\\n")
+    src.append("        for _ in range(200):\\n")
+    src.append("            x += 1\\n")
+    src.append("        return x\\n")
+    if i < DEPTH:
+        src.append("    return level_%d(target)\\n" % (i + 1))
+exec(compile("".join(src), "chain_gen.py", "exec"))
+end = time.time() + float(sys.argv[1])
+r = random.Random(1)
+while time.time() < end:
+    level_0(r.randint(0, DEPTH))
+`;
+
+describe.each(
+  legacy.filter((i) => ['debian-2.7', 'debian-3.9'].includes(i.id) || i.version.startsWith('3.10.')).map((i) => [i.id, i] as const),
+)('%s', (_id, interp) => {
+  it('record (default read mode): no torn stack of frame objects', { timeout: TIMEOUT }, async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'pyspy-legacy-chain-'));
+    const script = path.join(dir, 'chain.py');
+    writeFileSync(script, CHAIN);
+    const out = path.join(dir, 'chain.txt');
+    const res = await runCli(['record', '-r', '500', '-f', 'raw', '-o', out, '--', ...interp.argv, script, '3']);
+    const text = readFileSync(out, 'utf8');
+    rmSync(dir, { recursive: true, force: true });
+    expect(res.code, res.stderr).toBe(0);
+    let checked = 0;
+    const bad: string[] = [];
+    for (const stack of parseRaw(text)) {
+      const levels = stack.frames.flatMap((f) => {
+        const m = /^level_(\d+)$/.exec(f.name);
+        return m ? [{ level: Number(m[1]), line: f.line }] : [];
+      });
+      if (levels.length === 0) continue;
+      checked += stack.count;
+      const ok =
+        levels.every((l, i) => l.level === i) && levels.slice(0, -1).every((l) => l.line === 7 * l.level + 7);
+      if (!ok) bad.push(stack.frames.map((f) => f.label).join(';'));
+    }
+    expect(checked, 'samples inside the call chain').toBeGreaterThan(300);
+    expect(bad).toEqual([]);
+  });
+});
+
