@@ -1,0 +1,210 @@
+//! Walking a paused thread's native stack from its registers: DWARF CFI
+//! (`.eh_frame`, `.debug_frame`) where a module has it, the frame-pointer
+//! chain where it does not.
+
+use gimli::{EndianSlice, LittleEndian, UnwindContext};
+use pyspy_process::Process;
+
+use crate::blocks::Blocks;
+use crate::elf::{Cfa, Rule, Rules};
+use crate::modules::Modules;
+use crate::regs::{dwarf, Registers};
+
+/// Deepest native stack followed.
+pub const MAX_NATIVE_FRAMES: usize = 2048;
+/// Largest frame accepted from the frame-pointer chain (a bigger step means
+/// `rbp` does not hold a frame pointer).
+const MAX_FP_STEP: u64 = 1 << 24;
+
+/// How an unwind ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// At the outermost frame: its CFI says there is no caller (thread
+    /// entry, `_start`), or the return address is 0.
+    Complete,
+    /// Stopped early: unreadable memory, no rule and no frame pointer, a
+    /// stack that does not grow upwards, or too many frames.
+    Truncated,
+}
+
+/// Unwinds from `regs`, pushing every frame's instruction pointer and
+/// stack pointer (innermost first: the thread's own `rip` and `rsp`, then
+/// each return address with its caller's stack pointer). A frame's stack
+/// lies between its own stack pointer and the next frame's.
+pub(crate) fn unwind(
+    process: &Process,
+    modules: &mut Modules,
+    blocks: &mut Blocks,
+    ctx: &mut UnwindContext<usize>,
+    mut regs: Registers,
+    out: &mut Vec<(u64, u64)>,
+) -> End {
+    let mut refreshed = false;
+    let mut first = true;
+    loop {
+        let (Some(ip), Some(sp)) = (regs.ip(), regs.sp()) else {
+            return End::Truncated;
+        };
+        if ip == 0 {
+            return End::Complete;
+        }
+        out.push((ip, sp));
+        if out.len() >= MAX_NATIVE_FRAMES {
+            return End::Truncated;
+        }
+        // A return address points after its call: look up the call itself.
+        let at = if first { ip } else { ip - 1 };
+        first = false;
+        let rules = match modules.rules(process, at, ctx) {
+            Ok(r) => r,
+            // Not in any mapping we know: a library loaded since the maps
+            // were read? Read them again, once per unwind.
+            Err(()) if !refreshed => {
+                refreshed = true;
+                modules.refresh(process);
+                modules.rules(process, at, ctx).ok().flatten()
+            }
+            Err(()) => None,
+        };
+        let step = match rules {
+            Some(r) => step_cfi(process, blocks, &r, &regs),
+            None => step_fp(process, blocks, &regs),
+        };
+        match step {
+            Ok(next) => {
+                // The stack grows down: every caller's frame is above.
+                if next.sp().is_none_or(|nsp| nsp <= sp) {
+                    return End::Truncated;
+                }
+                regs = next;
+            }
+            Err(end) => return end,
+        }
+    }
+}
+
+/// The caller's registers, or how the unwind ends here.
+type Step = Result<Registers, End>;
+
+fn step_cfi(process: &Process, blocks: &mut Blocks, rules: &Rules, regs: &Registers) -> Step {
+    let cfa = match &rules.cfa {
+        Cfa::Reg { reg, offset } => regs.get(*reg).map(|v| v.wrapping_add(*offset as u64)),
+        Cfa::Expr(e) => eval(process, blocks, e, regs, None),
+    };
+    let Some(cfa) = cfa else {
+        return Err(End::Truncated);
+    };
+    let ra = match &rules.ra {
+        Rule::Undefined => return Err(End::Complete),
+        r => recover(process, blocks, r, cfa, regs, dwarf::RA),
+    };
+    let Some(ra) = ra else {
+        return Err(End::Truncated);
+    };
+    let mut next = *regs;
+    for (reg, rule) in &rules.regs {
+        next.set(*reg, recover(process, blocks, rule, cfa, regs, *reg));
+    }
+    // On x86-64 the CFA is the caller's stack pointer.
+    next.set(dwarf::RSP, Some(cfa));
+    next.set(dwarf::RA, Some(ra));
+    if ra == 0 {
+        return Err(End::Complete);
+    }
+    Ok(next)
+}
+
+fn recover(
+    process: &Process,
+    blocks: &mut Blocks,
+    rule: &Rule,
+    cfa: u64,
+    regs: &Registers,
+    reg: u16,
+) -> Option<u64> {
+    match rule {
+        Rule::Undefined => None,
+        Rule::Same => regs.get(reg),
+        Rule::Offset(n) => blocks.read_u64(process, cfa.wrapping_add(*n as u64)),
+        Rule::ValOffset(n) => Some(cfa.wrapping_add(*n as u64)),
+        Rule::Register(r) => regs.get(*r),
+        Rule::Expr(e) => {
+            let at = eval(process, blocks, e, regs, Some(cfa))?;
+            blocks.read_u64(process, at)
+        }
+        Rule::ValExpr(e) => eval(process, blocks, e, regs, Some(cfa)),
+    }
+}
+
+/// Runs a CFI DWARF expression (with the CFA pushed first for register
+/// rules); its value, or `None` when it needs anything unavailable.
+fn eval(
+    process: &Process,
+    blocks: &mut Blocks,
+    expr: &[u8],
+    regs: &Registers,
+    initial: Option<u64>,
+) -> Option<u64> {
+    let encoding = gimli::Encoding {
+        address_size: 8,
+        format: gimli::Format::Dwarf32,
+        version: 4,
+    };
+    let mut e = gimli::Expression(EndianSlice::new(expr, LittleEndian)).evaluation(encoding);
+    if let Some(v) = initial {
+        e.set_initial_value(v);
+    }
+    let mut result = e.evaluate().ok()?;
+    for _ in 0..64 {
+        result = match result {
+            gimli::EvaluationResult::Complete => {
+                let pieces = e.result();
+                return match pieces.first()?.location {
+                    gimli::Location::Address { address } => Some(address),
+                    gimli::Location::Value { value } => value.to_u64(u64::MAX).ok(),
+                    _ => None,
+                };
+            }
+            gimli::EvaluationResult::RequiresMemory { address, size, .. } => {
+                let mut b = [0u8; 8];
+                let n = usize::from(size).min(8);
+                if !blocks.read(process, usize::try_from(address).ok()?, &mut b[..n]) {
+                    return None;
+                }
+                e.resume_with_memory(gimli::Value::Generic(u64::from_le_bytes(b)))
+                    .ok()?
+            }
+            gimli::EvaluationResult::RequiresRegister { register, .. } => {
+                let v = regs.get(register.0)?;
+                e.resume_with_register(gimli::Value::Generic(v)).ok()?
+            }
+            _ => return None,
+        };
+    }
+    None
+}
+
+/// One step along the frame-pointer chain: the caller's frame pointer is
+/// saved at `rbp`, the return address just above it.
+fn step_fp(process: &Process, blocks: &mut Blocks, regs: &Registers) -> Step {
+    let (Some(bp), Some(sp)) = (regs.bp(), regs.sp()) else {
+        return Err(End::Truncated);
+    };
+    if bp < sp || bp - sp > MAX_FP_STEP || bp % 8 != 0 {
+        return Err(End::Truncated);
+    }
+    let (Some(saved_bp), Some(ra)) = (
+        blocks.read_u64(process, bp),
+        blocks.read_u64(process, bp + 8),
+    ) else {
+        return Err(End::Truncated);
+    };
+    if ra == 0 {
+        return Err(End::Complete);
+    }
+    let mut next = *regs;
+    next.set(dwarf::RBP, Some(saved_bp));
+    next.set(dwarf::RSP, Some(bp + 16));
+    next.set(dwarf::RA, Some(ra));
+    Ok(next)
+}
