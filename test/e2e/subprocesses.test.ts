@@ -61,7 +61,9 @@ describe('record --subprocesses', () => {
     expect(res.code, res.stderr).toBe(0);
     const { pids, lines, samples } = processRoots(file);
     expect(samples).toBeGreaterThan(50);
-    expect(lines.every((l) => l.includes('burn (subprocess_tree.py:') || !l.includes('subprocess_tree.py'))).toBe(true);
+    // Most samples in the busy function (the rest catch start-up and exit).
+    const inBurn = lines.filter((l) => l.includes('burn (subprocess_tree.py:')).reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    expect(inBurn / samples).toBeGreaterThan(0.5);
     // The shell is not Python: every stack belongs to its Python child.
     expect(pids.size).toBeGreaterThanOrEqual(2);
   });

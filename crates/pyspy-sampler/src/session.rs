@@ -280,20 +280,23 @@ impl Session {
             // call (waiting: sleep, lock, I/O) or in user code (computing).
             // Not paused, the scheduler state says whether it is running.
             let pid = self.process.pid();
-            t.active = match (os_state, t.os_thread_id) {
-                (false, _) => true,
-                (true, None) => !t.frames.is_empty(),
-                (true, Some(tid)) if paused => {
-                    match self.thread_files.in_syscall(pid, tid as Pid) {
-                        Some(waiting) => !waiting,
-                        None => !t.frames.is_empty(),
+            // Holding the GIL is running Python, whatever the thread was
+            // doing in the kernel when caught (a GIL hand-off, say).
+            t.active = t.owns_gil
+                || match (os_state, t.os_thread_id) {
+                    (false, _) => true,
+                    (true, None) => !t.frames.is_empty(),
+                    (true, Some(tid)) if paused => {
+                        match self.thread_files.in_syscall(pid, tid as Pid) {
+                            Some(waiting) => !waiting,
+                            None => !t.frames.is_empty(),
+                        }
                     }
-                }
-                (true, Some(tid)) => match self.thread_files.state(pid, tid as Pid) {
-                    Some(state) => state == b'R',
-                    None => !t.frames.is_empty(),
-                },
-            };
+                    (true, Some(tid)) => match self.thread_files.state(pid, tid as Pid) {
+                        Some(state) => state == b'R',
+                        None => !t.frames.is_empty(),
+                    },
+                };
         }
         Ok(true)
     }
