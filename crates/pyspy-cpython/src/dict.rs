@@ -297,3 +297,113 @@ impl<M: pyspy_process::Memory> ObjectReader<M> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{layout_for, Version};
+    use pyspy_process::FakeMemory;
+
+    fn reader(mem: FakeMemory, major: u8, minor: u8) -> ObjectReader<FakeMemory> {
+        let layout = layout_for(&FakeMemory::new(), Version::new(major, minor, 0), 0).unwrap();
+        ObjectReader::new(mem, layout)
+    }
+
+    fn words(ws: &[usize]) -> Vec<u8> {
+        ws.iter().flat_map(|w| (*w as u64).to_le_bytes()).collect()
+    }
+
+    /// A 3.6–3.10 keys object at `keys` with `size` slots and the given
+    /// (key, value) entries; the index array is left zero.
+    fn place_keys36(mem: &mut FakeMemory, keys: usize, size: usize, entries: &[(usize, usize)]) {
+        mem.place(keys, words(&[1, size, 0, 0, entries.len()]));
+        let width = match size {
+            0..=0xff => 1,
+            0x100..=0xffff => 2,
+            _ => 4,
+        };
+        let mut raw = vec![0u8; size * width];
+        for (hash, (k, v)) in entries.iter().enumerate() {
+            raw.extend(words(&[hash, *k, *v]));
+        }
+        mem.place(keys + KEYS36_INDICES, raw);
+    }
+
+    #[test]
+    fn compact_36_dicts_by_index_width_and_split_values() {
+        for size in [8, 512, 0x1_0000] {
+            let mut mem = FakeMemory::new();
+            let (dict, keys) = (0x1000, 0x10_0000);
+            let o = reader(FakeMemory::new(), 3, 9).layout.offsets;
+            let mut d = vec![0u8; 48];
+            d[o.dict_ma_keys.unwrap()..][..8].copy_from_slice(&(keys as u64).to_le_bytes());
+            mem.place(dict, d);
+            // A deleted entry (no key) is skipped.
+            place_keys36(&mut mem, keys, size, &[(0xa0, 0xb0), (0, 0), (0xa1, 0xb1)]);
+            let r = reader(mem, 3, 9);
+            assert_eq!(
+                r.dict_items(dict).unwrap(),
+                vec![(0xa0, 0xb0), (0xa1, 0xb1)],
+                "dk_size {size}"
+            );
+        }
+        // Split table: values from ma_values, in entry order.
+        let mut mem = FakeMemory::new();
+        let (dict, keys, values) = (0x1000, 0x2000, 0x3000);
+        let o = reader(FakeMemory::new(), 3, 6).layout.offsets;
+        let mut d = vec![0u8; 48];
+        d[o.dict_ma_keys.unwrap()..][..8].copy_from_slice(&(keys as u64).to_le_bytes());
+        d[o.dict_ma_values.unwrap()..][..8].copy_from_slice(&(values as u64).to_le_bytes());
+        mem.place(dict, d);
+        place_keys36(&mut mem, keys, 8, &[(0xa0, 0), (0xa1, 0)]);
+        mem.place(values, words(&[0xc0, 0]));
+        let r = reader(mem, 3, 6);
+        assert_eq!(r.dict_items(dict).unwrap(), vec![(0xa0, 0xc0)]);
+    }
+
+    #[test]
+    fn corrupt_36_keys_are_refused() {
+        for (size, nentries) in [(0, 0), (12, 1), (8, 9), (1 << 40, 1)] {
+            let mut mem = FakeMemory::new();
+            mem.place(0x1000, words(&[0, 0, 0, 0, 0x2000, 0]));
+            mem.place(0x2000, words(&[1, size, 0, 0, nentries]));
+            let r = reader(mem, 3, 8);
+            assert!(
+                r.dict_items(0x1000).is_err(),
+                "size {size}, {nentries} entries"
+            );
+        }
+        // The same dict with a sound header reads (here: no entries).
+        let mut mem = FakeMemory::new();
+        mem.place(0x1000, words(&[0, 0, 0, 0, 0x2000, 0]));
+        mem.place(0x2000, words(&[1, 8, 0, 0, 0]));
+        mem.place(0x2000 + KEYS36_INDICES, vec![0u8; 8]);
+        assert_eq!(reader(mem, 3, 8).dict_items(0x1000).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn python2_hash_tables() {
+        let mut mem = FakeMemory::new();
+        let (dict, table) = (0x1000, 0x2000);
+        let o = reader(FakeMemory::new(), 2, 7).layout.offsets;
+        let mut d = vec![0u8; 48];
+        d[o.dict_ma_mask.unwrap()..][..8].copy_from_slice(&7u64.to_le_bytes());
+        d[o.dict_ma_table.unwrap()..][..8].copy_from_slice(&(table as u64).to_le_bytes());
+        mem.place(dict, d);
+        // 8 slots: used, unused, deleted (dummy key, no value), used, 4 unused.
+        let mut slots = words(&[1, 0xa0, 0xb0, 0, 0, 0, 2, 0xdd, 0, 3, 0xa3, 0xb3]);
+        slots.resize(8 * ENTRY_SIZE, 0);
+        mem.place(table, slots);
+        let r = reader(mem, 2, 7);
+        assert_eq!(
+            r.dict_items(dict).unwrap(),
+            vec![(0xa0, 0xb0), (0xa3, 0xb3)]
+        );
+        // A mask that is not 2^n - 1: refused.
+        let mut mem = FakeMemory::new();
+        let mut d = vec![0u8; 48];
+        d[o.dict_ma_mask.unwrap()..][..8].copy_from_slice(&6u64.to_le_bytes());
+        mem.place(dict, d);
+        assert!(reader(mem, 2, 7).dict_items(dict).is_err());
+    }
+}

@@ -173,7 +173,7 @@ fn head_slot_from_code(binary: &Binary, bytes: &[u8]) -> Option<u64> {
         .sections()
         .iter()
         .find(|s| s.file_offset.is_some() && func >= s.addr && func - s.addr < s.size)?;
-    let off = usize::try_from(section.file_offset? + (func - section.addr)).ok()?;
+    let off = usize::try_from(section.file_offset?.checked_add(func - section.addr)?).ok()?;
     let code = bytes.get(off..off.checked_add(8)?)?;
     if code[..3] != [0x48, 0x8b, 0x05] || code[7] != 0xc3 {
         return None;
