@@ -1,7 +1,7 @@
 // --subprocesses: a process tree profiled as one (issue 6). Each test uses the
 // Debian host interpreter (static, stripped): the tree logic is the same for
 // every version.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,6 +17,22 @@ afterEach(killAllChildren);
 const PYTHON = '/usr/bin/python3.11';
 const FIXTURE = path.join(FIXTURES_DIR, 'subprocess_tree.py');
 const TIMEOUT = 120_000;
+
+/** The `threads` fixture: a parent with 4 parked threads and one child. */
+async function startThreadsFixture(): Promise<{ parent: ChildProcess; parentPid: number; childPid: number }> {
+  const parent = spawn(PYTHON, [FIXTURE, 'threads'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const ready = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    parent.stdout!.on('data', (d: Buffer) => {
+      out += String(d);
+      const m = /READY (\d+) (\d+)/.exec(out);
+      if (m) resolve(m[0]);
+    });
+    parent.once('exit', () => reject(new Error('fixture exited')));
+  });
+  const [, parentPid, childPid] = ready.split(' ').map(Number) as [number, number, number];
+  return { parent, parentPid, childPid };
+}
 
 function outFile(name: string): string {
   return path.join(mkdtempSync(path.join(tmpdir(), 'pyspy-subproc-')), name);
@@ -69,25 +85,15 @@ describe('record --subprocesses', () => {
   });
 
   it('a child killed mid-record: the record goes on and the file is valid', { timeout: TIMEOUT }, async () => {
-    const parent = spawn(PYTHON, [FIXTURE, 'threads'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const { parent, parentPid, childPid } = await startThreadsFixture();
     try {
-      const ready = await new Promise<string>((resolve, reject) => {
-        let out = '';
-        parent.stdout!.on('data', (d: Buffer) => {
-          out += String(d);
-          const m = /READY (\d+) (\d+)/.exec(out);
-          if (m) resolve(m[0]);
-        });
-        parent.once('exit', () => reject(new Error('fixture exited')));
-      });
-      const [, parentPid, childPid] = ready.split(' ').map(Number);
       const file = outFile('killed.txt');
-      setTimeout(() => process.kill(childPid!, 'SIGKILL'), 1000);
+      setTimeout(() => process.kill(childPid, 'SIGKILL'), 1000);
       const res = await runCli(['record', '-s', '-i', '-d', '3', '-f', 'raw', '-o', file, '-p', String(parentPid)]);
       expect(res.code, res.stderr).toBe(0);
       const { pids, samples } = processRoots(file);
-      expect(pids.has(parentPid!)).toBe(true);
-      expect(pids.has(childPid!)).toBe(true);
+      expect(pids.has(parentPid)).toBe(true);
+      expect(pids.has(childPid)).toBe(true);
       expect(samples).toBeGreaterThan(100);
     } finally {
       parent.kill('SIGKILL');
@@ -98,25 +104,15 @@ describe('record --subprocesses', () => {
 
 describe('dump --subprocesses', () => {
   it('a parent with 4 threads and one child: each process printed exactly once', { timeout: TIMEOUT }, async () => {
-    const parent = spawn(PYTHON, [FIXTURE, 'threads'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const { parent, parentPid, childPid } = await startThreadsFixture();
     try {
-      const ready = await new Promise<string>((resolve, reject) => {
-        let out = '';
-        parent.stdout!.on('data', (d: Buffer) => {
-          out += String(d);
-          const m = /READY (\d+) (\d+)/.exec(out);
-          if (m) resolve(m[0]);
-        });
-        parent.once('exit', () => reject(new Error('fixture exited')));
-      });
-      const [, parentPid, childPid] = ready.split(' ').map(Number);
       const res = await runCli(['dump', '-s', '--pid', String(parentPid)]);
       expect(res.code, res.stderr).toBe(0);
       expect(res.stdout.match(new RegExp(`^Process ${parentPid}: `, 'gm'))).toHaveLength(1);
       expect(res.stdout.match(new RegExp(`^Process ${childPid}: `, 'gm'))).toHaveLength(1);
       expect(res.stdout.match(/^Thread \d+ \(idle\): "parked-\d"$/gm)).toHaveLength(4);
 
-      const lib = await dump(parentPid!, { subprocesses: true });
+      const lib = await dump(parentPid, { subprocesses: true });
       expect(lib.threads).toHaveLength(5);
       expect(lib.subprocesses.map((s) => [s.pid, s.parentPid])).toEqual([[childPid, parentPid]]);
     } finally {
