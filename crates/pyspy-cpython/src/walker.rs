@@ -22,6 +22,9 @@ const MAX_NAME: usize = 4096;
 /// Most data-stack chunks read per thread, and the largest chunk read.
 const MAX_CHUNKS: usize = 64;
 const MAX_CHUNK_BYTES: usize = 4 << 20;
+/// Most bytes of chunks copied in one read (all threads together); frames
+/// past it are read one by one.
+const MAX_CHUNK_TOTAL: usize = 32 << 20;
 /// `_PyStackChunk` header: previous, size, top.
 const CHUNK_HEADER: usize = 24;
 
@@ -76,6 +79,8 @@ pub struct StackWalker<M> {
     /// Copies of data-stack chunks taken during the current read: frames
     /// that live in them are read from here instead of one call each.
     chunks: Vec<(usize, Vec<u8>)>,
+    /// Bytes in `chunks`.
+    chunk_bytes: usize,
     /// The interpreter's GIL state (3.12+), once known.
     pub(crate) gil: Option<usize>,
     /// Byte range of a code object compared to validate the cache.
@@ -107,6 +112,7 @@ impl<M: Memory> StackWalker<M> {
             other_types: HashSet::new(),
             frame_len,
             chunks: Vec::new(),
+            chunk_bytes: 0,
             gil: None,
             fingerprint: fingerprint_range(&layout),
             pending: Vec::new(),
@@ -350,6 +356,7 @@ impl<M: Memory> StackWalker<M> {
     /// Forgets chunk copies of an earlier read (their contents move on).
     pub fn begin_read(&mut self) {
         self.chunks.clear();
+        self.chunk_bytes = 0;
     }
 
     /// Copies the used part of a thread's data-stack chunks
@@ -369,6 +376,10 @@ impl<M: Memory> StackWalker<M> {
                 addr: top,
             });
         }
+        if self.chunk_bytes + used > MAX_CHUNK_TOTAL {
+            return Ok(());
+        }
+        self.chunk_bytes += used;
         let data = self
             .objects
             .mem
@@ -381,9 +392,11 @@ impl<M: Memory> StackWalker<M> {
             });
         }
         let mut previous = usize_at(&data, 0);
+        let first = self.chunks.len();
         self.chunks.push((chunk, data));
         for _ in 1..MAX_CHUNKS {
-            if previous == 0 {
+            // A chunk this thread already copied: a cycle (garbage, reused memory).
+            if previous == 0 || self.chunks[first..].iter().any(|c| c.0 == previous) {
                 break;
             }
             let mut head = [0u8; CHUNK_HEADER];
@@ -399,6 +412,10 @@ impl<M: Memory> StackWalker<M> {
                     addr: previous,
                 });
             }
+            if self.chunk_bytes + used > MAX_CHUNK_TOTAL {
+                break;
+            }
+            self.chunk_bytes += used;
             let data = self
                 .objects
                 .mem
