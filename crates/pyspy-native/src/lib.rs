@@ -297,15 +297,14 @@ impl NativeStacks {
                 symbols: vec![id],
             };
         };
+        let process = self.process.clone();
         let module = self.modules.get(m);
-        let elf = module.elf(&self.process);
         let (interpreter, name, path) =
             (module.interpreter, module.name.clone(), module.path.clone());
-        let link = at.wrapping_sub(module.bias);
-        let symbol = elf
-            .as_ref()
-            .and_then(|e| e.symbol(link))
-            .map(|(n, _)| n.to_owned());
+        let loaded = module.elf(&process);
+        let link = loaded.map_or(0, |(_, bias)| at.wrapping_sub(bias));
+        let elf = loaded.map(|(e, _)| e);
+        let symbol = elf.and_then(|e| e.symbol(link)).map(|(n, _)| n.to_owned());
         let kind = symbols::classify(symbol.as_deref(), interpreter, &name);
         if kind != Kind::Shown {
             return AddrInfo {
@@ -313,7 +312,7 @@ impl NativeStacks {
                 symbols: Vec::new(),
             };
         }
-        let lines = elf.as_ref().map(|e| e.lines(link)).unwrap_or_default();
+        let lines = elf.map(|e| e.lines(link)).unwrap_or_default();
         let mut ids = Vec::new();
         if lines.is_empty() {
             let shown = match &symbol {

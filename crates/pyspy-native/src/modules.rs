@@ -3,7 +3,6 @@
 //! with the unwind rules looked up so far cached per address.
 
 use std::collections::HashMap;
-use std::rc::Rc;
 use std::sync::Arc;
 
 use gimli::UnwindContext;
@@ -28,31 +27,32 @@ pub(crate) struct Module {
     /// Python frames.
     pub(crate) interpreter: bool,
     /// Runtime address minus link-time address.
-    pub(crate) bias: u64,
+    bias: u64,
     /// Its exec mapping, to load it from.
     map: MapRange,
     inode: u64,
     state: Load,
-    rules: HashMap<u64, Option<Rc<Rules>>>,
+    rules: HashMap<u64, Option<Arc<Rules>>>,
 }
 
 enum Load {
     NotYet,
-    Loaded(Rc<ElfFile>),
+    Loaded(Box<ElfFile>),
     Failed,
 }
 
 impl Module {
-    /// The parsed file, loading it on first use; `None` when it cannot be
-    /// read or parsed (then only frame pointers and addresses are left).
-    pub(crate) fn elf(&mut self, process: &Process) -> Option<Rc<ElfFile>> {
+    /// The parsed file and its load bias, loading it on first use; `None`
+    /// when it cannot be read or parsed (then only frame pointers and
+    /// addresses are left).
+    pub(crate) fn elf(&mut self, process: &Process) -> Option<(&ElfFile, u64)> {
         if let Load::NotYet = self.state {
             self.state = match load(process, &self.map) {
                 Some(elf) => {
                     match elf.bias(self.map.start as u64, self.map.offset, self.map.exec) {
                         Some(b) => {
                             self.bias = b;
-                            Load::Loaded(Rc::new(elf))
+                            Load::Loaded(Box::new(elf))
                         }
                         None => Load::Failed,
                     }
@@ -61,7 +61,7 @@ impl Module {
             };
         }
         match &self.state {
-            Load::Loaded(e) => Some(e.clone()),
+            Load::Loaded(e) => Some((e, self.bias)),
             _ => None,
         }
     }
@@ -72,12 +72,12 @@ impl Module {
         process: &Process,
         addr: u64,
         ctx: &mut UnwindContext<usize>,
-    ) -> Option<Rc<Rules>> {
+    ) -> Option<Arc<Rules>> {
         if let Some(r) = self.rules.get(&addr) {
             return r.clone();
         }
-        let elf = self.elf(process)?;
-        let r = elf.rules(addr.wrapping_sub(self.bias), ctx).map(Rc::new);
+        let (elf, bias) = self.elf(process)?;
+        let r = elf.rules(addr.wrapping_sub(bias), ctx).map(Arc::new);
         if self.rules.len() >= MAX_RULES {
             self.rules.clear();
         }
@@ -190,7 +190,7 @@ impl Modules {
         process: &Process,
         addr: u64,
         ctx: &mut UnwindContext<usize>,
-    ) -> Result<Option<Rc<Rules>>, ()> {
+    ) -> Result<Option<Arc<Rules>>, ()> {
         let i = self.find(addr).ok_or(())?;
         Ok(self.modules[i].rules(process, addr, ctx))
     }

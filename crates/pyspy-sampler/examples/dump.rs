@@ -1,4 +1,4 @@
-//! `cargo run -p pyspy-sampler --example dump -- PID [--locals] [--nonblocking]`:
+//! `cargo run -p pyspy-sampler --example dump -- PID [--locals] [--nonblocking] [--native]`:
 //! prints a dump with read counts, for development.
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -11,6 +11,7 @@ fn main() {
         nonblocking: args.iter().any(|a| a == "--nonblocking"),
         full_filenames: false,
         subprocesses: false,
+        native: args.iter().any(|a| a == "--native"),
     };
     let t = std::time::Instant::now();
     let mut session = match pyspy_sampler::Session::attach(pid) {

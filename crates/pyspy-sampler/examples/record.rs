@@ -1,5 +1,6 @@
 //! `cargo run -p pyspy-sampler --example record -- SECONDS RATE (PID | -- CMD...)`:
-//! records and prints folded stacks, progress and read counts, for development.
+//! records and prints folded stacks, progress and read counts, for development
+//! (`MODE=pause|nonblocking`, `NATIVE=1` for native frames).
 use std::time::Duration;
 
 use pyspy_sampler::{RecordConfig, Recorder, Target};
@@ -21,6 +22,7 @@ fn main() {
             Ok("nonblocking") => pyspy_sampler::ReadMode::Nonblocking,
             _ => pyspy_sampler::ReadMode::Consistent,
         },
+        native: std::env::var_os("NATIVE").is_some(),
         ..Default::default()
     };
     let t0 = std::time::Instant::now();

@@ -8,6 +8,12 @@ pub enum Error {
     /// Process access failed.
     #[error(transparent)]
     Process(#[from] pyspy_process::Error),
+    /// A thread's native stack could not be read or merged (`--native`).
+    #[error(transparent)]
+    Native(pyspy_native::Error),
+    /// An option, or a combination of options, is invalid.
+    #[error("{0}")]
+    Invalid(String),
     /// A command to profile could not be started.
     #[error("{0}")]
     Launch(String),
@@ -23,8 +29,19 @@ impl Error {
         match self {
             Error::Python(e) => e.code(),
             Error::Process(e) => e.code(),
+            Error::Native(_) => "EREAD",
+            Error::Invalid(_) => "EINVAL",
             Error::Launch(_) => "ELAUNCH",
             Error::Internal(_) => "EINTERNAL",
+        }
+    }
+}
+
+impl From<pyspy_native::Error> for Error {
+    fn from(e: pyspy_native::Error) -> Self {
+        match e {
+            pyspy_native::Error::Process(p) => Error::Process(p),
+            e => Error::Native(e),
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::aggregate::{thread_label, Aggregator, LineMode};
 use crate::record::{RecordConfig, StopReason};
 use crate::sink::Shared;
 use crate::{Error, RawSample, Session};
+use pyspy_native::MergedFrame;
 
 /// A small, fast pseudo-random generator for schedule jitter.
 struct Jitter(u64);
@@ -34,6 +35,12 @@ pub(crate) fn sample_process(
     shared: &Shared,
     roots: &[FrameLabel],
 ) -> Result<StopReason, Error> {
+    if config.native {
+        if config.mode == crate::ReadMode::Nonblocking {
+            return Err(Error::Invalid(pyspy_native::NONBLOCKING_REFUSAL.into()));
+        }
+        session.enable_native()?;
+    }
     let period = Duration::from_secs_f64(1.0 / config.rate_hz.max(0.001));
     let pid = session.process().pid();
     let mut jitter =
@@ -117,14 +124,34 @@ pub(crate) fn sample_process(
                         }
                         key.push(id);
                     }
-                    for f in t.frames.iter().rev() {
-                        key.push(labeler.frame_id(
-                            &mut total,
-                            &mut session,
-                            f.code,
-                            f.line,
-                            config,
-                        )?);
+                    if session.native_enabled() {
+                        for m in t.merged.iter().rev() {
+                            key.push(match *m {
+                                MergedFrame::Python(i) => {
+                                    let f = &t.frames[i];
+                                    labeler.frame_id(
+                                        &mut total,
+                                        &mut session,
+                                        f.code,
+                                        f.line,
+                                        config,
+                                    )?
+                                }
+                                MergedFrame::Native(id) => {
+                                    labeler.native_id(&mut total, &session, id, config)
+                                }
+                            });
+                        }
+                    } else {
+                        for f in t.frames.iter().rev() {
+                            key.push(labeler.frame_id(
+                                &mut total,
+                                &mut session,
+                                f.code,
+                                f.line,
+                                config,
+                            )?);
+                        }
                     }
                     total.add(&key, at);
                     if let Some(b) = batch.as_mut().map(|b| &mut b.agg) {
@@ -188,9 +215,60 @@ fn nanos() -> u64 {
 #[derive(Default)]
 struct Labeler {
     ids: HashMap<(usize, i32), u32>,
+    /// Native frames, by symbol id.
+    native: HashMap<u32, u32>,
 }
 
 impl Labeler {
+    /// The id of a native frame: `name (file.c:line)` with line tables,
+    /// else `name (module.so)`.
+    fn native_id(
+        &mut self,
+        total: &mut Aggregator,
+        session: &Session,
+        id: u32,
+        config: &RecordConfig,
+    ) -> u32 {
+        if let Some(&f) = self.native.get(&id) {
+            return f;
+        }
+        let label = match session.native_symbol(id) {
+            Some(s) => {
+                let (filename, short) = match &s.file {
+                    Some(f) => (f.clone(), f.rsplit('/').next().unwrap_or(f).to_owned()),
+                    None => (s.module_path.to_string(), s.module.to_string()),
+                };
+                FrameLabel {
+                    name: s.name.clone(),
+                    short_filename: if config.full_filenames {
+                        filename.clone()
+                    } else {
+                        short
+                    },
+                    filename,
+                    line: if config.lines == LineMode::Current {
+                        s.line
+                    } else {
+                        0
+                    },
+                    first_line: 0,
+                    kind: FrameKind::Native,
+                }
+            }
+            None => FrameLabel {
+                name: "?".into(),
+                filename: String::new(),
+                short_filename: String::new(),
+                line: 0,
+                first_line: 0,
+                kind: FrameKind::Native,
+            },
+        };
+        let f = total.frame_id(&label);
+        self.native.insert(id, f);
+        f
+    }
+
     fn frame_id(
         &mut self,
         total: &mut Aggregator,

@@ -49,6 +49,9 @@ pub struct RecordConfig {
     pub batches: bool,
     /// Also sample the target's Python descendants, each on its own thread.
     pub subprocesses: bool,
+    /// Merge native (C, C++, Cython) frames into the stacks; every sample
+    /// is then taken paused, whatever `mode` says (`Nonblocking` is refused).
+    pub native: bool,
 }
 
 impl Default for RecordConfig {
@@ -64,6 +67,7 @@ impl Default for RecordConfig {
             full_filenames: false,
             batches: false,
             subprocesses: false,
+            native: false,
         }
     }
 }
@@ -127,6 +131,14 @@ impl Recorder {
     /// thread. Fails early, before any thread starts, when the target cannot
     /// be read.
     pub fn start(target: &Target, config: RecordConfig) -> Result<Recorder, Error> {
+        if config.native {
+            if config.mode == ReadMode::Nonblocking {
+                return Err(Error::Invalid(pyspy_native::NONBLOCKING_REFUSAL.into()));
+            }
+            if !pyspy_native::SUPPORTED {
+                return Err(Error::Process(pyspy_process::Error::Unsupported));
+            }
+        }
         let (sessions, child, root) = match target {
             Target::Pid(pid) if config.subprocesses => {
                 pyspy_process::Process::open(*pid)?;

@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use pyspy_cpython::{find_interpreter, Frame, Interpreter, RawFrame, StackWalker, ThreadStack};
+use pyspy_native::{MergedFrame, NativeStacks, NativeSymbol};
 use pyspy_process::{PauseGuard, Pid, Process, ThreadFiles};
 
 use crate::filenames::ShortFilenames;
@@ -38,6 +39,9 @@ pub struct DumpConfig {
     pub full_filenames: bool,
     /// Also dump the target's Python descendants.
     pub subprocesses: bool,
+    /// Merge native (C, C++, Cython) frames into the stacks (the target is
+    /// paused; refused with `nonblocking`).
+    pub native: bool,
 }
 
 /// Every thread's stack of one process, read once.
@@ -72,7 +76,13 @@ pub struct Session {
     short_filenames: ShortFilenames,
     command_line: String,
     executable: String,
+    /// With `--native`: unwinding, symbols and the merge.
+    native: Option<NativeStacks>,
 }
+
+/// Attempts of a dump whose native merge failed (a thread caught entering
+/// or leaving the interpreter) before the failure is reported.
+const NATIVE_DUMP_TRIES: usize = 5;
 
 impl Session {
     /// Attaches to `pid`: opens it, finds and validates its interpreter.
@@ -94,7 +104,30 @@ impl Session {
             short_filenames: ShortFilenames::default(),
             command_line,
             executable,
+            native: None,
         })
+    }
+
+    /// Merges native frames into every sample from now on ([`RawThread::merged`]);
+    /// samples are then always taken paused.
+    pub fn enable_native(&mut self) -> Result<(), Error> {
+        if !pyspy_native::SUPPORTED {
+            return Err(Error::Process(pyspy_process::Error::Unsupported));
+        }
+        if self.native.is_none() {
+            self.native = Some(NativeStacks::new(self.process.clone(), &self.interpreter));
+        }
+        Ok(())
+    }
+
+    /// Whether native frames are merged ([`Session::enable_native`]).
+    pub fn native_enabled(&self) -> bool {
+        self.native.is_some()
+    }
+
+    /// A native frame of [`RawThread::merged`].
+    pub fn native_symbol(&self, id: u32) -> Option<&NativeSymbol> {
+        self.native.as_ref().map(|n| n.symbol(id))
     }
 
     /// The target's process handle.
@@ -119,13 +152,38 @@ impl Session {
     }
 
     fn read_stacks_inner(&mut self, config: &DumpConfig) -> Result<Vec<ThreadStack>, Error> {
+        if config.native {
+            if config.nonblocking {
+                return Err(Error::Invalid(pyspy_native::NONBLOCKING_REFUSAL.into()));
+            }
+            self.enable_native()?;
+        }
         let mut raw = RawSample::default();
-        let guard = self.pause_unless(config.nonblocking)?;
-        self.read_raw(true, guard.is_some(), false, &mut raw)?;
+        let mut tries = 0;
+        let guard = loop {
+            let guard = self.pause_unless(config.nonblocking)?;
+            match self.read_raw(true, guard.is_some(), false, &mut raw) {
+                Err(Error::Native(_)) if tries + 1 < NATIVE_DUMP_TRIES => tries += 1,
+                Err(e) => return Err(e),
+                Ok(_) => break guard,
+            }
+        };
         let mut threads = Vec::with_capacity(raw.threads.len());
         for t in raw.threads() {
             let mut frames = Vec::with_capacity(t.frames.len());
-            for f in &t.frames {
+            let order: Vec<MergedFrame> = if self.native.is_some() {
+                t.merged.clone()
+            } else {
+                (0..t.frames.len()).map(MergedFrame::Python).collect()
+            };
+            for m in order {
+                let f = match m {
+                    MergedFrame::Python(i) => &t.frames[i],
+                    MergedFrame::Native(id) => {
+                        frames.push(native_frame(self.native_symbol(id)));
+                        continue;
+                    }
+                };
                 let info = self.walker.code(f.code)?;
                 let locals = if config.locals {
                     Some(self.walker.locals(f.addr, &info)?)
@@ -152,8 +210,12 @@ impl Session {
         }
         drop(guard);
         for frame in threads.iter_mut().flat_map(|t| t.frames.iter_mut()) {
-            frame.short_filename =
-                Some(self.short_filename(&frame.filename, config.full_filenames));
+            if frame.module.is_none() {
+                frame.short_filename =
+                    Some(self.short_filename(&frame.filename, config.full_filenames));
+            } else if config.full_filenames {
+                frame.short_filename = Some(frame.filename.clone());
+            }
         }
         Ok(threads)
     }
@@ -168,6 +230,12 @@ impl Session {
         os_state: bool,
         out: &mut RawSample,
     ) -> Result<(), Error> {
+        // A native stack is only read paused.
+        let mode = if self.native.is_some() {
+            ReadMode::Pause
+        } else {
+            mode
+        };
         let result = (|| {
             if mode == ReadMode::Consistent {
                 for _ in 0..CONSISTENT_TRIES {
@@ -239,6 +307,9 @@ impl Session {
     ) -> Result<bool, Error> {
         let interp = self.interpreter.interp;
         self.walker.begin_read();
+        if let Some(n) = self.native.as_mut() {
+            n.begin_sample();
+        }
         let states = self.walker.thread_states(interp)?;
         let holder = self
             .walker
@@ -271,6 +342,15 @@ impl Session {
                 self.walker.raw_frames(ts.top_frame, &mut t.frames)?;
                 if validate && !self.walker.walk_unchanged(ts.top_slot, ts.top_frame)? {
                     return Ok(false);
+                }
+            }
+            t.merged.clear();
+            if let Some(native) = self.native.as_mut().filter(|_| paused) {
+                if ts.native_thread_id != 0 && !t.frames.is_empty() {
+                    native.merge(ts.native_thread_id as Pid, ts, &t.frames, &mut t.merged)?;
+                } else {
+                    t.merged
+                        .extend((0..t.frames.len()).map(MergedFrame::Python));
                 }
             }
             t.thread_id = ts.thread_id;
@@ -329,6 +409,10 @@ pub struct RawThread {
     pub owns_gil: bool,
     /// Frames, innermost first.
     pub frames: Vec<RawFrame>,
+    /// With native frames ([`Session::enable_native`]): the whole stack,
+    /// innermost first, Python frames as indexes into `frames` and native
+    /// ones as ids for [`Session::native_symbol`]. Empty otherwise.
+    pub merged: Vec<MergedFrame>,
 }
 
 /// Reused buffers for one sample of every thread.
@@ -385,6 +469,33 @@ pub fn dump(pid: Pid, config: &DumpConfig) -> Result<ProcessDump, Error> {
             })
         }
         Err(e) => Err(e),
+    }
+}
+
+/// The dump form of a native frame: its module in `module`, the source
+/// file (or, without line tables, the binary) as its filename.
+fn native_frame(symbol: Option<&NativeSymbol>) -> Frame {
+    let Some(s) = symbol else {
+        return Frame {
+            name: "?".into(),
+            filename: String::new(),
+            short_filename: None,
+            line: 0,
+            module: Some("?".into()),
+            locals: None,
+        };
+    };
+    let (filename, short) = match &s.file {
+        Some(f) => (f.clone(), f.rsplit('/').next().unwrap_or(f).to_owned()),
+        None => (s.module_path.to_string(), s.module.to_string()),
+    };
+    Frame {
+        name: s.name.clone(),
+        filename,
+        short_filename: Some(short),
+        line: s.line as i32,
+        module: Some(s.module.to_string()),
+        locals: None,
     }
 }
 

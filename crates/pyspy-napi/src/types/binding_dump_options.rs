@@ -16,6 +16,9 @@ pub struct BindingDumpOptions {
     pub full_filenames: Option<bool>,
     /// Also dump the target's Python descendants. @default false
     pub subprocesses: Option<bool>,
+    /// Merge native (C, C++, Cython) frames into the stacks (Linux x86-64;
+    /// not with `nonblocking`). @default false
+    pub native: Option<bool>,
 }
 
 impl From<BindingDumpOptions> for pyspy_sampler::DumpConfig {
@@ -25,6 +28,7 @@ impl From<BindingDumpOptions> for pyspy_sampler::DumpConfig {
             nonblocking: o.nonblocking.unwrap_or(false),
             full_filenames: o.full_filenames.unwrap_or(false),
             subprocesses: o.subprocesses.unwrap_or(false),
+            native: o.native.unwrap_or(false),
         }
     }
 }

@@ -42,6 +42,10 @@ pub struct BindingRecordOptions {
     /// Also sample the target's Python descendants (started before or
     /// during the recording), each on its own thread. @default false
     pub subprocesses: Option<bool>,
+    /// Merge native (C, C++, Cython) frames into the stacks; every sample is
+    /// then taken paused (Linux x86-64; not with `nonblocking`).
+    /// @default false
+    pub native: Option<bool>,
 }
 
 impl BindingRecordOptions {
@@ -124,6 +128,7 @@ impl BindingRecordOptions {
                 full_filenames: self.full_filenames.unwrap_or(false),
                 batches: self.batches.unwrap_or(false),
                 subprocesses: self.subprocesses.unwrap_or(false),
+                native: self.native.unwrap_or(false),
             },
         ))
     }
