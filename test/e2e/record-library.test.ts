@@ -205,20 +205,21 @@ describe(`record() (${HOST.id})`, () => {
     expect(err.code).toBe('ENOPROCESS');
   });
 
-  // `subprocesses` was unsupported too when these tests were written; it is being implemented, so only `native` is checked.
-  it('native rejects with EUNSUPPORTED (record and sample)', { timeout: TIMEOUT }, async () => {
+  // native stacks are read paused: with nonblocking they are refused (test/e2e/native*.test.ts test native itself).
+  it('native with nonblocking rejects with EINVAL (record and sample)', { timeout: TIMEOUT }, async () => {
     const { record, sample, PyspyError } = await library();
     const fx = await startFixture(HOST, 'sleep');
-    for (const opt of [{ native: true }]) {
+    for (const opt of [{ native: true, nonblocking: true }]) {
       const what = JSON.stringify(opt);
       const err = await rejection(settleWithin(record({ pid: fx.pid, duration: 1, ...opt }), 30_000, `record(${what})`));
       expect(err, what).toBeInstanceOf(PyspyError);
-      expect(err.code, `record(${what}): ${err.message}`).toBe('EUNSUPPORTED');
+      expect(err.code, `record(${what}): ${err.message}`).toBe('EINVAL');
+      expect(err.message).toMatch(/paused/);
       const iterate = async () => {
         for await (const _batch of sample({ pid: fx.pid, interval: 100, ...opt })) break;
       };
       const err2 = await rejection(settleWithin(iterate(), 30_000, `sample(${what})`));
-      expect(err2.code, `sample(${what}): ${err2.message}`).toBe('EUNSUPPORTED');
+      expect(err2.code, `sample(${what}): ${err2.message}`).toBe('EINVAL');
     }
     expect(await samplerGone()).toBe(true);
   });

@@ -64,6 +64,11 @@ export interface BindingDumpOptions {
   fullFilenames?: boolean
   /** Also dump the target's Python descendants. @default false */
   subprocesses?: boolean
+  /**
+   * Merge native (C, C++, Cython) frames into the stacks (Linux x86-64;
+   * not with `nonblocking`). @default false
+   */
+  native?: boolean
 }
 
 /**
@@ -239,6 +244,12 @@ export interface BindingRecordOptions {
    * during the recording), each on its own thread. @default false
    */
   subprocesses?: boolean
+  /**
+   * Merge native (C, C++, Cython) frames into the stacks; every sample is
+   * then taken paused (Linux x86-64; not with `nonblocking`).
+   * @default false
+   */
+  native?: boolean
 }
 
 /** One unique stack of one thread with its sample count. */

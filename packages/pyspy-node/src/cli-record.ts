@@ -100,7 +100,7 @@ export function addRecordCommand(program: Command, deps: RecordCliDeps, setExitC
     )
     .option('--full-filenames', 'show full Python filenames')
     .option('-s, --subprocesses', 'also profile Python subprocesses (each gets a root frame process PID:"CMD")')
-    .option('-n, --native', 'include native frames (not supported yet)')
+    .option('-n, --native', 'include native frames (C, C++, Cython; Linux x86-64): the program is paused for every read')
     .addHelpText(
       'after',
       [
@@ -126,7 +126,7 @@ export function addRecordCommand(program: Command, deps: RecordCliDeps, setExitC
  * @returns The exit code.
  */
 async function runRecord(deps: RecordCliDeps, flags: RecordFlags, command: string[]): Promise<number> {
-  if (flags.native) throw new UsageError('--native is not supported yet');
+  if (flags.native && flags.nonblocking) throw new UsageError("--native cannot be combined with --nonblocking: a thread's native stack can only be read while the thread is paused");
   if (flags.pid !== undefined && command.length > 0) {
     throw new UsageError('give either --pid or a command to launch, not both');
   }
@@ -173,6 +173,7 @@ async function runRecord(deps: RecordCliDeps, flags: RecordFlags, command: strin
     blocking: flags.blocking ?? false,
     subprocesses: flags.subprocesses ?? false,
     fullFilenames: flags.fullFilenames ?? false,
+    native: flags.native ?? false,
     ...(deps.stderrIsTTY ? { onProgress: (p: Progress) => progress.draw(p) } : {}),
   };
   let profile: Profile;

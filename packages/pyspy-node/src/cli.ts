@@ -79,15 +79,16 @@ export function createProgram(deps: CliDeps, setExitCode: (code: number) => void
     .option('-l, --locals', 'show the arguments and local variables of each frame')
     .option('--full-filenames', 'show full Python filenames')
     .option('--nonblocking', 'do not pause the program while reading it (less impact, but stacks may be torn)')
-    .option('-n, --native', 'include native frames (not supported yet)')
+    .option('-n, --native', 'include native frames (C, C++, Cython; Linux x86-64): the program is paused for every read')
     .option('-s, --subprocesses', 'also dump Python subprocesses (each once, with its own header)')
     .action(async (flags: DumpFlags) => {
-      if (flags.native) throw new UsageError('--native is not supported yet');
+      if (flags.native && flags.nonblocking) throw new UsageError("--native cannot be combined with --nonblocking: a thread's native stack can only be read while the thread is paused");
       const result = await deps.dump(flags.pid, {
         locals: flags.locals ?? false,
         nonblocking: flags.nonblocking ?? false,
         subprocesses: flags.subprocesses ?? false,
         fullFilenames: flags.fullFilenames ?? false,
+        native: flags.native ?? false,
       });
       deps.stdout(flags.json ? formatJson(result) : formatText(result, { fullFilenames: flags.fullFilenames ?? false }));
     });

@@ -112,5 +112,6 @@ function toBindingOptions(options: DumpOptions) {
     nonblocking: options.nonblocking ?? false,
     fullFilenames: options.fullFilenames ?? false,
     subprocesses: options.subprocesses ?? false,
+    native: options.native ?? false,
   };
 }

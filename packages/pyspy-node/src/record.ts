@@ -63,7 +63,13 @@ export interface RecordOptions {
   blocking?: boolean;
   /** Keep full filenames rather than package-relative ones. @default false */
   fullFilenames?: boolean;
-  /** Native (C) frames: not supported yet; `true` is rejected with `EUNSUPPORTED`. */
+  /**
+   * Merge native (C, C++, Cython) frames into the stacks: each interpreter
+   * evaluation frame is replaced by the Python frames it runs, interpreter
+   * internals are hidden, and other frames are labelled `name (file.c:line)`
+   * or `name (module.so)` (Linux x86-64). Every sample is then taken with
+   * the target paused; not with `nonblocking` (`EINVAL`). @default false
+   */
   native?: boolean;
   /**
    * Also sample the target's Python descendants (multiprocessing workers,
@@ -104,7 +110,7 @@ export interface Progress {
  * @param options The target (`pid` or `command`) and how to sample; see {@link RecordOptions}.
  * @returns The finished {@link Profile}; `profile.samples` may be 0.
  * @throws {@link PyspyError} with a stable `code`: `EINVAL` (bad options),
- * `EUNSUPPORTED` (`native`, or the Python version),
+ * `EUNSUPPORTED` (the Python version, or `native` off Linux x86-64),
  * `ENOPROCESS`, `ENOTPYTHON`, `EPERM`, `ELAUNCH` (the command could not be
  * started or exited before Python came up), `EREAD`, `EPAUSE`, `ENOBINDING`,
  * `EINTERNAL`; or `signal.reason` when `signal` was already aborted.

@@ -120,7 +120,6 @@ export class Sleeper {
 }
 
 function toBindingOptions(options: Omit<RecordOptions, 'onProgress'>, batches: boolean): BindingRecordOptions {
-  if (options.native) throw new PyspyError('EUNSUPPORTED', 'the native option (native stack frames) is not supported yet');
   const { pid, command } = options;
   if ((pid === undefined) === (command === undefined)) {
     throw new PyspyError('EINVAL', 'give exactly one of pid (a running process) and command (a program to launch)');
@@ -136,6 +135,12 @@ function toBindingOptions(options: Omit<RecordOptions, 'onProgress'>, batches: b
   assertPositive('duration', options.duration);
   if (options.nonblocking && options.blocking) {
     throw new PyspyError('EINVAL', 'the nonblocking and blocking options cannot be used together');
+  }
+  if (options.native && options.nonblocking) {
+    throw new PyspyError(
+      'EINVAL',
+      "the native and nonblocking options cannot be used together: a thread's native stack can only be read while the thread is paused",
+    );
   }
   if (options.function && options.nolineno) {
     throw new PyspyError('EINVAL', 'the function and nolineno options cannot be used together');
@@ -153,6 +158,7 @@ function toBindingOptions(options: Omit<RecordOptions, 'onProgress'>, batches: b
     blocking: options.blocking ?? false,
     subprocesses: options.subprocesses ?? false,
     fullFilenames: options.fullFilenames ?? false,
+    native: options.native ?? false,
     batches,
   };
 }

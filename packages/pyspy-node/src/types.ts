@@ -20,6 +20,14 @@ export interface DumpOptions {
    * A non-Python or vanishing child is skipped, never an error.
    */
   subprocesses?: boolean;
+  /**
+   * Also unwind each thread's native stack and merge it with the Python
+   * frames: C, C++ and Cython frames appear with their `module`, each
+   * interpreter evaluation frame is replaced by the Python frames it runs,
+   * and interpreter internals are hidden (Linux x86-64). The target is
+   * paused while it is read; not with `nonblocking` (`EINVAL`).
+   */
+  native?: boolean;
 }
 
 /** Every thread's Python stack of one process, read once. */
@@ -61,7 +69,11 @@ export interface ThreadStack {
   frames: Frame[];
 }
 
-/** One Python frame. */
+/**
+ * One frame: a Python frame, or with `native` a native one (`module` set;
+ * `filename` and `line` then name the C source when the binary has line
+ * tables, else `filename` is the binary and `line` is 0).
+ */
 export interface Frame {
   /** Function name (`co_name`), e.g. `run` or `<module>`. */
   name: string;

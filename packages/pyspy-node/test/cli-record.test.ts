@@ -73,6 +73,7 @@ describe('pyspy-node record: arguments', () => {
       blocking: false,
       subprocesses: false,
       fullFilenames: false,
+      native: false,
       batches: false,
     });
     expect(stderr).toBe(
@@ -104,6 +105,7 @@ describe('pyspy-node record: arguments', () => {
       blocking: false,
       subprocesses: false,
       fullFilenames: true,
+      native: false,
       batches: false,
     });
     expect(stderr).toMatch(/^pyspy-node> Sampling process 250 times a second for 2 seconds\. Press Control-C to exit\.\n/);
@@ -122,7 +124,7 @@ describe('pyspy-node record: arguments', () => {
     [['-p', '1', '--', 'python3'], 'Error: give either --pid or a command to launch, not both'],
     [['-p', 'abc'], 'Error: invalid pid "abc"'],
     [['-p', '1', '-F', '--nolineno'], "Error: option '--nolineno' cannot be used with option '-F, --function'"],
-    [['-p', '1', '-n'], 'Error: --native is not supported yet'],
+    [['-p', '1', '-n', '--nonblocking'], "Error: --native cannot be combined with --nonblocking: a thread's native stack can only be read while the thread is paused"],
     [['-p', '1', '-f', 'svg'], "Error: option '-f, --format <format>' argument 'svg' is invalid"],
     [['-p', '1', '-r', '0'], "Error: option '-r, --rate <rate>' argument '0' is invalid"],
     [['-p', '1', '-d', 'soon'], "Error: option '-d, --duration <seconds>' argument 'soon' is invalid"],

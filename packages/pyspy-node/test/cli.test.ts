@@ -23,13 +23,13 @@ describe('pyspy-node dump', () => {
     const { code, stdout, stderr, dump } = await run(['dump', '--pid', '4242']);
     expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
     expect(stdout).toMatch(/^Process 4242: python3 demo.py --fast\nPython v3.12.1 \(\/usr\/bin\/python3.12\)\n\nThread 4242/);
-    expect(dump).toHaveBeenCalledWith(4242, { locals: false, nonblocking: false, fullFilenames: false, subprocesses: false });
+    expect(dump).toHaveBeenCalledWith(4242, { locals: false, nonblocking: false, fullFilenames: false, subprocesses: false, native: false });
   });
 
   it('passes -l, --nonblocking and --full-filenames through, and accepts a 0x pid', async () => {
     const { code, dump } = await run(['dump', '-p', '0x1092', '-l', '--nonblocking', '--full-filenames']);
     expect(code).toBe(0);
-    expect(dump).toHaveBeenCalledWith(0x1092, { locals: true, nonblocking: true, fullFilenames: true, subprocesses: false });
+    expect(dump).toHaveBeenCalledWith(0x1092, { locals: true, nonblocking: true, fullFilenames: true, subprocesses: false, native: false });
   });
 
   it('prints JSON with --json', async () => {
@@ -59,8 +59,8 @@ describe('pyspy-node dump', () => {
     [['dump', '--pid', '0'], 'Error: invalid pid "0"'],
     [['dump'], "Error: required option '-p, --pid <pid>' not specified"],
     [['dump', '--pid', '1', '--frob'], "Error: unknown option '--frob'"],
-    [['dump', '--pid', '1', '--native'], 'Error: --native is not supported yet'],
-    [['top', '--pid', '1', '--native'], 'Error: --native is not supported yet'],
+    [['dump', '--pid', '1', '--native', '--nonblocking'], "Error: --native cannot be combined with --nonblocking: a thread's native stack can only be read while the thread is paused"],
+    [['top', '--pid', '1', '--native', '--nonblocking'], "Error: --native cannot be combined with --nonblocking: a thread's native stack can only be read while the thread is paused"],
     [['frob'], "Error: unknown command 'frob'"],
   ])('%j fails with one clear line', async (args, message) => {
     const { code, stdout, stderr, dump } = await run(args);

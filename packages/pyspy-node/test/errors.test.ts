@@ -46,7 +46,7 @@ describe('dumpWith', () => {
   it('passes the options through with defaults', async () => {
     const binding = fakeBinding({ dump: bindingDump, error: null });
     await expect(dumpWith(binding, 4242, { locals: true })).resolves.toEqual(processDump);
-    expect(binding.dump).toHaveBeenCalledWith(4242, { locals: true, nonblocking: false, fullFilenames: false, subprocesses: false });
+    expect(binding.dump).toHaveBeenCalledWith(4242, { locals: true, nonblocking: false, fullFilenames: false, subprocesses: false, native: false });
   });
 
   it('rejects an invalid pid with EINVAL before calling the binding', async () => {

@@ -32,6 +32,7 @@ describe('record', () => {
       blocking: false,
       subprocesses: false,
       fullFilenames: false,
+      native: false,
       batches: false,
     });
     expect(profile).toBeInstanceOf(Profile);
@@ -76,6 +77,7 @@ describe('record', () => {
       blocking: false,
       subprocesses: false,
       fullFilenames: true,
+      native: false,
       batches: false,
     });
   });
@@ -88,7 +90,7 @@ describe('record', () => {
     [{ pid: 1, rate: 0 }, 'EINVAL'],
     [{ pid: 1, duration: -1 }, 'EINVAL'],
     [{ pid: 1, function: true, nolineno: true }, 'EINVAL'],
-    [{ pid: 1, native: true }, 'EUNSUPPORTED'],
+    [{ pid: 1, native: true, nonblocking: true }, 'EINVAL'],
   ])('rejects %j with %s before starting anything', async (options, code) => {
     const binding = fakeBinding();
     const err = await recordWith(binding, options).catch((e: unknown) => e);

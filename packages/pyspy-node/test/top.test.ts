@@ -288,7 +288,7 @@ describe('pyspy-node top: plain mode', () => {
   });
 
   it.each([
-    [['top', '--pid', '1', '--native'], 'Error: --native is not supported yet\n'],
+    [['top', '--pid', '1', '--native', '--nonblocking'], "Error: --native cannot be combined with --nonblocking: a thread's native stack can only be read while the thread is paused\n"],
     [['top', '--pid', '1', '--', 'python3'], 'Error: give either --pid or a command to launch, not both\n'],
     [['top'], 'Error: give --pid <pid> or a command to launch, e.g. `pyspy-node top -- python3 app.py`\n'],
     [['top', '--pid', '1', '--delay', '0'], "Error: option '--delay <seconds>' argument '0' is invalid. The delay must be a number above 0.\n"],

@@ -75,7 +75,9 @@ function formatThread(thread: ThreadStack, options: TextFormatOptions): string[]
 function formatFrame(frame: Frame, options: TextFormatOptions): string[] {
   const file = options.fullFilenames ? frame.filename : (frame.shortFilename ?? frame.filename);
   const where = frame.line === 0 ? file : `${file}:${frame.line}`;
-  const lines = [`    ${frame.name} (${where})`];
+  // A native frame with a source line also names its binary.
+  const module = frame.module !== null && frame.module !== file ? ` [${frame.module}]` : '';
+  const lines = [`    ${frame.name} (${where})${module}`];
   const args = frame.locals?.filter((local) => local.arg) ?? [];
   const locals = frame.locals?.filter((local) => !local.arg) ?? [];
   for (const [title, vars] of [['Arguments', args], ['Locals', locals]] as const) {
