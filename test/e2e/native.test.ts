@@ -1,0 +1,312 @@
+// `--native` (issue 5) against test/fixtures/native: a C extension, built
+// here with gcc against each interpreter's own headers, that spins in a C
+// function (thread c-busy) and calls back into Python twice over (thread
+// callback: cb_outer -> C -> cb_middle -> C -> cb_inner). `dump --native`
+// must show the C functions by name with their module, and the Python frames
+// under each callback in the right order; `record --native` must carry the C
+// frames into raw, flamegraph and pprof output. Every CPython 3.11+ of
+// .cache/pythons/matrix.json: pyenv builds (libpython, unstripped), Debian's
+// own 3.11 (static, stripped) and Debian 3.13-3.15 in chroots (static,
+// stripped, their evaluation loop split into pieces with no exported name).
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+
+import { killAllChildren, loadMatrix, runCli, settleWithin, spawnFixture, type CliResult, type Interpreter, type RunningFixture } from '../helpers/pythons.js';
+import { cleanupRecord, decodePprof, outputDir, parseFlamegraph, parseRaw, parseSummary, totalCount, type RawStack } from '../helpers/record.js';
+
+import {
+  buildExtension,
+  describeFrame,
+  EXT_FILE,
+  NATIVE_FIXTURE,
+  nativeInterpreters,
+  pythonAndExtension,
+  type BuiltExtension,
+  type NativeTargetReport,
+  type SeenFrame,
+} from './native-helpers.js';
+
+const TIMEOUT = 180_000;
+const matrix = loadMatrix();
+const interpreters = nativeInterpreters(matrix);
+/** Where record, the text form, the library and a symbols-only build are checked too. */
+const RECORD_ON = ['pyenv-3.11.7', 'pyenv-3.12.1', 'debian-3.11', 'debian-3.14'];
+const CALL_BACK = `pyspy_native_call_back [${EXT_FILE}]`;
+const covered = new Map<string, string[]>();
+
+type Fixture = RunningFixture<NativeTargetReport>;
+
+function cover(interp: Interpreter, what: string): void {
+  covered.set(interp.id, [...(covered.get(interp.id) ?? []), what]);
+}
+
+afterAll(() => {
+  const lines = [...covered].map(([id, what]) => `  ${id}: ${what.join(', ')}`);
+  console.log(`native e2e covered ${covered.size} interpreters:\n${lines.join('\n')}`);
+});
+
+/** Started by a `sh`, so the target is not this process's child (nor the CLI's). */
+function startFixture(interp: Interpreter, ext: BuiltExtension, extra: string[] = []): Promise<Fixture> {
+  return spawnFixture<NativeTargetReport>(interp, NATIVE_FIXTURE, [ext.dir, ...extra], { via: 'shell' });
+}
+
+function expectClean(res: CliResult, what: string): void {
+  expect(res.stderr, `${what}: stderr`).not.toMatch(/panicked|stack backtrace|^\s+at /m);
+  expect(res.code, `${what}: exit code; stderr: ${res.stderr}`).toBe(0);
+}
+
+interface SeenThread {
+  name: string | null;
+  osThreadId: number | null;
+  frames: SeenFrame[];
+}
+
+function fromCliJson(stdout: string): SeenThread[] {
+  return (JSON.parse(stdout) as Record<string, unknown>[]).map((t) => ({
+    name: t.thread_name as string | null,
+    osThreadId: t.os_thread_id as number | null,
+    frames: (t.frames as Record<string, unknown>[]).map((f) => ({
+      name: f.name as string,
+      filename: f.filename as string,
+      line: f.line as number,
+      module: f.module as string | null,
+    })),
+  }));
+}
+
+function thread(threads: SeenThread[], name: string): SeenThread {
+  const t = threads.find((x) => x.name === name);
+  expect(t, `thread "${name}" in ${JSON.stringify(threads.map((x) => x.name))}`).toBeDefined();
+  return t!;
+}
+
+/** The fixture's Python frames of a thread, by name, innermost first. */
+function reported(fx: Fixture, name: string): { name: string; filename: string }[] {
+  return fx.report.threads.find((t) => t.name === name)!.frames.map(({ name, filename }) => ({ name, filename }));
+}
+
+/**
+ * Checks the merged stacks of a dump against the fixture's own report:
+ * the callback thread is cb_inner, the C callback, cb_middle, the C callback,
+ * cb_outer, then threading's frames; the busy thread is in the C spin, under
+ * ext_spin, under c_busy_caller. `lines`: the extension has line tables.
+ */
+function expectMergedStacks(threads: SeenThread[], fx: Fixture, where: string, lines: boolean): void {
+  const cb = thread(threads, 'callback');
+  const [inner, middle, outer, ...rest] = reported(fx, 'callback');
+  expect([inner!.name, middle!.name, outer!.name], `${where}: the fixture's own view`).toEqual(['cb_inner', 'cb_middle', 'cb_outer']);
+  const shown = (cb.frames.map(describeFrame).join('\n    '));
+  expect(pythonAndExtension(cb.frames), `${where}: callback thread, innermost first:\n    ${shown}`).toEqual([
+    'cb_inner',
+    CALL_BACK,
+    'cb_middle',
+    CALL_BACK,
+    'cb_outer',
+    ...rest.map((f) => f.name),
+  ]);
+  // Python frames are the interpreter's own, file for file.
+  const python = cb.frames.filter((f) => f.module === null).map(({ name, filename }) => ({ name, filename }));
+  expect(python, `${where}: callback thread's Python frames`).toEqual(reported(fx, 'callback'));
+  for (const f of cb.frames.filter((x) => x.module === EXT_FILE)) {
+    if (lines) {
+      expect(path.basename(f.filename), `${where}: ${f.name}'s source file`).toBe('pyspy_native_ext.c');
+      expect(f.line, `${where}: ${f.name}'s line`).toBeGreaterThan(0);
+    } else {
+      expect(path.basename(f.filename), `${where}: ${f.name}'s file (no line tables: the binary)`).toBe(EXT_FILE);
+      expect(f.line).toBe(0);
+    }
+  }
+
+  const busy = thread(threads, 'c-busy');
+  const got = pythonAndExtension(busy.frames);
+  const busyShown = busy.frames.map(describeFrame).join('\n    ');
+  // The spin calls pyspy_native_busy, and reads the clock between calls.
+  if (got?.[0] === `pyspy_native_busy [${EXT_FILE}]`) got.shift();
+  expect(got, `${where}: c-busy thread, innermost first:\n    ${busyShown}`).toEqual([
+    `pyspy_native_spin [${EXT_FILE}]`,
+    `ext_spin [${EXT_FILE}]`,
+    ...reported(fx, 'c-busy').map((f) => f.name),
+  ]);
+
+  const main = thread(threads, 'MainThread');
+  expect(main.frames.filter((f) => f.module === null).map((f) => f.name), `${where}: main thread`).toEqual(['main', '<module>']);
+  // Asleep in time.sleep: the C library's sleep is on top.
+  expect(main.frames[0]!.module, `${where}: main thread's innermost frame`).toMatch(/^libc[.-]/);
+}
+
+/** Records `-f format --native` from `fx` for `seconds` and checks the summary. */
+async function recordNative(fx: Fixture, format: string, extra: string[] = [], seconds = 2) {
+  const ext = { flamegraph: 'svg', raw: 'txt', pprof: 'pb.gz' }[format] ?? format;
+  const file = path.join(outputDir(), `native.${ext}`);
+  const res = await runCli(['record', '--native', '-p', String(fx.pid), '-o', file, '-f', format, '-d', String(seconds), '-r', '100', ...extra]);
+  expectClean(res, `record --native -f ${format}`);
+  const summary = parseSummary(res.stderr);
+  expect(summary, `summary line: ${res.stderr}`).not.toBeNull();
+  expect(summary!.samples, 'samples').toBeGreaterThan(0);
+  return { file, summary: summary!, stderr: res.stderr };
+}
+
+/** Function names of a raw stack, root first. */
+function names(s: RawStack): string[] {
+  return s.frames.map((f) => f.name);
+}
+
+describe.each(interpreters.map((i) => [i.id, i] as const))('%s', (_id, interp) => {
+  let ext: BuiltExtension;
+  beforeAll(() => {
+    ext = buildExtension(interp);
+  });
+  afterEach(async () => {
+    await cleanupRecord();
+    await killAllChildren();
+  });
+  afterAll(() => ext?.remove());
+
+  it('dump --native --json: C functions with their module, Python frames under the callbacks in order', { timeout: TIMEOUT }, async () => {
+    const fx = await startFixture(interp, ext);
+    const res = await runCli(['dump', '--pid', String(fx.pid), '--native', '--json']);
+    expectClean(res, 'dump --native --json');
+    expectMergedStacks(fromCliJson(res.stdout), fx, `${interp.id} CLI`, true);
+    cover(interp, 'dump --json');
+  });
+
+  if (RECORD_ON.includes(interp.id)) {
+    it('dump --native prints C frames as name (file:line) [module]', { timeout: TIMEOUT }, async () => {
+      const fx = await startFixture(interp, ext);
+      const res = await runCli(['dump', '--pid', String(fx.pid), '--native']);
+      expectClean(res, 'dump --native');
+      const block = res.stdout.split('\n\n').find((b) => /^Thread \d+ \(\w+\): "callback"$/m.test(b));
+      expect(block, res.stdout).toBeDefined();
+      const lines = block!.split('\n').slice(1).map((l) => l.trim());
+      const at = (name: string) => lines.findIndex((l) => l.startsWith(`${name} (`));
+      const callBacks = lines.filter((l) => /^pyspy_native_call_back \(pyspy_native_ext\.c:\d+\) \[pyspy_native_ext\.so\]$/.test(l));
+      expect(callBacks, block).toHaveLength(2);
+      expect(at('cb_inner'), block).toBeLessThan(lines.indexOf(callBacks[0]!));
+      expect(lines.indexOf(callBacks[0]!), block).toBeLessThan(at('cb_middle'));
+      expect(at('cb_middle'), block).toBeLessThan(lines.lastIndexOf(callBacks[1]!));
+      expect(lines.lastIndexOf(callBacks[1]!), block).toBeLessThan(at('cb_outer'));
+      expect(lines[0], `${block}\n(the innermost frame: the C library's sleep)`).toMatch(/^\S+ \(libc[^)]*\)$/);
+      cover(interp, 'dump text');
+    });
+
+    it('dump({ native: true }) and sample({ native: true }) from the library', { timeout: TIMEOUT }, async () => {
+      const { dump, sample } = await import('pyspy-node');
+      const fx = await startFixture(interp, ext);
+      const result = await settleWithin(dump(fx.pid, { native: true }), 60_000, 'dump()', fx.pid);
+      expectMergedStacks(result.threads.map((t) => ({ name: t.threadName, osThreadId: t.osThreadId, frames: t.frames })), fx, `${interp.id} library`, true);
+      let seen: string[] = [];
+      for await (const batch of sample({ pid: fx.pid, native: true, interval: 300 })) {
+        seen = batch.stacks.flatMap((s) => s.frames.map((f) => f.name));
+        if (seen.includes('pyspy_native_spin')) break;
+      }
+      expect(seen, 'sample() stacks').toContain('pyspy_native_spin');
+      cover(interp, 'library');
+    });
+
+    it('without line tables (no -g): C functions from the symbol table, with their module', { timeout: TIMEOUT }, async () => {
+      const plain = buildExtension(interp, ['-O2']);
+      try {
+        const fx = await startFixture(interp, plain);
+        const res = await runCli(['dump', '--pid', String(fx.pid), '--native', '--json']);
+        expectClean(res, 'dump --native --json (no -g)');
+        expectMergedStacks(fromCliJson(res.stdout), fx, `${interp.id} CLI, no -g`, false);
+      } finally {
+        plain.remove();
+      }
+      cover(interp, 'no -g');
+    });
+
+    it('record --native: raw, flamegraph and pprof hold the C frames where they run', { timeout: TIMEOUT }, async () => {
+      const fx = await startFixture(interp, ext);
+      const c = fx.report.threads.find((t) => t.name === 'c-busy')!;
+
+      const raw = await recordNative(fx, 'raw', ['--idle']);
+      const stacks = parseRaw(readFileSync(raw.file, 'utf8'));
+      expect(totalCount(stacks), 'raw counts add up to the summary').toBe(raw.summary.samples);
+      expect(raw.summary.errors, `errors (merge failures) of ${raw.summary.samples} samples`).toBeLessThanOrEqual(Math.ceil(raw.summary.samples * 0.02));
+      const busy = stacks.filter((s) => names(s).includes('c_busy_caller'));
+      const busyCount = totalCount(busy);
+      expect(busyCount, 'c-busy samples').toBeGreaterThan(0);
+      for (const s of busy) {
+        const n = names(s);
+        const at = n.indexOf('c_busy_caller');
+        expect(n.slice(at, at + 3), `c-busy stack ${s.frames.map((f) => f.label).join(';')}`).toEqual(['c_busy_caller', 'ext_spin', 'pyspy_native_spin']);
+      }
+      // Time spent in the C function: most of the busy thread's samples end in it.
+      const inBusy = totalCount(busy.filter((s) => s.frames.at(-1)!.name === 'pyspy_native_busy'));
+      expect(inBusy / busyCount, `share of c-busy samples in pyspy_native_busy (thread ${c.native_id})`).toBeGreaterThan(0.5);
+      const label = busy.flatMap((s) => s.frames).find((f) => f.name === 'pyspy_native_busy')!;
+      expect(label.file, 'native label: the C source file').toBe('pyspy_native_ext.c');
+      expect(label.line, 'native label: a line').toBeGreaterThan(0);
+      for (const s of stacks.filter((x) => names(x).includes('cb_inner'))) {
+        const n = names(s).filter((x) => x.startsWith('cb_') || x === 'pyspy_native_call_back');
+        expect(n, `callback stack ${s.frames.map((f) => f.label).join(';')}`).toEqual([
+          'cb_outer',
+          'pyspy_native_call_back',
+          'cb_middle',
+          'pyspy_native_call_back',
+          'cb_inner',
+        ]);
+      }
+
+      const svg = await recordNative(fx, 'flamegraph');
+      const boxes = parseFlamegraph(readFileSync(svg.file, 'utf8'));
+      expect(boxes.map((b) => b.label).filter((l) => l.startsWith('pyspy_native_busy (pyspy_native_ext.c')), 'flamegraph boxes').not.toHaveLength(0);
+
+      const pprof = await recordNative(fx, 'pprof');
+      const decoded = decodePprof(readFileSync(pprof.file));
+      const leaves = decoded.samples.map((s) => s.functions[0]);
+      expect(leaves, 'pprof leaf functions').toContain('pyspy_native_busy');
+      for (const s of decoded.samples.filter((x) => x.functions.includes('c_busy_caller'))) {
+        const at = s.functions.indexOf('c_busy_caller');
+        expect(s.functions.slice(at - 2, at + 1), `pprof stack (leaf first) ${s.functions.join(' <- ')}`).toEqual(['pyspy_native_spin', 'ext_spin', 'c_busy_caller']);
+      }
+      cover(interp, 'record raw/flamegraph/pprof');
+    });
+  }
+});
+
+describe('merging while a thread crosses between Python and C all the time', () => {
+  const interp = interpreters.find((i) => i.id === 'pyenv-3.12.1') ?? interpreters[0]!;
+  let ext: BuiltExtension;
+  beforeAll(() => {
+    ext = buildExtension(interp);
+  });
+  afterEach(async () => {
+    await cleanupRecord();
+    await killAllChildren();
+  });
+  afterAll(() => ext?.remove());
+
+  it(`record --native keeps every stack in order and loses few samples (${interp.id})`, { timeout: TIMEOUT }, async () => {
+    const fx = await startFixture(interp, ext, ['--churn']);
+    const raw = await recordNative(fx, 'raw', [], 3);
+    const stacks = parseRaw(readFileSync(raw.file, 'utf8'));
+    const churn = stacks.filter((s) => names(s).includes('churn'));
+    expect(totalCount(churn), 'churn samples').toBeGreaterThan(20);
+    // Failed merges cost a sample each: a handful at most.
+    expect(raw.summary.errors, `errors of ${raw.summary.samples} samples`).toBeLessThanOrEqual(Math.ceil(raw.summary.samples * 0.05));
+    for (const s of churn) {
+      const n = names(s);
+      const lambda = n.indexOf('<lambda>');
+      if (lambda === -1) continue;
+      // Python under C under Python: churn_step -> C -> <lambda>.
+      expect(n.slice(lambda - 2, lambda + 1), `churn stack ${s.frames.map((f) => f.label).join(';')}`).toEqual([
+        'churn_step',
+        'pyspy_native_call_back',
+        '<lambda>',
+      ]);
+    }
+    cover(interp, 'churn');
+  });
+});
+
+describe('--native with --nonblocking', () => {
+  it('is refused, saying why', async () => {
+    const res = await runCli(['dump', '--pid', String(process.pid), '--native', '--nonblocking']);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/--native cannot be combined with --nonblocking: .*paused/);
+  });
+});
