@@ -4,8 +4,8 @@
  * target interpreter's own headers, and checking merged stacks.
  *
  * Headers: a pyenv build's `include/pythonX.Y`; the host's
- * `/usr/include/pythonX.Y` for Debian's own 3.11; for the Debian 3.13+
- * chroots, the `libpythonX.Y-dev` packages that
+ * `/usr/include/pythonX.Y` for Debian's own 3.11; for the other Debian
+ * builds (2.7 and 3.9 in place, 3.13+ in chroots), the `libpythonX.Y-dev` packages that
  * `crates/pyspy-cpython/scripts/lib.sh` unpacks under
  * `.cache/pyspy-cpython-offsets/debian/root/` (fetched with its
  * `debian_headers` when not cached yet).
@@ -31,12 +31,9 @@ export function minorVersion(interp: Interpreter): string {
   return interp.version.split('.').slice(0, 2).join('.');
 }
 
-/** The interpreters the native tests run on: CPython 3.11+ that `dump` supports. */
+/** The interpreters the native tests run on: every one `dump` supports (2.7, 3.6-3.15). */
 export function nativeInterpreters(matrix: Interpreter[]): Interpreter[] {
-  return matrix.filter((i) => {
-    const [major, minor] = i.version.split('.').map(Number);
-    return i.supported && !i.debug && major === 3 && minor! >= 11;
-  });
+  return matrix.filter((i) => i.supported && !i.debug);
 }
 
 const DEBIAN_DEV_ROOT = path.join(REPO_ROOT, '.cache/pyspy-cpython-offsets/debian/root');
@@ -45,9 +42,11 @@ const DEBIAN_DEV_ROOT = path.join(REPO_ROOT, '.cache/pyspy-cpython-offsets/debia
 export function includeDirs(interp: Interpreter): string[] {
   const ver = minorVersion(interp);
   if (interp.kind === 'pyenv') {
-    const dir = path.join(path.dirname(path.dirname(interp.binary)), 'include', `python${ver}`);
-    if (existsSync(path.join(dir, 'Python.h'))) return [dir];
-    throw new Error(`${interp.id}: no Python.h in ${dir}`);
+    // 3.6 and 3.7 carry their ABI flag: include/python3.6m.
+    const base = path.join(path.dirname(path.dirname(interp.binary)), 'include', `python${ver}`);
+    const dir = [base, `${base}m`].find((d) => existsSync(path.join(d, 'Python.h')));
+    if (dir) return [dir];
+    throw new Error(`${interp.id}: no Python.h in ${base}(m)`);
   }
   if (interp.kind === 'debian-host' && existsSync(`/usr/include/python${ver}/Python.h`)) {
     return [`/usr/include/python${ver}`];

@@ -4,10 +4,11 @@
 // callback: cb_outer -> C -> cb_middle -> C -> cb_inner). `dump --native`
 // must show the C functions by name with their module, and the Python frames
 // under each callback in the right order; `record --native` must carry the C
-// frames into raw, flamegraph and pprof output. Every CPython 3.11+ of
-// .cache/pythons/matrix.json: pyenv builds (libpython, unstripped), Debian's
-// own 3.11 (static, stripped) and Debian 3.13-3.15 in chroots (static,
-// stripped, their evaluation loop split into pieces with no exported name).
+// frames into raw, flamegraph and pprof output. Every interpreter `dump`
+// supports in .cache/pythons/matrix.json (2.7, 3.6-3.15): pyenv builds
+// (libpython, unstripped), Debian's own 3.11 and in-place 2.7/3.9 (static,
+// stripped) and Debian 3.13-3.15 in chroots (static, stripped, their
+// evaluation loop split into pieces with no exported name).
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -300,6 +301,31 @@ describe('merging while a thread crosses between Python and C all the time', () 
       ]);
     }
     cover(interp, 'churn');
+  });
+});
+
+// A Node program that profiles a Python it spawned itself: the target is then
+// paused with SIGSTOP, not ptrace (see dump.test.ts), so its registers cannot
+// be read with PTRACE_GETREGS; the unwind starts from the stack and
+// instruction pointers of /proc/PID/task/TID/syscall instead.
+describe("dump({ native: true }) of this Node process's own child", () => {
+  const interp = interpreters.find((i) => i.id === 'debian-3.14') ?? interpreters[0]!;
+  let ext: BuiltExtension;
+  beforeAll(() => {
+    ext = buildExtension(interp);
+  });
+  afterEach(killAllChildren);
+  afterAll(() => ext?.remove());
+
+  it(`unwinds from /proc's stack and instruction pointers (${interp.id})`, { timeout: TIMEOUT }, async () => {
+    const { dump } = await import('pyspy-node');
+    const fx = await spawnFixture<NativeTargetReport>(interp, NATIVE_FIXTURE, [ext.dir]);
+    expect(fx.child.pid, 'the interpreter is our child').toBe(fx.pid);
+    for (let i = 0; i < 3; i++) {
+      const result = await settleWithin(dump(fx.pid, { native: true }), 60_000, 'dump()', fx.pid);
+      expectMergedStacks(result.threads.map((t) => ({ name: t.threadName, osThreadId: t.osThreadId, frames: t.frames })), fx, `${interp.id} own child #${i}`, true);
+    }
+    cover(interp, 'own child');
   });
 });
 
