@@ -78,6 +78,9 @@ pub struct Session {
     executable: String,
     /// With `--native`: unwinding, symbols and the merge.
     native: Option<NativeStacks>,
+    /// Merge the native stacks of idle threads too (a dump shows them; a
+    /// recording that leaves idle threads out need not unwind them).
+    merge_idle: bool,
 }
 
 /// Attempts of a dump whose native merge failed (a thread caught entering
@@ -105,6 +108,7 @@ impl Session {
             command_line,
             executable,
             native: None,
+            merge_idle: true,
         })
     }
 
@@ -159,6 +163,7 @@ impl Session {
             self.enable_native()?;
         }
         let mut raw = RawSample::default();
+        self.merge_idle = true;
         let mut tries = 0;
         let guard = loop {
             let guard = self.pause_unless(config.nonblocking)?;
@@ -230,6 +235,8 @@ impl Session {
         os_state: bool,
         out: &mut RawSample,
     ) -> Result<(), Error> {
+        // Idle threads are left out when their OS state is read.
+        self.merge_idle = !os_state;
         // A native stack is only read paused.
         let mode = if self.native.is_some() {
             ReadMode::Pause
@@ -344,15 +351,6 @@ impl Session {
                     return Ok(false);
                 }
             }
-            t.merged.clear();
-            if let Some(native) = self.native.as_mut().filter(|_| paused) {
-                if ts.native_thread_id != 0 && !t.frames.is_empty() {
-                    native.merge(ts.native_thread_id as Pid, ts, &t.frames, &mut t.merged)?;
-                } else {
-                    t.merged
-                        .extend((0..t.frames.len()).map(MergedFrame::Python));
-                }
-            }
             t.thread_id = ts.thread_id;
             t.os_thread_id = (ts.native_thread_id != 0).then_some(ts.native_thread_id);
             t.owns_gil = holder != 0 && holder == ts.addr;
@@ -377,6 +375,16 @@ impl Session {
                         None => !t.frames.is_empty(),
                     },
                 };
+            t.merged.clear();
+            let wanted = t.active || self.merge_idle;
+            if let Some(native) = self.native.as_mut().filter(|_| paused && wanted) {
+                if ts.native_thread_id != 0 && !t.frames.is_empty() {
+                    native.merge(ts.native_thread_id as Pid, ts, &t.frames, &mut t.merged)?;
+                } else {
+                    t.merged
+                        .extend((0..t.frames.len()).map(MergedFrame::Python));
+                }
+            }
         }
         Ok(true)
     }
@@ -411,7 +419,8 @@ pub struct RawThread {
     pub frames: Vec<RawFrame>,
     /// With native frames ([`Session::enable_native`]): the whole stack,
     /// innermost first, Python frames as indexes into `frames` and native
-    /// ones as ids for [`Session::native_symbol`]. Empty otherwise.
+    /// ones as ids for [`Session::native_symbol`]. Empty otherwise, and for
+    /// an idle thread of a sample that reads OS states (it is not counted).
     pub merged: Vec<MergedFrame>,
 }
 
