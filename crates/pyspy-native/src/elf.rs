@@ -499,12 +499,14 @@ fn convert_row<S: UnwindSection<Slice>>(row: &UnwindTableRow<usize>, section: &S
 mod tests {
     use super::*;
 
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     fn own_exe() -> ElfFile {
         let exe = std::fs::read("/proc/self/exe").unwrap();
         ElfFile::parse(Bytes::Owned(exe)).expect("our own executable parses")
     }
 
     #[test]
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     fn finds_own_functions_and_their_rules() {
         let elf = own_exe();
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
@@ -528,6 +530,41 @@ mod tests {
         let mut ctx = UnwindContext::new();
         let rules = elf.rules(link + 4, &mut ctx).expect("CFI for this test");
         assert_eq!(rules.ra, Rule::Offset(-8));
+    }
+
+    /// A truncated or corrupted binary (a file rewritten while mapped) is
+    /// parsed or refused, never a panic, and so are lookups in it.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn survives_truncated_and_corrupted_files() {
+        let exe = std::fs::read("/proc/self/exe").unwrap();
+        let mut ctx = UnwindContext::new();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for i in 0..40u64 {
+            let mut bytes = exe.clone();
+            if i % 2 == 0 {
+                bytes.truncate((next() % exe.len() as u64) as usize);
+            } else {
+                for _ in 0..64 {
+                    let at = (next() % bytes.len() as u64) as usize;
+                    bytes[at] = next() as u8;
+                }
+            }
+            if let Some(elf) = ElfFile::parse(Bytes::Owned(bytes)) {
+                for _ in 0..200 {
+                    let addr = next() % (exe.len() as u64 * 2);
+                    let _ = elf.symbol(addr);
+                    let _ = elf.rules(addr, &mut ctx);
+                }
+                let _ = elf.lines(0x1000);
+            }
+        }
     }
 
     #[test]
