@@ -120,14 +120,12 @@ fn sample_loop(
             match r {
                 Ok(()) => ok += 1,
                 Err(e) => {
+                    // One line per kind of failure (thread ids vary).
                     let msg = e.to_string();
-                    let key = msg.split(" of thread").next().unwrap_or(&msg).to_owned()
-                        + msg
-                            .split(": ")
-                            .nth(1)
-                            .map(|s| format!(": {s}"))
-                            .as_deref()
-                            .unwrap_or("");
+                    let key = msg
+                        .split_once(" of thread ")
+                        .map(|(a, b)| format!("{a}: {}", b.split_once(": ").map_or(b, |x| x.1)))
+                        .unwrap_or(msg);
                     *errors.entry(key).or_default() += 1;
                 }
             }
