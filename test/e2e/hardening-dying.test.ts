@@ -11,8 +11,9 @@
 //   a target paused: the target always runs again, untraced. (A target that
 //   is not the profiler's child is paused with ptrace, and the kernel
 //   detaches a dead tracer's tracees. A target that is the profiler's own
-//   child is paused with SIGSTOP instead (see pyspy-process's pause.rs);
-//   that one is covered by the last test, which documents what happens.)
+//   child is paused with SIGSTOP instead, which the kernel does not undo:
+//   a helper process that outlives the profiler does, see pyspy-process's
+//   resumer.rs. Both kinds are tested.)
 //
 // Kill moments come from a seeded generator; the seed is printed, and
 // PYSPY_HARDENING_SEED replays it. Counts are small for `npm test`; raise
@@ -25,6 +26,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import {
   describeProcess,
+  FIXTURES_DIR,
   killAllChildren,
   loadMatrix,
   procStat,
@@ -48,6 +50,8 @@ import {
 
 const TIMEOUT = 240_000;
 const SCALE = Number(process.env.PYSPY_HARDENING_KILL_LOOPS ?? 1);
+/** Profilers killed while they pause their own child: SIGTERM, SIGINT, SIGKILL in turn. */
+const OWN_CHILD_KILLS = Math.round(6 * SCALE);
 /** Targets killed during dump() calls. */
 const DUMP_KILLS = Math.round(20 * SCALE);
 /** Targets killed during record(). */
@@ -269,5 +273,66 @@ describe('a dying profiler', () => {
       expect(cpuTicks(fx.pid)! - before, `${what}: the busy target's CPU time moves on`).toBeGreaterThan(0);
     }
     console.log(`profiler kills (seed ${SEED}): ${PROFILER_KILLS}, ${whilePaused} with the target seen paused just before`);
+  });
+  it(`... and when the target is the profiler's own child, paused with SIGSTOP (${OWN_CHILD_KILLS} kills)`, { timeout: TIMEOUT }, async () => {
+    const rand = generator(SEED + 3);
+    const signals = ['SIGTERM', 'SIGINT', 'SIGKILL'] as const;
+    // The profiler starts the target itself, then keeps it paused as much as it can.
+    const code = `
+      import { spawn } from 'node:child_process';
+      import { dumpSync } from 'pyspy-node';
+      const [python, script] = process.argv.slice(1);
+      const child = spawn(python, [script, '--busy', '--lifetime', '120', '--depth', '50'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise((resolve) => child.stdout.on('data', (d) => String(d).includes('READY') && resolve()));
+      dumpSync(child.pid);
+      process.stdout.write('CHILD ' + child.pid + '\\n');
+      for (;;) dumpSync(child.pid);
+    `;
+    const orphans: number[] = [];
+    let whilePaused = 0;
+    try {
+      for (let i = 0; i < OWN_CHILD_KILLS; i++) {
+        const signal = signals[i % 3]!;
+        const profiler = spawn(process.execPath, ['--input-type=module', '-e', code, HOST.argv[0]!, path.join(FIXTURES_DIR, FIXTURE)], {
+          cwd: REPO_ROOT,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stderr = '';
+        profiler.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+        const target = await settleWithin(
+          new Promise<number>((resolve, reject) => {
+            profiler.stdout.setEncoding('utf8').on('data', (d: string) => {
+              const m = /CHILD (\d+)/.exec(d);
+              if (m) resolve(Number(m[1]));
+            });
+            profiler.once('exit', (c) => reject(new Error(`profiler exited (${c}) before its child was ready: ${stderr}`)));
+          }),
+          60_000,
+          'profiler start',
+        );
+        orphans.push(target);
+        await sleep(rand() * 100);
+        if (catchPaused(target, 1000)) whilePaused++;
+        profiler.kill(signal);
+        const ended = await exitOf(profiler, `profiler after ${signal}`);
+        const what = `seed ${SEED}, kill ${i}: profiler of its own child ${target} ended by ${ended}`;
+        expect(ended, what).toBe(signal);
+        expect(await waitRunning(target), what).toBe('running');
+        const before = cpuTicks(target)!;
+        await sleep(300);
+        expect(cpuTicks(target)! - before, `${what}: the busy target's CPU time moves on`).toBeGreaterThan(0);
+        process.kill(target, 'SIGKILL');
+      }
+    } finally {
+      for (const pid of orphans) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+    }
+    expect(whilePaused, 'killed while the child was stopped at least once').toBeGreaterThan(0);
+    console.log(`own-child profiler kills (seed ${SEED}): ${OWN_CHILD_KILLS}, ${whilePaused} with the child seen stopped just before`);
   });
 });

@@ -20,6 +20,8 @@ mod memory;
 #[cfg(target_os = "linux")]
 mod pause;
 #[cfg(target_os = "linux")]
+mod resumer;
+#[cfg(target_os = "linux")]
 mod thread_files;
 #[cfg(not(target_os = "linux"))]
 mod unsupported;

@@ -13,8 +13,9 @@
 //! of ours, and `waitpid` reports ptrace stops to any thread of the tracer:
 //! it would swallow our stop and report a false exit. Such a target is
 //! paused with `SIGSTOP`/`SIGCONT` instead, which a `waitpid` without
-//! `WUNTRACED` does not see. (If the profiler is killed with SIGKILL while a
-//! child is stopped this way, the child stays stopped until sent SIGCONT.)
+//! `WUNTRACED` does not see. The kernel does not undo a `SIGSTOP` when the
+//! profiler dies, so a helper process does (`resumer.rs`): killed mid-pause
+//! by any signal, SIGKILL included, the profiler leaves no child stopped.
 //!
 //! Pauses of one target from several threads of this process (concurrent
 //! `dump()` calls, a recording and a dump at once) take turns: a thread can
@@ -85,6 +86,7 @@ impl Drop for PauseGuard {
         if let Some(pid) = self.continue_pid {
             // SAFETY: plain syscall; an exited target needs nothing.
             unsafe { libc::kill(pid, libc::SIGCONT) };
+            crate::resumer::continued(pid);
         }
         for &tid in &self.tids {
             // SAFETY: plain syscall on a thread we seized; errors (the thread
@@ -194,9 +196,13 @@ fn pause_own_child(process: &Process, turn: Turn) -> Result<PauseGuard, Error> {
             _turn: turn,
         });
     }
+    // Told first, so that the helper resumes it should we die from here on.
+    crate::resumer::stopping(pid);
     // SAFETY: plain syscall on our own child.
     if unsafe { libc::kill(pid, libc::SIGSTOP) } != 0 {
-        return Err(pause_failed(process, format!("SIGSTOP: errno {}", errno())));
+        let err = errno();
+        crate::resumer::continued(pid);
+        return Err(pause_failed(process, format!("SIGSTOP: errno {err}")));
     }
     let guard = PauseGuard {
         tids: Vec::new(),
