@@ -11,6 +11,9 @@ use crate::walker::StackWalker;
 
 /// Most thread states followed in one interpreter.
 pub const MAX_THREADS: usize = 4096;
+/// Most attributes of a `threading.Thread` searched for its name (a real
+/// one has a few dozen).
+const MAX_THREAD_ATTRS: usize = 1024;
 
 /// One `PyThreadState`, as read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,13 +191,22 @@ impl<M: Memory> StackWalker<M> {
         let Some(active) = r.lookup_str_key(&r.dict_items(md_dict)?, "_active") else {
             return Ok(names);
         };
-        for (ident, thread) in r.dict_items(active)? {
+        // Bounded like the thread list: at most MAX_THREADS entries, each
+        // thread object once, and only attribute dicts of a sane size.
+        let mut seen = std::collections::HashSet::new();
+        for (ident, thread) in r.dict_items(active)?.into_iter().take(MAX_THREADS) {
+            if !seen.insert(thread) {
+                continue;
+            }
             let Ok(Some(ident)) = r.read_int(ident) else {
                 continue;
             };
             let Ok(attrs) = r.instance_dict_items(thread) else {
                 continue;
             };
+            if attrs.len() > MAX_THREAD_ATTRS {
+                continue;
+            }
             if let Some(name) = r.lookup_str_key(&attrs, self.layout().flavor.thread_name_attr) {
                 if let Ok(name) = r.read_str(name, 1024) {
                     names.insert(ident as u64, name);
