@@ -177,6 +177,9 @@ impl<M: pyspy_process::Memory> ObjectReader<M> {
             )
         };
         let head_len = state_at.unwrap_or(0).max(len_at) + 8;
+        if head_len > 256 {
+            return None; // a layout no real str has: checked before allocating
+        }
         let mut heads = vec![0u8; head_len * items.len()];
         let mut reads: Vec<(usize, &mut [u8])> = items
             .iter()
