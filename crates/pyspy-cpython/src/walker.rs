@@ -166,6 +166,14 @@ impl<M: Memory> StackWalker<M> {
             o.frame_executable.max(o.frame_instr_ptr) + 8,
         );
         let span = hi - lo;
+        if span > 256 {
+            // No real frame has its code and instruction pointers this far
+            // apart: checked before allocating span x frames.
+            return Err(Error::Corrupt {
+                what: "frame layout",
+                addr: top,
+            });
+        }
         let frames = std::mem::take(&mut self.pending);
         self.check_buf.resize(8 + span * frames.len(), 0);
         let (top_buf, rest) = self.check_buf.split_at_mut(8);
