@@ -56,6 +56,16 @@ pub struct CodeInfo {
     checks: Vec<(usize, Vec<u8>)>,
 }
 
+/// A frame as the walk saw it: where it is, its code, its position and
+/// the frame it links to (re-compared by [`StackWalker::walk_unchanged`]).
+#[derive(Debug, Clone, Copy)]
+struct WalkedFrame {
+    addr: usize,
+    code: usize,
+    instr: usize,
+    previous: usize,
+}
+
 /// One frame as read from memory, before names are attached.
 #[derive(Debug, Clone, Copy)]
 pub struct RawFrame {
@@ -86,7 +96,7 @@ pub struct StackWalker<M> {
     /// Byte range of a code object compared to validate the cache.
     fingerprint: std::ops::Range<usize>,
     /// Frames of the current walk, before their code objects are checked.
-    pending: Vec<(usize, usize, usize)>,
+    pending: Vec<WalkedFrame>,
     /// Scratch for validation reads.
     check_buf: Vec<u8>,
     /// Code addresses evicted as stale since the last `take_evicted`.
@@ -161,38 +171,44 @@ impl<M: Memory> StackWalker<M> {
             return Ok(true);
         }
         let o = self.layout().offsets;
-        let (lo, hi) = (
-            o.frame_executable.min(o.frame_instr_ptr),
-            o.frame_executable.max(o.frame_instr_ptr) + 8,
-        );
+        let fields = [o.frame_executable, o.frame_instr_ptr, o.frame_previous];
+        let lo = fields.into_iter().min().unwrap_or(0);
+        let hi = fields.into_iter().max().unwrap_or(0) + 8;
         let span = hi - lo;
         if span > 256 {
-            // No real frame has its code and instruction pointers this far
-            // apart: checked before allocating span x frames.
+            // No real frame has these pointers this far apart: checked
+            // before allocating span x frames.
             return Err(Error::Corrupt {
                 what: "frame layout",
                 addr: top,
             });
         }
         let frames = std::mem::take(&mut self.pending);
-        self.check_buf.resize(8 + span * frames.len(), 0);
-        let (top_buf, rest) = self.check_buf.split_at_mut(8);
-        let mut reads: Vec<(usize, &mut [u8])> = Vec::with_capacity(frames.len() + 1);
-        reads.push((slot, top_buf));
-        for (&(addr, _, _), buf) in frames.iter().zip(rest.chunks_mut(span)) {
-            reads.push((addr.wrapping_add(lo), buf));
+        self.check_buf.resize(16 + span * frames.len(), 0);
+        let (slots, rest) = self.check_buf.split_at_mut(16);
+        let (first_slot, last_slot) = slots.split_at_mut(8);
+        let mut reads: Vec<(usize, &mut [u8])> = Vec::with_capacity(frames.len() + 2);
+        reads.push((slot, first_slot));
+        for (f, buf) in frames.iter().zip(rest.chunks_mut(span)) {
+            reads.push((f.addr.wrapping_add(lo), buf));
         }
+        // The top-frame pointer again, after the frames: a stack that
+        // unwound and was rebuilt at the same addresses (frame objects are
+        // reused) while the frames were compared shows a different top.
+        reads.push((slot, last_slot));
         let read = self.objects.mem.read_many(&mut reads).is_ok();
         drop(reads);
-        let mut same = read && usize_at(&self.check_buf, 0) == top;
-        for (i, &(addr, code, instr)) in frames.iter().enumerate() {
+        let mut same =
+            read && usize_at(&self.check_buf, 0) == top && usize_at(&self.check_buf, 8) == top;
+        for (i, f) in frames.iter().enumerate() {
             if !same {
                 break;
             }
-            let now = &self.check_buf[8 + i * span..8 + (i + 1) * span];
-            same &= usize_at(now, o.frame_executable - lo) & !7 == code;
-            if addr != top {
-                same &= usize_at(now, o.frame_instr_ptr - lo) == instr;
+            let now = &self.check_buf[16 + i * span..16 + (i + 1) * span];
+            same &= usize_at(now, o.frame_executable - lo) & !7 == f.code;
+            same &= usize_at(now, o.frame_previous - lo) == f.previous;
+            if f.addr != top {
+                same &= usize_at(now, o.frame_instr_ptr - lo) == f.instr;
             }
         }
         self.pending = frames;
@@ -234,7 +250,12 @@ impl<M: Memory> StackWalker<M> {
             let shim = owner.is_some()
                 && (owner == flavor.owner_cstack || owner == flavor.owner_interpreter);
             if !shim && code != 0 {
-                pending.push((addr, code, usize_at(&buf, o.frame_instr_ptr)));
+                pending.push(WalkedFrame {
+                    addr,
+                    code,
+                    instr: usize_at(&buf, o.frame_instr_ptr),
+                    previous,
+                });
             }
             addr = previous;
         }
@@ -247,13 +268,16 @@ impl<M: Memory> StackWalker<M> {
     /// turns the walk into frames with lines.
     fn resolve_pending(
         &mut self,
-        pending: &[(usize, usize, usize)],
+        pending: &[WalkedFrame],
         out: &mut Vec<RawFrame>,
     ) -> Result<(), Error> {
-        self.validate_codes(pending.iter().map(|p| p.1))?;
+        self.validate_codes(pending.iter().map(|p| p.code))?;
         let adaptive = self.layout().offsets.code_code_adaptive.unwrap_or(0);
         let table = self.layout().flavor.line_table;
-        for &(addr, code, instr) in pending {
+        for &WalkedFrame {
+            addr, code, instr, ..
+        } in pending
+        {
             if !self.is_code(code)? {
                 continue;
             }

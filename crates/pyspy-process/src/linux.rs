@@ -63,11 +63,32 @@ impl Process {
         &self.counter
     }
 
-    /// True while the process exists and is not a zombie.
+    /// True while the process exists, is not a zombie and has not begun to
+    /// exit (a SIGKILLed process keeps a running state for milliseconds
+    /// while the kernel tears it down, and refuses reads meanwhile).
     pub fn is_alive(&self) -> bool {
         match std::fs::read(format!("/proc/{}/stat", self.pid)) {
-            Ok(stat) => stat_state(&stat).is_some_and(|s| s != b'Z' && s != b'X'),
+            Ok(stat) => {
+                stat_state(&stat).is_some_and(|s| s != b'Z' && s != b'X')
+                    && stat_flags(&stat).is_some_and(|f| f & PF_EXITING == 0)
+            }
             Err(_) => false,
+        }
+    }
+
+    /// `PermissionDenied`, unless the process turns out to be exiting: a
+    /// target being killed refuses reads and ptrace before its `/proc`
+    /// entry says so, so a refusal is re-checked for a short while.
+    pub fn denied_or_exited(&self) -> Error {
+        let deadline = std::time::Instant::now() + DENIED_GRACE;
+        loop {
+            if !self.is_alive() {
+                return Error::Exited { pid: self.pid };
+            }
+            if std::time::Instant::now() >= deadline {
+                return Error::PermissionDenied { pid: self.pid };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
         }
     }
 
@@ -81,7 +102,7 @@ impl Process {
             return Error::Exited { pid: self.pid };
         }
         if source.kind() == std::io::ErrorKind::PermissionDenied {
-            return Error::PermissionDenied { pid: self.pid };
+            return self.denied_or_exited();
         }
         Error::Io {
             pid: self.pid,
@@ -95,7 +116,7 @@ impl Process {
         if source.is_gone() || !self.is_alive() {
             Error::Exited { pid: self.pid }
         } else if source.is_denied() {
-            Error::PermissionDenied { pid: self.pid }
+            self.denied_or_exited()
         } else {
             Error::Read {
                 pid: self.pid,
@@ -255,35 +276,31 @@ fn vm_readv(
     reads: &mut [(usize, &mut [u8])],
     counter: &ReadCounter,
 ) -> Result<(), ReadError> {
-    let mut local = [libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    }; MAX_IOV];
-    let mut remote = [libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    }; MAX_IOV];
+    // Only the first `n` entries are written and passed: zeroing two full
+    // 1024-entry arrays (32 KB) per call cost more than a small read itself.
+    let n = reads.len();
+    let mut local = [std::mem::MaybeUninit::<libc::iovec>::uninit(); MAX_IOV];
+    let mut remote = [std::mem::MaybeUninit::<libc::iovec>::uninit(); MAX_IOV];
     let mut total = 0usize;
     for (i, (addr, buf)) in reads.iter_mut().enumerate() {
-        local[i] = libc::iovec {
+        local[i].write(libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
             iov_len: buf.len(),
-        };
-        remote[i] = libc::iovec {
+        });
+        remote[i].write(libc::iovec {
             iov_base: *addr as *mut libc::c_void,
             iov_len: buf.len(),
-        };
+        });
         total += buf.len();
     }
-    let n = reads.len();
     // SAFETY: the local iovecs point into live, exclusively borrowed buffers
     // of the stated lengths; the remote ones are only read by the kernel.
     let got = unsafe {
         libc::process_vm_readv(
             pid,
-            local.as_ptr(),
+            local.as_ptr().cast::<libc::iovec>(),
             n as libc::c_ulong,
-            remote.as_ptr(),
+            remote.as_ptr().cast::<libc::iovec>(),
             n as libc::c_ulong,
             0,
         )
@@ -353,6 +370,19 @@ pub(crate) fn stat_state(stat: &[u8]) -> Option<u8> {
     let close = stat.iter().rposition(|b| *b == b')')?;
     stat.get(close + 2).copied()
 }
+
+/// The `flags` field (the 9th) of a `/proc/.../stat` line.
+fn stat_flags(stat: &[u8]) -> Option<u32> {
+    let close = stat.iter().rposition(|b| *b == b')')?;
+    let field = stat.get(close + 2..)?.split(|b| *b == b' ').nth(6)?;
+    std::str::from_utf8(field).ok()?.parse().ok()
+}
+
+/// `PF_EXITING` in a task's flags: set as it begins to exit.
+const PF_EXITING: u32 = 0x4;
+/// How long a refused read or attach waits to see the target exit before
+/// it is reported as a permission problem.
+const DENIED_GRACE: std::time::Duration = std::time::Duration::from_millis(50);
 
 #[cfg(test)]
 mod tests {
@@ -424,5 +454,19 @@ mod tests {
         assert_eq!(stat_state(b"12 (a) b) c) S 1 2"), Some(b'S'));
         assert_eq!(stat_state(b"12 (python3) R 1"), Some(b'R'));
         assert_eq!(stat_state(b"garbage"), None);
+    }
+
+    #[test]
+    fn stat_flags_reads_the_ninth_field() {
+        let line = b"12 (a) b) R 1 12 12 0 -1 4194564 100 0";
+        assert_eq!(stat_flags(line), Some(4194564));
+        assert_eq!(stat_flags(line).map(|f| f & PF_EXITING), Some(4));
+        assert_eq!(stat_flags(b"12 (x) S 1"), None);
+    }
+
+    #[test]
+    fn this_process_is_alive() {
+        let me = Process::open(std::process::id() as Pid).unwrap();
+        assert!(me.is_alive());
     }
 }

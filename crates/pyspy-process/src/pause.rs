@@ -137,7 +137,7 @@ pub(crate) fn pause(process: &Process) -> Result<PauseGuard, Error> {
                 match errno() {
                     libc::ESRCH => continue,
                     libc::EPERM if process.thread_running(tid).is_some() => {
-                        return Err(Error::PermissionDenied { pid });
+                        return Err(process.denied_or_exited());
                     }
                     libc::EPERM => continue,
                     e => {
@@ -166,11 +166,7 @@ pub(crate) fn pause(process: &Process) -> Result<PauseGuard, Error> {
     }
     if guard.tids.is_empty() {
         drop(guard);
-        return Err(if process.is_alive() {
-            Error::PermissionDenied { pid }
-        } else {
-            Error::Exited { pid }
-        });
+        return Err(process.denied_or_exited());
     }
     Ok(guard)
 }

@@ -42,6 +42,10 @@ impl Process {
         false
     }
     /// See the Linux version.
+    pub fn denied_or_exited(&self) -> Error {
+        Error::Unsupported
+    }
+    /// See the Linux version.
     pub fn io_error(&self, _what: &str, _source: std::io::Error) -> Error {
         Error::Unsupported
     }
