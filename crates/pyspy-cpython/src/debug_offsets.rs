@@ -408,3 +408,11 @@ pub fn offsets_from_table(
         },
     ))
 }
+
+/// `interpreter_state.code_object_generation` (3.14+), when the table has it.
+pub(crate) fn code_generation(table: &[u8], minor: u8) -> Option<usize> {
+    let fields = parse_fields(table, minor).ok()?;
+    fields
+        .get("interpreter_state.code_object_generation")
+        .map(|v| *v as usize)
+}

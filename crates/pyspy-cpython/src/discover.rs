@@ -394,6 +394,7 @@ fn pthread_tid_offset(process: &Process, layout: &Layout, interp: usize) -> Opti
 /// The layout for `version`, reading the target's debug offsets on 3.13+.
 pub fn layout_for(mem: &impl Memory, version: Version, runtime: usize) -> Result<Layout, Error> {
     let flavor = Flavor::for_version(version).ok_or_else(|| unsupported(version))?;
+    let mut code_generation = None;
     let offsets = match (version.major, version.minor) {
         (2, _) => generated::OFFSETS_2_7,
         (3, 6) => generated::OFFSETS_3_6,
@@ -414,6 +415,7 @@ pub fn layout_for(mem: &impl Memory, version: Version, runtime: usize) -> Result
                 });
             }
             let (head, offsets) = debug_offsets::offsets_from_table(&table, supplement(minor))?;
+            code_generation = debug_offsets::code_generation(&table, minor);
             if (head.version.major, head.version.minor) != (version.major, version.minor) {
                 return Err(Error::UnsupportedVersion {
                     version,
@@ -428,6 +430,7 @@ pub fn layout_for(mem: &impl Memory, version: Version, runtime: usize) -> Result
         offsets,
         flavor,
         pthread_tid: None,
+        code_generation,
     })
 }
 

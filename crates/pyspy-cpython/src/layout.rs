@@ -106,6 +106,9 @@ pub struct Layout {
     /// at, when [`crate::find_interpreter`] found and checked it (glibc
     /// x86_64: `struct pthread.tid` at 0x2d0) against the target's threads.
     pub pthread_tid: Option<usize>,
+    /// 3.14+: `PyInterpreterState._code_object_generation` (bumped each
+    /// time a code object is freed), from the target's debug offsets.
+    pub code_generation: Option<usize>,
 }
 
 impl Flavor {

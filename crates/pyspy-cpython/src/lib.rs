@@ -13,6 +13,8 @@
 //! binary formats itself (`pyspy-binary` does).
 #![deny(missing_docs)]
 
+mod codes;
+mod consistency;
 mod debug_offsets;
 mod dict;
 mod discover;
@@ -26,11 +28,13 @@ mod linetable;
 mod locals;
 mod objects;
 mod offsets;
+mod snapshot;
 mod stack;
 mod threads;
 mod version;
 mod walker;
 
+pub use codes::CodeInfo;
 pub use debug_offsets::{header as debug_offsets_header, TableHeader};
 pub use discover::{find_interpreter, layout_for, Interpreter};
 pub use error::Error;
@@ -41,4 +45,4 @@ pub use offsets::Offsets;
 pub use stack::{Frame, LocalVariable, ThreadStack};
 pub use threads::ThreadState;
 pub use version::Version;
-pub use walker::{CodeInfo, RawFrame, StackWalker, MAX_FRAMES};
+pub use walker::{RawFrame, StackWalker, MAX_FRAMES};

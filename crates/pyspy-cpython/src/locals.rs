@@ -4,9 +4,10 @@
 
 use pyspy_process::{Memory, MemoryExt};
 
+use crate::codes::CodeInfo;
 use crate::error::{Error, ReadContext};
 use crate::objects::MAX_BYTES;
-use crate::walker::{CodeInfo, StackWalker};
+use crate::walker::StackWalker;
 use crate::LocalVariable;
 
 /// Longest rendering of one value (characters).

@@ -39,23 +39,9 @@ pub struct ThreadState {
 
 impl<M: Memory> StackWalker<M> {
     /// Every thread state of the interpreter at `interp`, newest first.
-    pub fn thread_states(&self, interp: usize) -> Result<Vec<ThreadState>, Error> {
+    pub fn thread_states(&mut self, interp: usize) -> Result<Vec<ThreadState>, Error> {
         let o = self.layout().offsets;
-        let len = [
-            o.tstate_next,
-            o.tstate_thread_id,
-            o.tstate_native_thread_id.unwrap_or(0),
-            o.tstate_frame.unwrap_or(0),
-            o.tstate_current_frame.unwrap_or(0),
-            o.tstate_cframe.unwrap_or(0),
-            // `datastack_top` follows `datastack_chunk` in 3.11–3.15.
-            o.tstate_datastack_chunk.map_or(0, |c| c + 8),
-        ]
-        .into_iter()
-        .max()
-        .unwrap_or(0)
-            + 8;
-        let mut buf = vec![0u8; len];
+        let mut buf = vec![0u8; self.tstate_len()];
         let mut addr = self
             .objects
             .mem
@@ -70,19 +56,7 @@ impl<M: Memory> StackWalker<M> {
                 });
             }
             self.objects.mem.read(addr, &mut buf).what("thread state")?;
-            let (top_frame, top_slot) = self.top_frame(addr, &buf)?;
-            let chunk = o.tstate_datastack_chunk;
-            out.push(ThreadState {
-                addr,
-                thread_id: usize_at(&buf, o.tstate_thread_id) as u64,
-                native_thread_id: o
-                    .tstate_native_thread_id
-                    .map_or(0, |off| usize_at(&buf, off) as u64),
-                top_frame,
-                top_slot,
-                datastack_chunk: chunk.map_or(0, |off| usize_at(&buf, off)),
-                datastack_top: chunk.map_or(0, |off| usize_at(&buf, off + 8)),
-            });
+            out.push(self.parse_tstate(addr, &buf)?);
             addr = usize_at(&buf, o.tstate_next);
         }
         if o.tstate_native_thread_id.is_none() {
@@ -93,10 +67,47 @@ impl<M: Memory> StackWalker<M> {
         Ok(out)
     }
 
+    /// Bytes of a thread state read: up to its last field used.
+    pub(crate) fn tstate_len(&self) -> usize {
+        let o = self.layout().offsets;
+        [
+            o.tstate_next,
+            o.tstate_thread_id,
+            o.tstate_native_thread_id.unwrap_or(0),
+            o.tstate_frame.unwrap_or(0),
+            o.tstate_current_frame.unwrap_or(0),
+            o.tstate_cframe.unwrap_or(0),
+            // `datastack_top` follows `datastack_chunk` in 3.11–3.15.
+            o.tstate_datastack_chunk.map_or(0, |c| c + 8),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+            + 8
+    }
+
+    /// A thread state from its bytes (`tstate_len` of them, read at `addr`).
+    pub(crate) fn parse_tstate(&mut self, addr: usize, buf: &[u8]) -> Result<ThreadState, Error> {
+        let o = self.layout().offsets;
+        let (top_frame, top_slot) = self.top_frame(addr, buf)?;
+        let chunk = o.tstate_datastack_chunk;
+        Ok(ThreadState {
+            addr,
+            thread_id: usize_at(buf, o.tstate_thread_id) as u64,
+            native_thread_id: o
+                .tstate_native_thread_id
+                .map_or(0, |off| usize_at(buf, off) as u64),
+            top_frame,
+            top_slot,
+            datastack_chunk: chunk.map_or(0, |off| usize_at(buf, off)),
+            datastack_top: chunk.map_or(0, |off| usize_at(buf, off + 8)),
+        })
+    }
+
     /// Fills `native_thread_id` from the tid the C library stores at `off`
     /// in each thread's descriptor (one batched read; an unreadable or
     /// implausible one stays 0).
-    fn tids_from_pthreads(&self, off: usize, states: &mut [ThreadState]) {
+    pub(crate) fn tids_from_pthreads(&self, off: usize, states: &mut [ThreadState]) {
         let mut tids = vec![[0u8; 4]; states.len()];
         let mut reads: Vec<(usize, &mut [u8])> = states
             .iter()

@@ -267,6 +267,95 @@ impl Memory for Process {
         }
         Ok(())
     }
+
+    fn read_ranges(&self, ranges: &[(usize, usize)], buf: &mut [u8]) -> Result<(), ReadError> {
+        let total: usize = ranges.iter().map(|r| r.1).sum();
+        if total > buf.len() {
+            return Err(ReadError {
+                addr: ranges.first().map_or(0, |r| r.0),
+                len: total,
+                errno: libc::EINVAL,
+            });
+        }
+        let mut at = 0;
+        for group in ranges.chunks(MAX_IOV) {
+            let len: usize = group.iter().map(|r| r.1).sum();
+            vm_readv_ranges(self.pid, group, &mut buf[at..at + len], &self.counter)?;
+            at += len;
+        }
+        Ok(())
+    }
+}
+
+/// One `process_vm_readv` of up to `MAX_IOV` ranges into consecutive bytes
+/// of `buf` (exactly their total length).
+fn vm_readv_ranges(
+    pid: Pid,
+    ranges: &[(usize, usize)],
+    buf: &mut [u8],
+    counter: &ReadCounter,
+) -> Result<(), ReadError> {
+    // Ranges that continue one another are one iovec: the kernel pays per
+    // iovec (and per page), and the local side is one buffer anyway.
+    let mut remote = [std::mem::MaybeUninit::<libc::iovec>::uninit(); MAX_IOV];
+    let mut n = 0;
+    let mut end = usize::MAX;
+    let mut len_n = 0;
+    for &(addr, len) in ranges {
+        if n > 0 && addr == end {
+            len_n += len;
+        } else {
+            if n > 0 {
+                remote[n - 1].write(libc::iovec {
+                    iov_base: end.wrapping_sub(len_n) as *mut libc::c_void,
+                    iov_len: len_n,
+                });
+            }
+            n += 1;
+            len_n = len;
+        }
+        end = addr.wrapping_add(len);
+    }
+    if n > 0 {
+        remote[n - 1].write(libc::iovec {
+            iov_base: (end.wrapping_sub(len_n)) as *mut libc::c_void,
+            iov_len: len_n,
+        });
+    }
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: one local iovec over the whole exclusively borrowed buffer;
+    // the first `n` remote entries are initialized above and only read.
+    let got = unsafe {
+        libc::process_vm_readv(
+            pid,
+            &local,
+            1,
+            remote.as_ptr().cast::<libc::iovec>(),
+            n as libc::c_ulong,
+            0,
+        )
+    };
+    counter.add(got.max(0) as usize);
+    if got < 0 {
+        let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        let (addr, len) = ranges.first().copied().unwrap_or((0, 0));
+        return Err(ReadError { addr, len, errno });
+    }
+    let mut left = got as usize;
+    for &(addr, len) in ranges {
+        if left < len {
+            return Err(ReadError {
+                addr,
+                len,
+                errno: libc::EFAULT,
+            });
+        }
+        left -= len;
+    }
+    Ok(())
 }
 
 /// One `process_vm_readv` for up to `MAX_IOV` ranges. The call stops at the
@@ -293,8 +382,9 @@ fn vm_readv(
         });
         total += buf.len();
     }
-    // SAFETY: the local iovecs point into live, exclusively borrowed buffers
-    // of the stated lengths; the remote ones are only read by the kernel.
+    // SAFETY: the first `n` entries of both arrays are initialized above;
+    // the local ones point into live, exclusively borrowed buffers of the
+    // stated lengths; the remote ones are only read by the kernel.
     let got = unsafe {
         libc::process_vm_readv(
             pid,
@@ -406,6 +496,35 @@ mod tests {
         assert_eq!(x, a);
         assert_eq!(u64::from_le_bytes(y), b);
         assert_eq!(me.read_u64(&b as *const u64 as usize).unwrap(), b);
+    }
+
+    #[test]
+    fn reads_ranges_into_one_buffer_in_one_call() {
+        let a = [1u8, 2, 3, 4, 5, 6, 7, 8];
+        let b = [9u8; 20];
+        let me = Process::open(std::process::id() as Pid).unwrap();
+        let mut buf = vec![0u8; 28];
+        let before = me.read_counter().calls();
+        me.read_ranges(
+            &[
+                (a.as_ptr() as usize + 4, 4),
+                (b.as_ptr() as usize, 20),
+                (a.as_ptr() as usize, 4),
+            ],
+            &mut buf,
+        )
+        .unwrap();
+        assert_eq!(me.read_counter().calls() - before, 1);
+        assert_eq!(&buf[..4], &a[4..]);
+        assert_eq!(&buf[4..24], &b[..]);
+        assert_eq!(&buf[24..], &a[..4]);
+        let err = me
+            .read_ranges(&[(a.as_ptr() as usize, 4), (8, 8)], &mut buf[..12])
+            .unwrap_err();
+        assert_eq!(err.addr, 8);
+        assert!(me
+            .read_ranges(&[(a.as_ptr() as usize, 8)], &mut buf[..4])
+            .is_err());
     }
 
     #[test]

@@ -15,6 +15,19 @@ pub trait Memory {
         }
         Ok(())
     }
+
+    /// Reads `(address, length)` ranges one after another into `buf`
+    /// (which holds their lengths' sum), in one system call where the OS
+    /// allows: [`Memory::read_many`] without building a list of slices.
+    fn read_ranges(&self, ranges: &[(usize, usize)], buf: &mut [u8]) -> Result<(), ReadError> {
+        let mut rest = buf;
+        for &(addr, len) in ranges {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
+            self.read(addr, head)?;
+            rest = tail;
+        }
+        Ok(())
+    }
 }
 
 impl<M: Memory + ?Sized> Memory for &M {
@@ -24,6 +37,9 @@ impl<M: Memory + ?Sized> Memory for &M {
     fn read_many(&self, reads: &mut [(usize, &mut [u8])]) -> Result<(), ReadError> {
         (**self).read_many(reads)
     }
+    fn read_ranges(&self, ranges: &[(usize, usize)], buf: &mut [u8]) -> Result<(), ReadError> {
+        (**self).read_ranges(ranges, buf)
+    }
 }
 
 impl<M: Memory + ?Sized> Memory for std::sync::Arc<M> {
@@ -32,6 +48,9 @@ impl<M: Memory + ?Sized> Memory for std::sync::Arc<M> {
     }
     fn read_many(&self, reads: &mut [(usize, &mut [u8])]) -> Result<(), ReadError> {
         (**self).read_many(reads)
+    }
+    fn read_ranges(&self, ranges: &[(usize, usize)], buf: &mut [u8]) -> Result<(), ReadError> {
+        (**self).read_ranges(ranges, buf)
     }
 }
 

@@ -2,7 +2,7 @@
 //! interned by id, counts per unique stack, and a run-length timeline. The
 //! per-sample path allocates only when it meets something new.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::time::Duration;
 
 use pyspy_output::{FrameKind, FrameLabel, Profile, Span, StackCount, ThreadInfo};
@@ -23,10 +23,10 @@ pub enum LineMode {
 #[derive(Debug, Default)]
 pub struct Aggregator {
     profile: Profile,
-    labels: HashMap<FrameLabel, u32>,
-    threads: HashMap<(i32, u64), u32>,
+    labels: FxHashMap<FrameLabel, u32>,
+    threads: FxHashMap<(i32, u64), u32>,
     /// Stack key: thread index followed by frame ids, root first.
-    stacks: HashMap<Box<[u32]>, u32>,
+    stacks: FxHashMap<Box<[u32]>, u32>,
     /// Per thread: index of its open span in the timeline.
     open_span: Vec<Option<usize>>,
     keep_timeline: bool,

@@ -1,7 +1,7 @@
 //! Sampling one process on a jittered schedule into the shared [`Shared`]
 //! sink, until asked to stop, the duration ends, or the process exits.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,12 @@ use crate::record::{RecordConfig, StopReason};
 use crate::sink::Shared;
 use crate::{Error, RawSample, Session};
 use pyspy_native::MergedFrame;
+
+/// A sample due this soon is taken now: a sleep this short costs about as
+/// much CPU as a sample, and the schedule is jittered by ±50% anyway.
+const EARLY: Duration = Duration::from_micros(50);
+/// Wake-up precision asked of the kernel for the sampling threads.
+const TIMER_SLACK_NS: u64 = 1_000;
 
 /// A small, fast pseudo-random generator for schedule jitter.
 struct Jitter(u64);
@@ -55,6 +61,7 @@ pub(crate) fn sample_process(
         roots.iter().map(|l| total.frame_id(l)).collect()
     };
     let (mut last_torn, mut last_paused) = (0, 0);
+    pyspy_process::set_timer_slack(TIMER_SLACK_NS);
     let mut next = Instant::now();
     loop {
         if shared.stop.load(Ordering::Relaxed) {
@@ -65,7 +72,7 @@ pub(crate) fn sample_process(
         if config.duration.is_some_and(|d| at >= d) {
             return Ok(StopReason::Duration);
         }
-        if next > now {
+        if next > now + EARLY {
             std::thread::sleep(next - now);
             continue; // re-check stop and duration after sleeping
         }
@@ -214,9 +221,9 @@ fn nanos() -> u64 {
 /// built and hashed once; later samples find the id with one lookup.
 #[derive(Default)]
 struct Labeler {
-    ids: HashMap<(usize, i32), u32>,
+    ids: FxHashMap<(usize, i32), u32>,
     /// Native frames, by symbol id.
-    native: HashMap<u32, u32>,
+    native: FxHashMap<u32, u32>,
 }
 
 impl Labeler {

@@ -3,7 +3,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use pyspy_cpython::{find_interpreter, Frame, Interpreter, RawFrame, StackWalker, ThreadStack};
+use pyspy_cpython::{
+    find_interpreter, Frame, Interpreter, RawFrame, StackWalker, ThreadStack, ThreadState,
+};
 use pyspy_native::{MergedFrame, NativeStacks, NativeSymbol};
 use pyspy_process::{PauseGuard, Pid, Process, ThreadFiles};
 
@@ -70,6 +72,8 @@ pub struct Session {
     walker: StackWalker<Arc<Process>>,
     names: HashMap<u64, String>,
     names_tried: HashSet<u64>,
+    /// Thread states of the last read (reused).
+    states: Vec<ThreadState>,
     thread_files: ThreadFiles,
     torn_reads: u64,
     paused_fallbacks: u64,
@@ -101,6 +105,7 @@ impl Session {
             walker,
             names: HashMap::new(),
             names_tried: HashSet::new(),
+            states: Vec::new(),
             thread_files: ThreadFiles::default(),
             torn_reads: 0,
             paused_fallbacks: 0,
@@ -313,15 +318,16 @@ impl Session {
         out: &mut RawSample,
     ) -> Result<bool, Error> {
         let interp = self.interpreter.interp;
-        self.walker.begin_read();
         if let Some(n) = self.native.as_mut() {
             n.begin_sample();
         }
-        let states = self.walker.thread_states(interp)?;
-        let holder = self
+        let mut states = std::mem::take(&mut self.states);
+        let result = self
             .walker
-            .gil_holder(self.interpreter.runtime, interp)
-            .unwrap_or(0);
+            .sample_threads(self.interpreter.runtime, interp, &mut states);
+        self.states = states;
+        let holder = result?;
+        let states = &self.states;
         if states
             .iter()
             .any(|t| !self.names_tried.contains(&t.thread_id))
@@ -333,24 +339,19 @@ impl Session {
             }
             self.names_tried.extend(states.iter().map(|t| t.thread_id));
         }
+        self.walker.walk_threads(states)?;
+        if validate && !self.walker.walks_unchanged()? {
+            return Ok(false);
+        }
         out.used = 0;
-        for ts in &states {
+        for (i, ts) in states.iter().enumerate() {
             if out.used == out.threads.len() {
                 out.threads.push(RawThread::default());
             }
             let t = &mut out.threads[out.used];
             out.used += 1;
             t.frames.clear();
-            if ts.top_frame != 0 {
-                // A chunk that cannot be copied only costs speed.
-                let _ = self
-                    .walker
-                    .prefetch_chunks(ts.datastack_chunk, ts.datastack_top);
-                self.walker.raw_frames(ts.top_frame, &mut t.frames)?;
-                if validate && !self.walker.walk_unchanged(ts.top_slot, ts.top_frame)? {
-                    return Ok(false);
-                }
-            }
+            self.walker.resolve_walk(i, &mut t.frames)?;
             t.thread_id = ts.thread_id;
             t.os_thread_id = (ts.native_thread_id != 0).then_some(ts.native_thread_id);
             t.owns_gil = holder != 0 && holder == ts.addr;

@@ -97,6 +97,42 @@ pub fn read_all<M: Memory + Clone>(
             trace.note("frames", &named);
             let _ = walker.take_evicted();
         }
+        // The recorder's path, twice: the second read is the speculative
+        // one-call snapshot built from what the first found.
+        for _ in 0..2 {
+            sample_path(&mut walker, runtime, interp, &mut trace);
+        }
     }
     trace
+}
+
+/// One sample as `Session::read_raw` takes it: snapshot, every walk, the
+/// torn-read check, then lines.
+fn sample_path<M: Memory>(
+    walker: &mut StackWalker<M>,
+    runtime: usize,
+    interp: usize,
+    trace: &mut Trace,
+) {
+    let mut states = Vec::new();
+    let holder = walker.sample_threads(runtime, interp, &mut states);
+    trace.note("sample_threads", &holder);
+    if holder.is_err() {
+        return;
+    }
+    states.truncate(THREADS);
+    let walked = walker.walk_threads(&states);
+    trace.note("walk_threads", &walked);
+    if walked.is_err() {
+        return;
+    }
+    let same = walker.walks_unchanged();
+    trace.note("walks_unchanged", &same);
+    for i in 0..states.len() {
+        let mut raw: Vec<RawFrame> = Vec::new();
+        let resolved = walker.resolve_walk(i, &mut raw);
+        trace.note("resolve_walk", &resolved);
+        trace.frames += raw.len();
+    }
+    let _ = walker.take_evicted();
 }

@@ -28,6 +28,7 @@ mod capture;
 mod exercise;
 mod mutate;
 mod snapshot;
+mod speculation;
 
 use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
 use std::cell::{Cell, RefCell};

@@ -1,0 +1,508 @@
+//! The first read of a sample: every thread state, the GIL holder, each
+//! thread's data-stack chunks (where 3.11+ keeps its frames) and, on 3.14+,
+//! the interpreter's code-object generation, in one `process_vm_readv`.
+//!
+//! It is speculative: it reads the thread states and chunks where the
+//! previous sample found them, then checks the copy link by link (the list
+//! head, each `next`, each thread's chunk and `datastack_top`, each older
+//! chunk's header). Whatever no longer matches is read step by step, so a
+//! changed process costs speed, never a wrong stack. It does not walk frames
+//! (`walker.rs`) or check code objects (`codes.rs`).
+
+use std::ops::Range;
+
+use pyspy_process::Memory;
+
+use crate::error::{Error, ReadContext};
+use crate::objects::{i32_at, usize_at};
+use crate::threads::MAX_THREADS;
+use crate::walker::StackWalker;
+use crate::ThreadState;
+
+/// Most data-stack chunks read per thread, and the largest chunk read.
+const MAX_CHUNKS: usize = 64;
+const MAX_CHUNK_BYTES: usize = 4 << 20;
+/// Most bytes of chunks copied in one read (all threads together); frames
+/// past it are read one by one.
+const MAX_CHUNK_TOTAL: usize = 32 << 20;
+/// `_PyStackChunk` header: previous, size, top.
+const CHUNK_HEADER: usize = 24;
+/// Bytes read past a chunk's last used byte, so a stack a few frames
+/// deeper than last time is still inside the speculative copy.
+const CHUNK_SLACK: usize = 1024;
+/// Most ranges outside chunks (3.11/3.12 `cframe` words, C-stack entry
+/// frames, generator frames) read again speculatively per sample.
+pub(crate) const MAX_EXTRAS: usize = 256;
+/// Most code objects whose check ranges ride along in the snapshot.
+const MAX_SPECULATED_CODES: usize = 128;
+
+/// Bytes copied during the current read: the snapshot, then chunks read on
+/// their own. Frames inside a copied chunk are read from here.
+#[derive(Debug, Default)]
+pub(crate) struct ChunkCopies {
+    bytes: Vec<u8>,
+    /// Data-stack chunks within `bytes`: remote address, range in `bytes`.
+    chunks: Vec<(usize, Range<usize>)>,
+    /// Other ranges the snapshot copied (what the last read fetched
+    /// outside chunks): remote address, range in `bytes`.
+    extras: Vec<(usize, Range<usize>)>,
+    /// Per thread state of the current read, its entries of `chunks`.
+    per_thread: Vec<Range<usize>>,
+    /// Chunk bytes copied in this read.
+    total: usize,
+}
+
+impl ChunkCopies {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.chunks.clear();
+        self.extras.clear();
+        self.per_thread.clear();
+        self.total = 0;
+    }
+
+    /// Fills `buf` from the copy of remote `addr`, if a chunk or another
+    /// copied range holds it all.
+    pub(crate) fn copy_out(&self, addr: usize, buf: &mut [u8]) -> Copied {
+        for (list, kind) in [(&self.chunks, Copied::Chunk), (&self.extras, Copied::Extra)] {
+            for (start, range) in list {
+                if let Some(off) = addr.checked_sub(*start) {
+                    if off.saturating_add(buf.len()) <= range.len() {
+                        let from = range.start + off;
+                        buf.copy_from_slice(&self.bytes[from..from + buf.len()]);
+                        return kind;
+                    }
+                }
+            }
+        }
+        Copied::No
+    }
+}
+
+/// Where [`ChunkCopies::copy_out`] found the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Copied {
+    /// In a data-stack chunk.
+    Chunk,
+    /// In a range the previous read fetched on its own.
+    Extra,
+    /// Not copied: read it.
+    No,
+}
+
+/// Where the previous sample found each thread state and its chunks.
+#[derive(Debug, Default)]
+pub(crate) struct Speculation {
+    threads: Vec<SpeculatedThread>,
+    /// Ranges the last read fetched outside chunks.
+    extras: Vec<(usize, usize)>,
+    /// Code objects the last read walked: their checks are read along.
+    codes: Vec<usize>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct SpeculatedThread {
+    addr: usize,
+    /// Newest first: remote address and bytes to read.
+    chunks: Vec<(usize, usize)>,
+}
+
+impl<M: Memory> StackWalker<M> {
+    /// Forgets copies of an earlier read (their contents move on).
+    pub fn begin_read(&mut self) {
+        self.copies.clear();
+        self.frames_read_late();
+        self.extras_seen.clear();
+        self.read_id += 1;
+    }
+
+    /// Frames of this read were (or will be) read after the snapshot: its
+    /// code-object checks and generation no longer vouch for their code.
+    pub(crate) fn frames_read_late(&mut self) {
+        self.generation = None;
+        self.snapshot_vouches = false;
+    }
+
+    /// Notes a range read outside the chunks, to read it along next time.
+    pub(crate) fn note_extra(&mut self, addr: usize, len: usize) {
+        if self.extras_seen.len() < MAX_EXTRAS {
+            self.extras_seen.push((addr, len));
+        }
+    }
+
+    /// Every thread state of the interpreter (newest first, into `states`)
+    /// and the thread state holding the GIL (0: none or unknown), with each
+    /// thread's data-stack chunks copied for [`StackWalker::walk_threads`].
+    /// One system call when threads and chunks are where the previous
+    /// sample found them (and 3.11's `cframe`s aside).
+    pub fn sample_threads(
+        &mut self,
+        runtime: usize,
+        interp: usize,
+        states: &mut Vec<ThreadState>,
+    ) -> Result<usize, Error> {
+        // What the last read fetched on its own and the code objects it
+        // walked are read along this time.
+        let mut spec = std::mem::take(&mut self.speculation);
+        spec.extras.clear();
+        spec.extras.extend_from_slice(&self.extras_seen);
+        spec.codes.clear();
+        spec.codes.extend(self.walked_codes());
+        spec.codes.sort_unstable();
+        spec.codes.dedup();
+        spec.codes.truncate(MAX_SPECULATED_CODES);
+        self.speculation = spec;
+        self.begin_read();
+        let holder = match self.read_snapshot(runtime, interp, states)? {
+            Some(holder) => holder,
+            None => {
+                self.copies.clear();
+                self.extras_seen.clear();
+                self.frames_read_late();
+                *states = self.thread_states(interp)?;
+                let holder = self.gil_holder(runtime, interp).unwrap_or(0);
+                for ts in states.iter() {
+                    let first = self.copies.chunks.len();
+                    if ts.top_frame != 0 {
+                        // A chunk that cannot be copied only costs speed.
+                        let _ = self.prefetch_chunks(ts.datastack_chunk, ts.datastack_top);
+                    }
+                    self.copies.per_thread.push(first..self.copies.chunks.len());
+                }
+                holder
+            }
+        };
+        self.remember(states);
+        Ok(holder)
+    }
+
+    /// The speculative read; `None` when the process no longer matches it.
+    fn read_snapshot(
+        &mut self,
+        runtime: usize,
+        interp: usize,
+        states: &mut Vec<ThreadState>,
+    ) -> Result<Option<usize>, Error> {
+        let o = self.layout().offsets;
+        if self.speculation.threads.is_empty() {
+            return Ok(None);
+        }
+        // Where the GIL holder is read.
+        let gil = if let Some(off) = o.runtime_tstate_current {
+            Gil::Current(runtime.wrapping_add(off))
+        } else if let (Some(locked), Some(holder)) = (o.gil_locked, o.gil_last_holder) {
+            if locked.abs_diff(holder) > 64 {
+                // Not one small range (no layout has them apart).
+                return Ok(None);
+            }
+            match self.gil {
+                Some(g) => Gil::State(g.wrapping_add(locked), g.wrapping_add(holder)),
+                // Not found yet: the step-by-step read looks for it.
+                None if o.interp_ceval_gil.is_some() => return Ok(None),
+                None => Gil::None,
+            }
+        } else {
+            Gil::None
+        };
+        let tlen = self.tstate_len();
+        let spec = std::mem::take(&mut self.speculation);
+        self.ranges.clear();
+        self.ranges
+            .push((interp.wrapping_add(o.interp_threads_head), 8));
+        let gil_len = gil.len();
+        match gil {
+            Gil::Current(at) => self.ranges.push((at, 8)),
+            Gil::State(locked, holder) => self.ranges.push((locked.min(holder), gil_len)),
+            Gil::None => {}
+        }
+        for t in &spec.threads {
+            self.ranges.push((t.addr, tlen));
+        }
+        // Pointers before what they point at: the extras (3.11's `cframe`
+        // words among them) before the chunks, so a top frame is never
+        // newer than the copy of its chunk.
+        let bytes_so_far = |r: &[(usize, usize)]| r.iter().map(|r| r.1).sum::<usize>();
+        let extras_at = bytes_so_far(&self.ranges);
+        self.ranges.extend(spec.extras.iter().copied());
+        let chunks_at = bytes_so_far(&self.ranges);
+        for t in &spec.threads {
+            self.ranges.extend(t.chunks.iter().copied());
+        }
+        let checks_at = bytes_so_far(&self.ranges);
+        for code in &spec.codes {
+            if let Some(cc) = self.codes.get(code) {
+                self.ranges
+                    .extend(cc.info.checks.iter().map(|(a, b)| (*a, b.len())));
+            }
+        }
+        // Last, after every frame byte: a code object freed before this
+        // point changed it (see `codes.rs`).
+        let generation_at = self.layout().code_generation;
+        if let Some(off) = generation_at {
+            self.ranges.push((interp.wrapping_add(off), 8));
+        }
+        let total: usize = self.ranges.iter().map(|r| r.1).sum();
+        self.copies.bytes.resize(total, 0);
+        let read = self
+            .objects
+            .mem
+            .read_ranges(&self.ranges, &mut self.copies.bytes);
+        let result = match read {
+            Ok(()) => {
+                self.check_snapshot(&spec, gil, tlen, [extras_at, chunks_at, checks_at], states)
+            }
+            Err(_) => Ok(None),
+        };
+        self.speculation = spec;
+        result
+    }
+
+    /// Parses and checks the snapshot in `copies.bytes` against `spec`.
+    fn check_snapshot(
+        &mut self,
+        spec: &Speculation,
+        gil: Gil,
+        tlen: usize,
+        [extras_at, chunks_at, checks_at]: [usize; 3],
+        states: &mut Vec<ThreadState>,
+    ) -> Result<Option<usize>, Error> {
+        let o = self.layout().offsets;
+        // Register the extras first: thread states may need their words.
+        let mut pos = extras_at;
+        for &(addr, len) in &spec.extras {
+            self.copies.extras.push((addr, pos..pos + len));
+            pos += len;
+        }
+        self.compare_code_checks(&spec.codes, checks_at);
+        // Until a frame is read later than this snapshot, its checks (and
+        // 3.14+'s generation, its last 8 bytes) vouch for the code objects.
+        self.snapshot_vouches = true;
+        if self.layout().code_generation.is_some() {
+            let b = &self.copies.bytes;
+            self.generation = Some(usize_at(b, b.len() - 8) as u64);
+        }
+        let bytes = &self.copies.bytes;
+        let mut at = 8 + gil.len();
+        let holder = match gil {
+            Gil::Current(_) => usize_at(bytes, 8),
+            Gil::State(locked, holder) => {
+                let base = locked.min(holder);
+                let locked = i32_at(bytes, 8 + locked - base);
+                if locked == 0 {
+                    0
+                } else {
+                    usize_at(bytes, 8 + holder - base)
+                }
+            }
+            Gil::None => 0,
+        };
+        let mut expected = usize_at(bytes, 0);
+        states.clear();
+        // A thread state is parsed from a copy: parsing may read (3.11's
+        // cframe) and look at the snapshot's other ranges.
+        let mut tbuf = [0u8; 1024];
+        let Some(tbuf) = tbuf.get_mut(..tlen) else {
+            return Ok(None);
+        };
+        for t in &spec.threads {
+            if expected != t.addr {
+                return Ok(None);
+            }
+            tbuf.copy_from_slice(&self.copies.bytes[at..at + tlen]);
+            at += tlen;
+            match self.parse_tstate(t.addr, tbuf) {
+                Ok(ts) => states.push(ts),
+                Err(_) => return Ok(None),
+            }
+            expected = usize_at(tbuf, o.tstate_next);
+        }
+        if expected != 0 {
+            return Ok(None);
+        }
+        if o.tstate_native_thread_id.is_none() {
+            if let Some(off) = self.layout().pthread_tid {
+                self.tids_from_pthreads(off, states);
+            }
+        }
+        // Each thread's chunks, as copied or (changed) read again.
+        let mut at = chunks_at;
+        for (t, ts) in spec.threads.iter().zip(states.iter()) {
+            let first = self.copies.chunks.len();
+            let ok = ts.top_frame == 0 || self.accept_chunks(t, ts, at);
+            at += t.chunks.iter().map(|c| c.1).sum::<usize>();
+            if !ok {
+                self.copies.chunks.truncate(first);
+                self.frames_read_late();
+                let _ = self.prefetch_chunks(ts.datastack_chunk, ts.datastack_top);
+            }
+            self.copies.per_thread.push(first..self.copies.chunks.len());
+        }
+        Ok(Some(holder))
+    }
+
+    /// Compares the check ranges of `codes` copied at `pos` in the snapshot
+    /// (in the order `read_snapshot` put them) with what each cached code
+    /// object expects: stale ones are evicted, the others need no other
+    /// check in this read.
+    fn compare_code_checks(&mut self, codes: &[usize], mut pos: usize) {
+        for code in codes {
+            let Some(cc) = self.codes.get_mut(code) else {
+                continue;
+            };
+            let mut same = true;
+            for (_, expected) in &cc.info.checks {
+                same &= self.copies.bytes.get(pos..pos + expected.len()) == Some(&expected[..]);
+                pos += expected.len();
+            }
+            if same {
+                cc.checked_read = self.read_id;
+            } else {
+                self.codes.remove(code);
+                self.evicted.push(*code);
+            }
+        }
+    }
+
+    /// Registers the chunks of thread `t` copied at `at` in the snapshot,
+    /// if they are still the thread's chunks and hold all of its frames.
+    fn accept_chunks(&mut self, t: &SpeculatedThread, ts: &ThreadState, mut at: usize) -> bool {
+        let mut expected = ts.datastack_chunk;
+        for (k, &(addr, window)) in t.chunks.iter().enumerate() {
+            if expected == 0 {
+                return true;
+            }
+            if addr != expected || window < CHUNK_HEADER {
+                return false;
+            }
+            let head = &self.copies.bytes[at..at + CHUNK_HEADER];
+            let size = usize_at(head, 8);
+            let used = if k == 0 {
+                ts.datastack_top.wrapping_sub(addr)
+            } else {
+                usize_at(head, 16)
+                    .saturating_mul(8)
+                    .saturating_add(CHUNK_HEADER)
+            };
+            if !(CHUNK_HEADER..=window).contains(&used)
+                || used > size
+                || self.copies.total + used > MAX_CHUNK_TOTAL
+            {
+                return false;
+            }
+            self.copies.total += used;
+            self.copies.chunks.push((addr, at..at + used));
+            expected = usize_at(head, 0);
+            at += window;
+        }
+        expected == 0
+    }
+
+    /// Keeps where this read found each thread and its chunks.
+    fn remember(&mut self, states: &[ThreadState]) {
+        let mut spec = std::mem::take(&mut self.speculation);
+        spec.threads
+            .resize(states.len().min(MAX_THREADS), SpeculatedThread::default());
+        for (i, (t, ts)) in spec.threads.iter_mut().zip(states).enumerate() {
+            t.addr = ts.addr;
+            t.chunks.clear();
+            let Some(range) = self.copies.per_thread.get(i) else {
+                continue;
+            };
+            for (addr, copy) in &self.copies.chunks[range.clone()] {
+                let size = usize_at(&self.copies.bytes[copy.clone()], 8);
+                let window = (copy.len() + CHUNK_SLACK).min(size).max(copy.len());
+                t.chunks.push((*addr, window));
+            }
+        }
+        self.speculation = spec;
+    }
+
+    /// Copies the used part of a thread's data-stack chunks
+    /// (`_PyStackChunk`: previous, size, top, data) so its frames can be
+    /// walked without a read per frame: the newest chunk up to the thread's
+    /// `datastack_top` in one read, older ones (deep stacks) up to their
+    /// saved `top`. Frames outside them (generators, frame objects) are read
+    /// one by one.
+    pub fn prefetch_chunks(&mut self, chunk: usize, top: usize) -> Result<(), Error> {
+        if chunk == 0 {
+            return Ok(());
+        }
+        let used = top.wrapping_sub(chunk);
+        if !(CHUNK_HEADER..=MAX_CHUNK_BYTES).contains(&used) {
+            return Err(Error::Corrupt {
+                what: "data stack top",
+                addr: top,
+            });
+        }
+        let first = self.copies.chunks.len();
+        let mut next = Some((chunk, used));
+        for _ in 0..MAX_CHUNKS {
+            let Some((addr, used)) = next else {
+                break;
+            };
+            if self.copies.total + used > MAX_CHUNK_TOTAL {
+                break;
+            }
+            let start = self.copies.bytes.len();
+            self.copies.bytes.resize(start + used, 0);
+            self.objects
+                .mem
+                .read(addr, &mut self.copies.bytes[start..])
+                .what("data stack chunk")?;
+            let head = &self.copies.bytes[start..start + CHUNK_HEADER];
+            if usize_at(head, 8) < used {
+                return Err(Error::Corrupt {
+                    what: "data stack chunk size",
+                    addr,
+                });
+            }
+            let previous = usize_at(head, 0);
+            self.copies.total += used;
+            self.copies.chunks.push((addr, start..start + used));
+            // A chunk this thread already copied: a cycle (garbage, reused memory).
+            if previous == 0 || self.copies.chunks[first..].iter().any(|c| c.0 == previous) {
+                break;
+            }
+            let mut head = [0u8; CHUNK_HEADER];
+            self.objects
+                .mem
+                .read(previous, &mut head)
+                .what("data stack chunk")?;
+            let (size, slots) = (usize_at(&head, 8), usize_at(&head, 16));
+            let used = slots.saturating_mul(8).saturating_add(CHUNK_HEADER);
+            if used > size || used > MAX_CHUNK_BYTES {
+                return Err(Error::Corrupt {
+                    what: "data stack chunk top",
+                    addr: previous,
+                });
+            }
+            next = Some((previous, used));
+        }
+        Ok(())
+    }
+}
+
+/// Where a sample reads the GIL holder.
+#[derive(Debug, Clone, Copy)]
+enum Gil {
+    /// 3.7–3.11: `_PyRuntime.gilstate.tstate_current`.
+    Current(usize),
+    /// 3.12+: the GIL state's `locked` (an int) and `last_holder`, read as
+    /// one range.
+    State(usize, usize),
+    /// Not known.
+    None,
+}
+
+impl Gil {
+    /// Bytes the snapshot reads for it.
+    fn len(self) -> usize {
+        match self {
+            Gil::Current(_) => 8,
+            Gil::State(locked, holder) => {
+                locked.saturating_add(4).max(holder.saturating_add(8)) - locked.min(holder)
+            }
+            Gil::None => 0,
+        }
+    }
+}
