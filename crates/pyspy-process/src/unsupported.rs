@@ -111,6 +111,10 @@ impl ThreadFiles {
         None
     }
     /// See the Linux version.
+    pub fn running(&mut self, _pid: Pid, _tid: Pid) -> Option<bool> {
+        None
+    }
+    /// See the Linux version.
     pub fn in_syscall(&mut self, _pid: Pid, _tid: Pid) -> Option<bool> {
         None
     }

@@ -371,8 +371,8 @@ impl Session {
                             None => !t.frames.is_empty(),
                         }
                     }
-                    (true, Some(tid)) => match self.thread_files.state(pid, tid as Pid) {
-                        Some(state) => state == b'R',
+                    (true, Some(tid)) => match self.thread_files.running(pid, tid as Pid) {
+                        Some(running) => running,
                         None => !t.frames.is_empty(),
                     },
                 };
