@@ -42,6 +42,9 @@ pub struct PauseGuard {
     tids: Vec<Pid>,
     /// Set when paused with SIGSTOP: the pid to send SIGCONT.
     continue_pid: Option<Pid>,
+    /// A seized target that is this process's own child: its exit is left
+    /// for the code that spawned it to collect.
+    own_leader: Option<Pid>,
     /// This process's turn to pause the target; released after the resume
     /// (fields drop after `drop` has run).
     _turn: Turn,
@@ -89,14 +92,56 @@ impl Drop for PauseGuard {
             crate::resumer::continued(pid);
         }
         for &tid in &self.tids {
-            // SAFETY: plain syscall on a thread we seized; errors (the thread
-            // is gone) need no handling.
-            unsafe {
-                libc::ptrace(libc::PTRACE_DETACH, tid, 0, 0);
+            // SAFETY: plain syscall on a thread we seized.
+            if unsafe { libc::ptrace(libc::PTRACE_DETACH, tid, 0, 0) } != 0 {
+                release(tid, self.own_leader);
             }
         }
     }
 }
+
+/// Lets go of a seized thread that `PTRACE_DETACH` refused: one that
+/// exited while seized (as its tracer this thread holds its exit, and the
+/// process cannot finish exiting for its real parent until that exit is
+/// collected: collecting it hands the process back, it reaps nothing of
+/// ours) or one still running (never stopped: stop it, then detach).
+fn release(tid: Pid, own_leader: Option<Pid>) {
+    let deadline = Instant::now() + RELEASE_DEADLINE;
+    // SAFETY: plain syscall on a thread we seized; fails if it is gone.
+    let interrupted = unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0) } == 0;
+    loop {
+        match poll_stop(tid) {
+            Poll::Stopped => {
+                // SAFETY: as above; the thread is now in a ptrace stop.
+                unsafe { libc::ptrace(libc::PTRACE_DETACH, tid, 0, 0) };
+                return;
+            }
+            Poll::Gone => {
+                collect_exit(tid, own_leader);
+                return;
+            }
+            Poll::Pending if interrupted && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Poll::Pending => return,
+        }
+    }
+}
+
+/// Collects the exit of a tracee that exited while seized (`__WALL`: it
+/// may be a thread), if there is one to collect and it is not the exit of
+/// this process's own child (`own_leader`), which its spawner collects.
+fn collect_exit(tid: Pid, own_leader: Option<Pid>) {
+    if own_leader == Some(tid) {
+        return;
+    }
+    let mut status = 0;
+    // SAFETY: plain syscall; only ever about a thread we traced.
+    unsafe { libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) };
+}
+
+/// How long [`release`] waits for a still-running seized thread to stop.
+const RELEASE_DEADLINE: Duration = Duration::from_millis(200);
 
 enum Stop {
     Stopped,
@@ -115,7 +160,9 @@ pub(crate) fn pause(process: &Process) -> Result<PauseGuard, Error> {
     if !process.child_ptrace_safe() && process.parent_pid() == Some(std::process::id() as Pid) {
         return pause_own_child(process, turn);
     }
+    let own = process.parent_pid() == Some(std::process::id() as Pid);
     let mut guard = PauseGuard {
+        own_leader: own.then_some(pid),
         tids: Vec::new(),
         continue_pid: None,
         _turn: turn,
@@ -154,7 +201,11 @@ pub(crate) fn pause(process: &Process) -> Result<PauseGuard, Error> {
             }
             match wait_for_stop(tid, deadline) {
                 Ok(Stop::Stopped) => {}
-                Ok(Stop::Gone) => guard.tids.retain(|t| *t != tid),
+                Ok(Stop::Gone) => {
+                    // Exited while seized: its exit is ours to hand back.
+                    guard.tids.retain(|t| *t != tid);
+                    collect_exit(tid, guard.own_leader);
+                }
                 Err(()) => {
                     return Err(pause_failed(
                         process,
@@ -187,6 +238,7 @@ fn pause_own_child(process: &Process, turn: Turn) -> Result<PauseGuard, Error> {
     };
     if all_stopped() {
         return Ok(PauseGuard {
+            own_leader: None,
             tids: Vec::new(),
             continue_pid: None,
             _turn: turn,
@@ -201,6 +253,7 @@ fn pause_own_child(process: &Process, turn: Turn) -> Result<PauseGuard, Error> {
         return Err(pause_failed(process, format!("SIGSTOP: errno {err}")));
     }
     let guard = PauseGuard {
+        own_leader: None,
         tids: Vec::new(),
         continue_pid: Some(pid),
         _turn: turn,
@@ -404,6 +457,30 @@ mod tests {
         drop(guard);
         unsafe { libc::kill(pid, libc::SIGKILL) };
         sh.wait().unwrap();
+    }
+
+    #[test]
+    fn a_target_killed_while_paused_is_handed_back_to_its_parent() {
+        // Seized by this thread, then killed: its exit goes to us as its
+        // tracer first. Unless collected, its real parent (the shell) never
+        // sees it exit while this thread lives.
+        let (mut sh, pid) = grandchild_sleeper();
+        let process = Process::open(pid).unwrap();
+        let guard = process.pause().expect("pause");
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        std::thread::sleep(Duration::from_millis(50));
+        drop(guard);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if sh.try_wait().unwrap().is_some() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the shell never saw its child exit"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     #[test]
