@@ -13,6 +13,10 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSyn
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { cleanups, exited, killTracked, procStat, tail, track, untrack } from './children.js';
+
+export { describeProcess, killAllChildren, procStat, settleWithin } from './children.js';
+
 /** The repository root. */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** Where install.sh writes the interpreter list. */
@@ -35,7 +39,6 @@ export const REQUIRED_INTERPRETERS = [
 /** Generous limits: they exist to turn a hang into a clear failure, not to time anything. */
 const READY_TIMEOUT_MS = 60_000;
 const CLI_TIMEOUT_MS = 120_000;
-const KILL_TIMEOUT_MS = 10_000;
 
 /** One entry of `.cache/pythons/matrix.json`. */
 export interface Interpreter {
@@ -176,141 +179,6 @@ export interface SpawnFixtureOptions {
   via?: 'child' | 'shell';
 }
 
-/** A process these helpers started: `pid` is `child.pid`, or a child of it (`via: 'shell'`). */
-interface Tracked {
-  child: ChildProcess;
-  pid: number;
-}
-
-const live = new Set<Tracked>();
-const cleanups = new Set<() => Promise<void>>();
-let exitHookInstalled = false;
-
-function track(child: ChildProcess, pid = child.pid!): Tracked {
-  const t = { child, pid };
-  live.add(t);
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    // Last resort when a test forgot to clean up: the worker is exiting.
-    process.once('exit', () => {
-      for (const x of live) {
-        if (x.pid !== x.child.pid && procStat(x.pid)?.ppid === x.child.pid) process.kill(x.pid, 'SIGKILL');
-        if (ours(x.child)) process.kill(x.child.pid!, 'SIGKILL');
-      }
-    });
-  }
-  return t;
-}
-
-/** State letter and parent pid from /proc/PID/stat, or null when there is no such process. */
-export function procStat(pid: number): { state: string; ppid: number } | null {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return null;
-  }
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { state: fields[0]!, ppid: Number(fields[1]) };
-}
-
-/** `State:` and `TracerPid:` of /proc/PID/status, for failure messages. */
-export function describeProcess(pid: number): string {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    return status
-      .split('\n')
-      .filter((l) => /^(State|TracerPid):/.test(l))
-      .map((l) => l.replace(/\s+/g, ' '))
-      .join(', ');
-  } catch {
-    return 'no such process';
-  }
-}
-
-function exited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-/**
- * Whether `child` is still a live (non-zombie) child of this process. Checked
- * in /proc rather than trusted from Node: libuv may have mistaken a ptrace
- * stop of the child for its exit.
- */
-function ours(child: ChildProcess): boolean {
-  const st = child.pid === undefined ? null : procStat(child.pid);
-  return st !== null && st.ppid === process.pid && st.state !== 'Z';
-}
-
-async function waitGone(pid: number, parent: number): Promise<void> {
-  const deadline = Date.now() + KILL_TIMEOUT_MS;
-  for (;;) {
-    const st = procStat(pid);
-    if (!st || st.state === 'Z' || st.ppid !== parent || Date.now() > deadline) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-/** Sends SIGKILL and waits (bounded) until it is gone. */
-async function killChild(child: ChildProcess): Promise<void> {
-  if (child.pid === undefined) return;
-  if (!exited(child)) {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, KILL_TIMEOUT_MS);
-      child.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      if (!child.kill('SIGKILL')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  } else if (ours(child)) {
-    // Node reported an exit that did not happen (see `ours`).
-    process.kill(child.pid, 'SIGKILL');
-    await waitGone(child.pid, process.pid);
-  }
-}
-
-async function killTracked(t: Tracked): Promise<void> {
-  if (t.pid !== t.child.pid && procStat(t.pid)?.ppid === t.child.pid) {
-    process.kill(t.pid, 'SIGKILL');
-    await waitGone(t.pid, t.child.pid!);
-  }
-  await killChild(t.child);
-  live.delete(t);
-}
-
-/**
- * Kills every process these helpers started that is still alive, and removes
- * fixture copies. Use in `afterEach`/`afterAll`.
- */
-export async function killAllChildren(): Promise<void> {
-  await Promise.all([...cleanups].map((c) => c()));
-  await Promise.all([...live].map((t) => killTracked(t)));
-}
-
-/**
- * Resolves like `promise`, or rejects after `ms` with a message naming `what`
- * and the state of process `pid` (is it stopped? traced by whom?), so that a
- * hang fails clearly instead of as a bare test timeout.
- */
-export async function settleWithin<T>(promise: Promise<T>, ms: number, what: string, pid?: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const state = pid === undefined ? '' : `; process ${pid}: ${describeProcess(pid)}`;
-      reject(new Error(`${what} did not settle within ${ms / 1000}s${state}`));
-    }, ms);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** Environment for a Python child: no user site hooks, UTF-8, no .pyc files in the repo. */
 function pythonEnv(interp: Interpreter, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
@@ -325,10 +193,6 @@ function pythonEnv(interp: Interpreter, extra: Record<string, string> = {}): Nod
   // Inside a chroot the host's TMPDIR may not exist; the fixtures write to the chroot's /tmp.
   if (interp.root) env.TMPDIR = '/tmp';
   return Object.assign(env, extra);
-}
-
-function tail(text: string, max = 4000): string {
-  return text.length > max ? `...${text.slice(-max)}` : text;
 }
 
 /**
@@ -427,7 +291,7 @@ export async function spawnFixture<Report = DumpTargetReport>(
         throw new Error(`${what}: fixture says pid ${report.pid}, which is not a child of sh ${child.pid}`);
       }
       pid = report.pid;
-      live.delete(tracked);
+      untrack(tracked);
       tracked = track(child, pid);
     } else if (report.pid !== undefined && report.pid !== child.pid) {
       throw new Error(`${what}: fixture says pid ${report.pid} but the spawned pid is ${child.pid} (a wrapper process?)`);
@@ -553,7 +417,7 @@ export async function runCli(args: string[], options: { timeoutMs?: number; env?
     // 'close' (not 'exit') so that stdout and stderr are complete.
     child.once('close', (code, signal) => {
       clearTimeout(timer);
-      live.delete(tracked);
+      untrack(tracked);
       resolve({ code, signal, stdout, stderr });
     });
   });
@@ -610,7 +474,7 @@ export async function spawnPythonCode(interp: Interpreter, code: string): Promis
       if (!/^READY \d+$/m.test(stdout)) fail(`exited (code ${child.exitCode}, signal ${child.signalCode}) before READY`);
     });
   });
-  live.delete(tracked);
+  untrack(tracked);
   tracked = track(child, pid);
   return { child, pid, kill: () => killTracked(tracked), exited: exitedPromise };
 }
