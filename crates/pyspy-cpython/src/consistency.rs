@@ -6,11 +6,15 @@ use pyspy_process::Memory;
 
 use crate::error::Error;
 use crate::objects::usize_at;
+use crate::snapshot::checked_total;
 use crate::walker::StackWalker;
 
 /// Frames closer than this are re-read as one range (one iovec): the
 /// kernel's cost is per range and per page, not per byte.
 const RUN_GAP: usize = 512;
+/// Most bytes one check re-reads (4,096 frames per thread at most, each
+/// with a gap of at most `RUN_GAP` before it).
+const MAX_CHECK: usize = 64 << 20;
 
 impl<M: Memory> StackWalker<M> {
     /// Whether every stack walked in this read is still the one walked: its
@@ -64,7 +68,13 @@ impl<M: Memory> StackWalker<M> {
         self.ranges.extend(checked().map(|w| (w.slot, 8)));
         self.ranges.extend(runs.iter().copied());
         self.ranges.extend(checked().map(|w| (w.slot, 8)));
-        let total: usize = self.ranges.iter().map(|r| r.1).sum();
+        let Some(total) = checked_total(&self.ranges).filter(|&t| t <= MAX_CHECK) else {
+            self.walks = walks;
+            return Err(Error::Corrupt {
+                what: "frame chain (too spread out to re-read)",
+                addr: self.walks.first().map_or(0, |w| w.top),
+            });
+        };
         self.check_buf.resize(total, 0);
         let read = self.ranges.is_empty()
             || self

@@ -196,6 +196,8 @@ impl<M: Memory> StackWalker<M> {
                 return Ok(None);
             }
             match self.gil {
+                // A GIL pointer so high that the two wrap apart is garbage.
+                Some(g) if g.checked_add(locked.max(holder) + 8).is_none() => return Ok(None),
                 Some(g) => Gil::State(g.wrapping_add(locked), g.wrapping_add(holder)),
                 // Not found yet: the step-by-step read looks for it.
                 None if o.interp_ceval_gil.is_some() => return Ok(None),
@@ -241,7 +243,10 @@ impl<M: Memory> StackWalker<M> {
         if let Some(off) = generation_at {
             self.ranges.push((interp.wrapping_add(off), 8));
         }
-        let total: usize = self.ranges.iter().map(|r| r.1).sum();
+        let Some(total) = checked_total(&self.ranges).filter(|&t| t <= MAX_SNAPSHOT) else {
+            self.speculation = spec;
+            return Ok(None);
+        };
         self.copies.bytes.resize(total, 0);
         let read = self
             .objects
@@ -480,6 +485,17 @@ impl<M: Memory> StackWalker<M> {
         }
         Ok(())
     }
+}
+
+/// Most bytes one snapshot reads (its chunks are bounded by
+/// `MAX_CHUNK_TOTAL`; the rest is small).
+const MAX_SNAPSHOT: usize = MAX_CHUNK_TOTAL + (8 << 20);
+
+/// The sum of the ranges' lengths, unless it overflows.
+pub(crate) fn checked_total(ranges: &[(usize, usize)]) -> Option<usize> {
+    ranges
+        .iter()
+        .try_fold(0usize, |sum, r| sum.checked_add(r.1))
 }
 
 /// Where a sample reads the GIL holder.

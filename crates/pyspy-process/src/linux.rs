@@ -269,7 +269,10 @@ impl Memory for Process {
     }
 
     fn read_ranges(&self, ranges: &[(usize, usize)], buf: &mut [u8]) -> Result<(), ReadError> {
-        let total: usize = ranges.iter().map(|r| r.1).sum();
+        let total = ranges
+            .iter()
+            .try_fold(0usize, |sum, r| sum.checked_add(r.1))
+            .unwrap_or(usize::MAX);
         if total > buf.len() {
             return Err(ReadError {
                 addr: ranges.first().map_or(0, |r| r.0),

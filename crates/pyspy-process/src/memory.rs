@@ -22,6 +22,13 @@ pub trait Memory {
     fn read_ranges(&self, ranges: &[(usize, usize)], buf: &mut [u8]) -> Result<(), ReadError> {
         let mut rest = buf;
         for &(addr, len) in ranges {
+            if len > rest.len() {
+                return Err(ReadError {
+                    addr,
+                    len,
+                    errno: libc::EINVAL,
+                });
+            }
             let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
             self.read(addr, head)?;
             rest = tail;

@@ -428,6 +428,35 @@ fn corpus_replays_cleanly() {
     }
 }
 
+/// Inputs that once broke the reader (`tests/regressions/NAME.snap`, with
+/// `NAME.second.snap` as the memory of the second pass), replayed whole.
+#[test]
+fn regressions_replay_cleanly() {
+    quiet_panics();
+    start_watchdog();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/regressions");
+    let read = |p: &std::path::Path| {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        Snapshot::decode(&name, &std::fs::read(p).unwrap()).unwrap()
+    };
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".snap") || name.ends_with(".second.snap") {
+            continue;
+        }
+        let second = path.with_extension("second.snap");
+        let (snap, second) = (read(&path), read(&second));
+        let mut stats = Stats::default();
+        let result = run_input(count, &snap, &second, &mut stats);
+        CURRENT.store(u64::MAX, Ordering::Relaxed);
+        assert!(result.is_ok(), "{name}: {:?}", result.err());
+        count += 1;
+    }
+    assert!(count >= 2, "regression inputs in {}", dir.display());
+}
+
 #[test]
 fn fuzz_stack_reader() {
     quiet_panics();
