@@ -24,7 +24,7 @@ const MAX_CHUNKS: usize = 64;
 const MAX_CHUNK_BYTES: usize = 4 << 20;
 /// Most bytes of chunks copied in one read (all threads together); frames
 /// past it are read one by one.
-const MAX_CHUNK_TOTAL: usize = 32 << 20;
+const MAX_CHUNK_TOTAL: usize = 16 << 20;
 /// `_PyStackChunk` header: previous, size, top.
 const CHUNK_HEADER: usize = 24;
 /// Bytes read past a chunk's last used byte, so a stack a few frames
@@ -445,7 +445,11 @@ impl<M: Memory> StackWalker<M> {
             let Some((addr, used)) = next else {
                 break;
             };
-            if self.copies.total + used > MAX_CHUNK_TOTAL {
+            // Bounded by all bytes copied (the snapshot's too), so the
+            // buffer never grows past twice this.
+            if self.copies.total + used > MAX_CHUNK_TOTAL
+                || self.copies.bytes.len() + used > MAX_CHUNK_TOTAL
+            {
                 break;
             }
             let start = self.copies.bytes.len();
@@ -487,9 +491,9 @@ impl<M: Memory> StackWalker<M> {
     }
 }
 
-/// Most bytes one snapshot reads (its chunks are bounded by
-/// `MAX_CHUNK_TOTAL`; the rest is small).
-const MAX_SNAPSHOT: usize = MAX_CHUNK_TOTAL + (8 << 20);
+/// Most bytes one snapshot reads; a process that needs more is read step
+/// by step (and its chunks stay within `MAX_CHUNK_TOTAL`).
+const MAX_SNAPSHOT: usize = MAX_CHUNK_TOTAL;
 
 /// The sum of the ranges' lengths, unless it overflows.
 pub(crate) fn checked_total(ranges: &[(usize, usize)]) -> Option<usize> {

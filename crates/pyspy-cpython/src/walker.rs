@@ -19,6 +19,9 @@ use crate::{Frame, Layout, ThreadState};
 /// Deepest stack walked; deeper ones are cut (and flagged) rather than
 /// followed forever through a corrupt or cyclic chain.
 pub const MAX_FRAMES: usize = 4096;
+/// Most frames walked in one read, all threads together (a real process
+/// has far fewer; a corrupt one could chain `MAX_FRAMES` in every thread).
+const MAX_READ_FRAMES: usize = 1 << 17;
 /// Longest function or file name kept.
 pub(crate) const MAX_NAME: usize = 4096;
 
@@ -213,7 +216,7 @@ impl<M: Memory> StackWalker<M> {
         let mut result = Ok(());
         while addr != 0 {
             steps += 1;
-            if steps > MAX_FRAMES {
+            if steps > MAX_FRAMES || self.pending.len() >= MAX_READ_FRAMES {
                 result = Err(Error::Corrupt {
                     what: "frame chain (too deep or cyclic)",
                     addr,
