@@ -8,13 +8,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import {
   killAllChildren,
-  loadMatrix,
+  hostInterpreter,
   runCli,
   settleWithin,
   spawnPythonCode,
   spawnTracked,
   type CliResult,
-  type Interpreter,
 } from '../helpers/pythons.js';
 
 const TIMEOUT = 120_000;
@@ -52,12 +51,6 @@ async function library() {
   return import('pyspy-node');
 }
 
-/** The host's /usr/bin/python3.11 entry; install.sh always provides it. */
-function hostPython(): Interpreter {
-  const interp = loadMatrix().find((i) => i.id === 'debian-3.11');
-  if (!interp) throw new Error('debian-3.11 missing from the matrix: run test/pythons/install.sh');
-  return interp;
-}
 
 describe('a pid that does not exist', () => {
   it('CLI: exit 1, one line on stderr', { timeout: TIMEOUT }, async () => {
@@ -102,7 +95,7 @@ describe('a Python process that exits while being read (best effort)', () => {
     { timeout: TIMEOUT },
     async (linger) => {
       const { dump } = await library();
-      const target = await spawnPythonCode(hostPython(), code(linger));
+      const target = await spawnPythonCode(hostInterpreter(), code(linger));
       let err: (Error & { code?: unknown }) | undefined;
       let dumps = 0;
       // Bounded: the target exits within `linger` seconds, so a dump soon fails.
@@ -124,7 +117,7 @@ describe('a Python process that exits while being read (best effort)', () => {
   );
 
   it('CLI: a clean result either way', { timeout: TIMEOUT }, async () => {
-    const target = await spawnPythonCode(hostPython(), code(0));
+    const target = await spawnPythonCode(hostInterpreter(), code(0));
     const res = await runCli(['dump', '--pid', String(target.pid)]);
     await target.exited;
     if (res.code === 0) {

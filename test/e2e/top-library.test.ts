@@ -5,17 +5,11 @@ import { readdirSync, readFileSync } from 'node:fs';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { killAllChildren, loadMatrix, spawnFixture, type Interpreter } from '../helpers/pythons.js';
+import { hostInterpreter, killAllChildren, spawnFixture } from '../helpers/pythons.js';
 
 const FIXTURE = 'top_target.py';
 const TIMEOUT = 90_000;
 const HOST = hostInterpreter();
-
-function hostInterpreter(): Interpreter {
-  const interp = loadMatrix().find((i) => i.id === 'debian-3.11');
-  if (!interp) throw new Error('debian-3.11 is missing from the matrix: run test/pythons/install.sh');
-  return interp;
-}
 
 /** What top_target.py writes before printing READY. */
 interface TopTargetReport {

@@ -14,21 +14,14 @@ import {
   CLI_PATH,
   FIXTURES_DIR,
   killAllChildren,
-  loadMatrix,
+  hostInterpreter,
   REPO_ROOT,
   spawnFixture,
-  type Interpreter,
 } from '../helpers/pythons.js';
 
 const FIXTURE = 'top_target.py';
 const TIMEOUT = 90_000;
 const HOST = hostInterpreter();
-
-function hostInterpreter(): Interpreter {
-  const interp = loadMatrix().find((i) => i.id === 'debian-3.11');
-  if (!interp) throw new Error('debian-3.11 is missing from the matrix: run test/pythons/install.sh');
-  return interp;
-}
 
 /** One row of the table as the screen shows it. */
 interface ScreenRow {

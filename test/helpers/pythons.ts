@@ -106,6 +106,13 @@ export function missingRequiredInterpreters(matrix: Interpreter[] = loadMatrix()
   });
 }
 
+/** The host's /usr/bin/python3.11 (`debian-3.11`), which install.sh always provides. */
+export function hostInterpreter(): Interpreter {
+  const interp = loadMatrix().find((i) => i.id === 'debian-3.11');
+  if (!interp) throw new Error('debian-3.11 is missing from the matrix: run test/pythons/install.sh');
+  return interp;
+}
+
 /** A frame as the dump fixture reports it (from `sys._current_frames()`). */
 export interface FixtureFrame {
   name: string;

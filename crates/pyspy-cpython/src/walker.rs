@@ -8,12 +8,13 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use pyspy_process::Memory;
 
+use crate::chunks::{ChunkCopies, Copied};
 use crate::codes::{fingerprint_range, CachedCode};
 use crate::error::{Error, ReadContext};
 use crate::layout::LineTable;
 use crate::linetable::{line_for_lasti, line_for_offset};
 use crate::objects::{usize_at, ObjectReader};
-use crate::snapshot::{ChunkCopies, Copied, Speculation};
+use crate::snapshot::Speculation;
 use crate::{Frame, Layout, ThreadState};
 
 /// Deepest stack walked; deeper ones are cut (and flagged) rather than
