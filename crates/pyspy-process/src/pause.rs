@@ -6,7 +6,10 @@
 //! most [`PAUSE_DEADLINE`] and never a hang. Threads are seized with
 //! `PTRACE_SEIZE` + `PTRACE_INTERRUPT` (no signals are sent to the target),
 //! and detached when the guard drops; if the profiler itself dies, the
-//! kernel detaches them, so the target is always resumed.
+//! kernel detaches them, so the target is always resumed. A thread that
+//! exits while seized reports its exit to us, its tracer, first: the guard
+//! collects it, which hands the exit on to the real parent (otherwise the
+//! process would stay a zombie its parent never sees while we live).
 //!
 //! One exception: a target that is this process's own child. Its parent's
 //! runtime (Node's libuv) reaps children with `waitpid` from another thread
