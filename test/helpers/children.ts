@@ -31,8 +31,8 @@ export function track(child: ChildProcess, pid = child.pid!): Tracked {
     // Last resort when a test forgot to clean up: the worker is exiting.
     process.once('exit', () => {
       for (const x of live) {
-        if (x.pid !== x.child.pid && procStat(x.pid)?.ppid === x.child.pid) process.kill(x.pid, 'SIGKILL');
-        if (ours(x.child)) process.kill(x.child.pid!, 'SIGKILL');
+        if (x.pid !== x.child.pid && procStat(x.pid)?.ppid === x.child.pid) killQuietly(x.pid);
+        if (ours(x.child)) killQuietly(x.child.pid!);
       }
     });
   }
@@ -111,7 +111,7 @@ async function killChild(child: ChildProcess): Promise<void> {
     });
   } else if (ours(child)) {
     // Node reported an exit that did not happen (see `ours`).
-    process.kill(child.pid, 'SIGKILL');
+    killQuietly(child.pid);
     await waitGone(child.pid, process.pid);
   }
 }
@@ -119,7 +119,8 @@ async function killChild(child: ChildProcess): Promise<void> {
 /** Kills a tracked process (and the shell it runs under) and forgets it. */
 export async function killTracked(t: Tracked): Promise<void> {
   if (t.pid !== t.child.pid && procStat(t.pid)?.ppid === t.child.pid) {
-    process.kill(t.pid, 'SIGKILL');
+    // It may exit between the look and the kill.
+    killQuietly(t.pid);
     await waitGone(t.pid, t.child.pid!);
   }
   await killChild(t.child);
@@ -152,6 +153,15 @@ export async function settleWithin<T>(promise: Promise<T>, ms: number, what: str
     return await Promise.race([promise, deadline]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** SIGKILL to `pid`; one that is already gone (ESRCH) is fine. */
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
   }
 }
 

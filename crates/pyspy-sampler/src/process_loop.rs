@@ -99,7 +99,7 @@ pub(crate) fn sample_process(
                     c.gil_attempts += raw.threads().iter().any(|t| t.owns_gil) as u64;
                     c.active_thread_samples +=
                         raw.threads().iter().filter(|t| t.active).count() as u64;
-                    c.threads = raw.threads().len() as u64;
+                    c.threads = c.threads.max(raw.threads().len() as u64);
                 }
                 for t in raw.threads() {
                     // A thread running no Python code (starting up, shutting

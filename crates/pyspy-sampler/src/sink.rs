@@ -17,7 +17,9 @@ pub struct BatchCounts {
     pub gil_attempts: u64,
     /// Thread-samples of threads that were active (before any filtering).
     pub active_thread_samples: u64,
-    /// Python threads seen by the last successful attempt.
+    /// Most Python threads one successful attempt of the batch saw (not
+    /// the last one's: a target shutting down shows an empty thread list
+    /// for its final samples).
     pub threads: u64,
     /// Time the batch covers.
     pub elapsed: Duration,

@@ -296,7 +296,7 @@ export interface BindingStacks {
   gilSamples?: number
   /** Batches only: thread-samples of active threads (before filtering). */
   activeSamples?: number
-  /** Batches only: Python threads seen by the last attempt. */
+  /** Batches only: the most Python threads one attempt of the batch saw. */
   threads?: number
   /** Batches only: milliseconds the batch covers. */
   elapsedMs?: number

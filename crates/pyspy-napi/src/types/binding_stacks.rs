@@ -51,7 +51,7 @@ pub struct BindingStacks {
     pub gil_samples: Option<f64>,
     /// Batches only: thread-samples of active threads (before filtering).
     pub active_samples: Option<f64>,
-    /// Batches only: Python threads seen by the last attempt.
+    /// Batches only: the most Python threads one attempt of the batch saw.
     pub threads: Option<f64>,
     /// Batches only: milliseconds the batch covers.
     pub elapsed_ms: Option<f64>,
