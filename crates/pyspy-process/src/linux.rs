@@ -528,6 +528,17 @@ mod tests {
         assert!(me
             .read_ranges(&[(a.as_ptr() as usize, 8)], &mut buf[..4])
             .is_err());
+        // Ranges that continue one another are merged into one iovec: the
+        // bytes still land in order, and a fault is still named.
+        let base = b.as_ptr() as usize;
+        let mut out = [0u8; 20];
+        me.read_ranges(&[(base, 4), (base + 4, 6), (base + 10, 10)], &mut out)
+            .unwrap();
+        assert_eq!(out, b);
+        let err = me
+            .read_ranges(&[(base, 4), (base + 4, 4), (8, 8)], &mut out[..16])
+            .unwrap_err();
+        assert_eq!(err.addr, 8);
     }
 
     #[test]
