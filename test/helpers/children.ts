@@ -95,7 +95,7 @@ async function waitGone(pid: number, parent: number): Promise<void> {
 }
 
 /** Sends SIGKILL and waits (bounded) until it is gone. */
-async function killChild(child: ChildProcess): Promise<void> {
+export async function killChild(child: ChildProcess): Promise<void> {
   if (child.pid === undefined) return;
   if (!exited(child)) {
     await new Promise<void>((resolve) => {

@@ -18,6 +18,7 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { Profile as PprofProfile } from 'pprof-format';
 
 import { CLI_PATH, FIXTURES_DIR, procStat, REPO_ROOT, type CliResult, type Interpreter } from './pythons.js';
+import { killChild } from './children.js';
 
 /** The record fixture, in test/fixtures. */
 export const RECORD_FIXTURE = 'record_target.py';
@@ -52,19 +53,7 @@ export async function cleanupRecord(): Promise<void> {
   await Promise.all(
     [...children].map(async ([child, { group }]) => {
       if (group) killGroup(child.pid!);
-      if (child.exitCode === null && child.signalCode === null) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, 10_000);
-          child.once('exit', () => {
-            clearTimeout(timer);
-            resolve();
-          });
-          if (!child.kill('SIGKILL')) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-      }
+      await killChild(child);
       children.delete(child);
     }),
   );
