@@ -112,6 +112,28 @@ int main(void) {
     none("gil_locked");
     none("gil_last_holder");
 
+    /* The GIL and the collector's flag (3.7+ keep both in _PyRuntime; the
+     * collector moves to the interpreter in 3.9). Before 3.7 they are
+     * static variables: discover.rs finds them by symbol. */
+#if PY2 || V == 6
+    none("runtime_ceval_gil");
+    none("gil_size");
+    none("runtime_gc");
+    none("interp_gc");
+    none("gc_collecting");
+#else
+    some("runtime_ceval_gil", offsetof(_PyRuntimeState, ceval.gil));
+    some("gil_size", sizeof(struct _gil_runtime_state));
+#  if V <= 8
+    some("runtime_gc", offsetof(_PyRuntimeState, gc));
+    none("interp_gc");
+#  else
+    none("runtime_gc");
+    some("interp_gc", offsetof(PyInterpreterState, gc));
+#  endif
+    some("gc_collecting", offsetof(struct _gc_runtime_state, collecting));
+#endif
+
     /* PyThreadState */
     req("tstate_size", sizeof(PyThreadState));
     req("tstate_next", offsetof(PyThreadState, next));

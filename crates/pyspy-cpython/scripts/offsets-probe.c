@@ -136,6 +136,19 @@ int main(void) {
     none("gil_last_holder");
 #endif
 
+    /* The GIL's extent (its locks are what a thread waiting for it sleeps
+     * on) and the collector's flag. 3.11 keeps the GIL in _PyRuntime;
+     * 3.12+ reach it through interp->ceval.gil. */
+#if V == 11
+    some("runtime_ceval_gil", offsetof(_PyRuntimeState, ceval.gil));
+#else
+    none("runtime_ceval_gil");
+#endif
+    some("gil_size", sizeof(struct _gil_runtime_state));
+    none("runtime_gc");
+    some("interp_gc", offsetof(PyInterpreterState, gc));
+    some("gc_collecting", offsetof(struct _gc_runtime_state, collecting));
+
     /* PyThreadState */
     req("tstate_size", sizeof(PyThreadState));
     req("tstate_next", offsetof(PyThreadState, next));

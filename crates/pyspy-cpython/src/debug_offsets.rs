@@ -347,6 +347,13 @@ pub fn offsets_from_table(
             interp_gil_holder: Some(req("interpreter_state.gil_runtime_state_holder")?),
             gil_locked: Some(rel("interpreter_state.gil_runtime_state_locked")?),
             gil_last_holder: Some(rel("interpreter_state.gil_runtime_state_holder")?),
+            runtime_ceval_gil: None,
+            // Not in the table: the size of the GIL struct and the flag's
+            // place inside the collector's state come from the headers.
+            gil_size: s.gil_size,
+            runtime_gc: None,
+            interp_gc: Some(req("interpreter_state.gc")?),
+            gc_collecting: s.gc_collecting,
             tstate_size: req("thread_state.size")?,
             tstate_next: req("thread_state.next")?,
             tstate_interp: req("thread_state.interp")?,

@@ -8,6 +8,7 @@ use pyspy_process::{MapRange, Memory, MemoryExt, Process};
 use crate::debug_offsets::{self, MAX_TABLE};
 use crate::error::{Error, ReadContext};
 use crate::generated;
+use crate::gil_gc::{self, GilLocation, Statics};
 use crate::{Flavor, Layout, Offsets, Version};
 
 /// Most bytes of `.bss` scanned for a version string.
@@ -28,6 +29,10 @@ pub struct Interpreter {
     /// The binary that holds the interpreter (executable or libpython), as
     /// the target sees it.
     pub binary_path: String,
+    /// Where the GIL's locks are (a thread blocked on them waits for the GIL).
+    pub gil: GilLocation,
+    /// Remote address of the collector's `collecting` flag (an `int`).
+    pub gc_collecting: Option<usize>,
 }
 
 /// Finds and validates the interpreter of `process`.
@@ -87,6 +92,8 @@ struct Probe {
     /// The binary's `.bss` and `.data` in the process, for a last-resort
     /// search of the interpreter pointer in stripped binaries.
     scan: Vec<(usize, usize)>,
+    /// Before 3.7: the statics holding the GIL and the collector's flag.
+    statics: Statics,
     binary_path: String,
 }
 
@@ -156,6 +163,11 @@ fn probe_binary(process: &Process, map: &MapRange) -> Result<Option<Probe>, Erro
         tstate_current: binary.symbol("_PyThreadState_Current").map(at),
         py2_unicode_size,
         scan,
+        statics: if (version.major, version.minor) < (3, 7) {
+            Statics::find(&binary, &bytes, bias)
+        } else {
+            Statics::default()
+        },
         binary_path: path,
     }))
 }
@@ -253,11 +265,14 @@ fn finish(process: &Process, p: Probe) -> Result<Interpreter, Error> {
     if o.tstate_native_thread_id.is_none() {
         layout.pthread_tid = pthread_tid_offset(process, &layout, interp);
     }
+    let (gil, gc_collecting) = gil_gc::locate(&layout.offsets, runtime, interp, p.statics);
     Ok(Interpreter {
         layout,
         runtime,
         interp,
         binary_path: p.binary_path,
+        gil,
+        gc_collecting,
     })
 }
 

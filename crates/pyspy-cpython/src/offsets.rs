@@ -42,6 +42,20 @@ pub struct Offsets {
     pub gil_locked: Option<usize>,
     /// `_gil_runtime_state.last_holder`.
     pub gil_last_holder: Option<usize>,
+    /// `_PyRuntime.ceval.gil` (3.7–3.11: the GIL itself, inside the runtime;
+    /// 3.12+ reach it through `interp_ceval_gil`).
+    pub runtime_ceval_gil: Option<usize>,
+    /// `sizeof(struct _gil_runtime_state)` (3.7+): a thread blocked on a
+    /// lock inside these bytes is waiting for the GIL.
+    pub gil_size: Option<usize>,
+
+    // struct _gc_runtime_state
+    /// `_PyRuntime.gc` (3.7, 3.8).
+    pub runtime_gc: Option<usize>,
+    /// `PyInterpreterState.gc` (3.9+).
+    pub interp_gc: Option<usize>,
+    /// `_gc_runtime_state.collecting` (3.7+): non-zero while a collection runs.
+    pub gc_collecting: Option<usize>,
 
     // PyThreadState
     /// `sizeof(PyThreadState)`.

@@ -98,6 +98,10 @@ impl<M: Memory> StackWalker<M> {
                 self.frames_read_late();
                 *states = self.thread_states(interp)?;
                 let holder = self.gil_holder(runtime, interp).unwrap_or(0);
+                self.gc_running = self.gc_flag.is_some_and(|at| {
+                    let mut flag = [0u8; 4];
+                    self.objects.mem.read(at, &mut flag).is_ok() && flag != [0; 4]
+                });
                 for ts in states.iter() {
                     let first = self.copies.chunks.len();
                     if ts.top_frame != 0 {
@@ -154,6 +158,13 @@ impl<M: Memory> StackWalker<M> {
             Gil::State(locked, holder) => self.ranges.push((locked.min(holder), gil_len)),
             Gil::None => {}
         }
+        let gc_len = match self.gc_flag {
+            Some(at) => {
+                self.ranges.push((at, 4));
+                4
+            }
+            None => 0,
+        };
         for t in &spec.threads {
             self.ranges.push((t.addr, tlen));
         }
@@ -191,7 +202,15 @@ impl<M: Memory> StackWalker<M> {
             .read_ranges(&self.ranges, &mut self.copies.bytes);
         let result = match read {
             Ok(()) => {
-                self.check_snapshot(&spec, gil, tlen, [extras_at, chunks_at, checks_at], states)
+                let layout = SnapshotLayout {
+                    gil,
+                    gc_len,
+                    tlen,
+                    extras_at,
+                    chunks_at,
+                    checks_at,
+                };
+                self.check_snapshot(&spec, layout, states)
             }
             Err(_) => Ok(None),
         };
@@ -203,11 +222,17 @@ impl<M: Memory> StackWalker<M> {
     fn check_snapshot(
         &mut self,
         spec: &Speculation,
-        gil: Gil,
-        tlen: usize,
-        [extras_at, chunks_at, checks_at]: [usize; 3],
+        at: SnapshotLayout,
         states: &mut Vec<ThreadState>,
     ) -> Result<Option<usize>, Error> {
+        let SnapshotLayout {
+            gil,
+            gc_len,
+            tlen,
+            extras_at,
+            chunks_at,
+            checks_at,
+        } = at;
         let o = self.layout().offsets;
         // Register the extras first: thread states may need their words.
         let mut pos = extras_at;
@@ -224,7 +249,9 @@ impl<M: Memory> StackWalker<M> {
             self.generation = Some(usize_at(b, b.len() - 8) as u64);
         }
         let bytes = &self.copies.bytes;
-        let mut at = 8 + gil.len();
+        let gc_at = 8 + gil.len();
+        self.gc_running = gc_len > 0 && bytes[gc_at..gc_at + gc_len] != [0; 4];
+        let mut at = gc_at + gc_len;
         let holder = match gil {
             Gil::Current(_) => usize_at(bytes, 8),
             Gil::State(locked, holder) => {
@@ -369,6 +396,19 @@ pub(crate) fn checked_total(ranges: &[(usize, usize)]) -> Option<usize> {
     ranges
         .iter()
         .try_fold(0usize, |sum, r| sum.checked_add(r.1))
+}
+
+/// Where the parts of a snapshot sit in its copy.
+#[derive(Debug, Clone, Copy)]
+struct SnapshotLayout {
+    gil: Gil,
+    /// Bytes of the collector's flag (0: not read), right after the GIL's.
+    gc_len: usize,
+    /// Bytes of each thread state.
+    tlen: usize,
+    extras_at: usize,
+    chunks_at: usize,
+    checks_at: usize,
 }
 
 /// Where a sample reads the GIL holder.

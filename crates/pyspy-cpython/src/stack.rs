@@ -40,10 +40,42 @@ pub struct ThreadStack {
     pub os_thread_id: Option<u64>,
     /// `threading.Thread.name`, when the thread is registered there.
     pub thread_name: Option<String>,
-    /// Running on a CPU (not sleeping or blocked) when read.
+    /// Running on a CPU or waiting for the GIL (not idle) when read:
+    /// `status != ThreadStatus::Idle`, py-spy's `active`.
     pub active: bool,
+    /// Running, waiting for the GIL, or idle, when read.
+    pub status: ThreadStatus,
     /// Held the GIL when read.
     pub owns_gil: bool,
     /// Frames, innermost first.
     pub frames: Vec<Frame>,
+}
+
+/// What a thread was doing when read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ThreadStatus {
+    /// On a CPU (or ready for one), or holding the GIL.
+    #[default]
+    Running,
+    /// Blocked taking the GIL: it wants to run Python and waits for the
+    /// thread that holds the GIL to let go. Counts as active.
+    GilWait,
+    /// Blocked in anything else: I/O, sleep, a lock, a condition variable.
+    Idle,
+}
+
+impl ThreadStatus {
+    /// `running`, `gil_wait` or `idle` (the JSON and label form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThreadStatus::Running => "running",
+            ThreadStatus::GilWait => "gil_wait",
+            ThreadStatus::Idle => "idle",
+        }
+    }
+
+    /// Not idle (py-spy's `active`).
+    pub fn is_active(self) -> bool {
+        self != ThreadStatus::Idle
+    }
 }

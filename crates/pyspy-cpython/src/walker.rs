@@ -97,6 +97,10 @@ pub struct StackWalker<M> {
     pub(crate) snapshot_vouches: bool,
     /// Ranges this read fetched outside chunks (read along next time).
     pub(crate) extras_seen: Vec<(usize, usize)>,
+    /// The collector's `collecting` flag, read along with each sample.
+    pub(crate) gc_flag: Option<usize>,
+    /// Whether the last [`StackWalker::sample_threads`] saw it set.
+    pub(crate) gc_running: bool,
 }
 
 impl<M: Memory> StackWalker<M> {
@@ -130,7 +134,21 @@ impl<M: Memory> StackWalker<M> {
             read_id: 0,
             snapshot_vouches: false,
             extras_seen: Vec::new(),
+            gc_flag: None,
+            gc_running: false,
         }
+    }
+
+    /// Reads the collector's `collecting` flag at `addr` (an `int`) along
+    /// with every [`StackWalker::sample_threads`] from now on.
+    pub fn watch_gc(&mut self, addr: Option<usize>) {
+        self.gc_flag = addr;
+    }
+
+    /// Whether the last [`StackWalker::sample_threads`] found a garbage
+    /// collection running (always false unless [`StackWalker::watch_gc`]).
+    pub fn gc_running(&self) -> bool {
+        self.gc_running
     }
 
     /// The layout in use.

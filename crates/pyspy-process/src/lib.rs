@@ -34,9 +34,9 @@ pub use memory::{Memory, MemoryExt, ReadCounter};
 #[cfg(target_os = "linux")]
 pub use linux::{MappedFile, OsThread, PauseGuard, Process};
 #[cfg(target_os = "linux")]
-pub use thread_files::ThreadFiles;
+pub use thread_files::{Activity, ThreadFiles};
 #[cfg(not(target_os = "linux"))]
-pub use unsupported::{MappedFile, OsThread, PauseGuard, Process, ThreadFiles};
+pub use unsupported::{Activity, MappedFile, OsThread, PauseGuard, Process, ThreadFiles};
 
 /// A process id.
 pub type Pid = i32;

@@ -8,6 +8,20 @@ use std::os::unix::fs::FileExt;
 
 use crate::Pid;
 
+/// What a thread was doing, as the kernel shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    /// On a CPU or waiting for one; for a stopped thread, stopped in user
+    /// code (computing).
+    Running,
+    /// Blocked in a system call; `futex` is the address a `futex` wait
+    /// sleeps on (what tells a wait for the GIL from any other wait).
+    Blocked {
+        /// The futex word's address, for a `futex` call.
+        futex: Option<u64>,
+    },
+}
+
 /// Open `stat`, `schedstat` and `syscall` files of one process's threads.
 #[derive(Default)]
 pub struct ThreadFiles {
@@ -15,8 +29,9 @@ pub struct ThreadFiles {
     schedstat: HashMap<Pid, File>,
     syscall: HashMap<Pid, File>,
     /// Threads last found blocked, with their `schedstat` line read just
-    /// before: while it is unchanged the thread has not been on a CPU since.
-    blocked: HashMap<Pid, ([u8; 64], usize)>,
+    /// before and what they were blocked in: while that line is unchanged
+    /// the thread has not been on a CPU since, so it still waits there.
+    blocked: HashMap<Pid, ([u8; 64], usize, Activity)>,
 }
 
 /// Most files kept per kind before the cache is cleared (threads come and go).
@@ -39,34 +54,116 @@ impl ThreadFiles {
     /// and still waiting for a CPU). Many idle threads are the common case
     /// this keeps cheap.
     pub fn running(&mut self, pid: Pid, tid: Pid) -> Option<bool> {
+        self.activity(pid, tid, false)
+            .map(|a| a == Activity::Running)
+    }
+
+    /// What thread `tid` of a running process is doing, or `None` when it is
+    /// gone. With `what_blocks`, a blocked thread's `syscall` file is read
+    /// too (one more `pread`), for the futex it waits on. A thread found
+    /// blocked is re-checked through its `schedstat` line (see
+    /// [`ThreadFiles::running`]), and keeps what it was found blocked in.
+    pub fn activity(&mut self, pid: Pid, tid: Pid, what_blocks: bool) -> Option<Activity> {
         let mut line = [0u8; 64];
         let n = read(&mut self.schedstat, pid, tid, "schedstat", &mut line);
-        if let (Some(n), Some((before, len))) = (n, self.blocked.get(&tid)) {
+        if let (Some(n), Some((before, len, activity))) = (n, self.blocked.get(&tid)) {
             if line[..n] == before[..*len] {
-                return Some(false);
+                return Some(*activity);
             }
         }
-        let running = self.state(pid, tid)? == b'R';
+        let activity = if self.state(pid, tid)? == b'R' {
+            Activity::Running
+        } else if what_blocks {
+            match self.syscall(pid, tid) {
+                // Woken between the two reads.
+                Some(Syscall::Running) => Activity::Running,
+                Some(Syscall::In { nr, arg0 }) => Activity::Blocked {
+                    futex: futex_address(nr, arg0),
+                },
+                // Sleeping outside a system call (a page fault, say).
+                Some(Syscall::User) | None => Activity::Blocked { futex: None },
+            }
+        } else {
+            Activity::Blocked { futex: None }
+        };
         match n {
-            Some(n) if !running => {
+            Some(n) if activity != Activity::Running => {
                 if self.blocked.len() > MAX_OPEN {
                     self.blocked.clear();
                 }
-                self.blocked.insert(tid, (line, n));
+                self.blocked.insert(tid, (line, n, activity));
             }
             _ => {
                 self.blocked.remove(&tid);
             }
         }
-        Some(running)
+        Some(activity)
+    }
+
+    /// What a *stopped* thread was doing when it stopped: in user code
+    /// (computing: [`Activity::Running`]) or inside a system call; `None`
+    /// when unknown (running, gone, or not readable).
+    pub fn stopped_activity(&mut self, pid: Pid, tid: Pid) -> Option<Activity> {
+        match self.syscall(pid, tid)? {
+            Syscall::Running => None,
+            Syscall::User => Some(Activity::Running),
+            Syscall::In { nr, arg0 } => Some(Activity::Blocked {
+                futex: futex_address(nr, arg0),
+            }),
+        }
     }
 
     /// Whether a stopped thread was inside a system call (see
     /// `Process::thread_in_syscall`).
     pub fn in_syscall(&mut self, pid: Pid, tid: Pid) -> Option<bool> {
-        let mut buf = [0u8; 32];
+        self.stopped_activity(pid, tid)
+            .map(|a| a != Activity::Running)
+    }
+
+    fn syscall(&mut self, pid: Pid, tid: Pid) -> Option<Syscall> {
+        // "nr" and eight hex words: under 200 bytes.
+        let mut buf = [0u8; 256];
         let n = read(&mut self.syscall, pid, tid, "syscall", &mut buf)?;
-        crate::linux::parse_syscall(&buf[..n])
+        parse_syscall_line(&buf[..n])
+    }
+}
+
+/// The futex word a thread in system call `nr` with first argument `arg0`
+/// waits on. A timed futex wait interrupted by a ptrace stop (ours: a
+/// previous pause) resumes as `restart_syscall`, whose argument registers
+/// are still the original call's; any other restarted call's first argument
+/// (a `timespec` on the stack, say) never lies inside the interpreter's
+/// structures, which is all the caller compares it with.
+fn futex_address(nr: i64, arg0: u64) -> Option<u64> {
+    (nr == libc::SYS_futex || nr == libc::SYS_restart_syscall).then_some(arg0)
+}
+
+/// A `/proc/PID/task/TID/syscall` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Syscall {
+    /// `running`: the thread is not blocked (for a thread not stopped).
+    Running,
+    /// `-1 ...`: in user code.
+    User,
+    /// `nr arg0 ...`: inside system call `nr`, whose first argument is `arg0`.
+    In { nr: i64, arg0: u64 },
+}
+
+fn parse_syscall_line(text: &[u8]) -> Option<Syscall> {
+    let text = std::str::from_utf8(text).ok()?;
+    let mut words = text.split_ascii_whitespace();
+    match words.next()? {
+        "running" => Some(Syscall::Running),
+        "-1" => Some(Syscall::User),
+        nr => {
+            let nr = nr.parse().ok()?;
+            let arg0 = words
+                .next()
+                .and_then(|w| w.strip_prefix("0x"))
+                .and_then(|h| u64::from_str_radix(h, 16).ok())
+                .unwrap_or(0);
+            Some(Syscall::In { nr, arg0 })
+        }
     }
 }
 
@@ -99,6 +196,66 @@ fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_syscall_lines() {
+        assert_eq!(parse_syscall_line(b"running\n"), Some(Syscall::Running));
+        assert_eq!(
+            parse_syscall_line(b"-1 0x7ffc 0x7f12\n"),
+            Some(Syscall::User)
+        );
+        assert_eq!(
+            parse_syscall_line(b"202 0x7f3a1c00a0e8 0x189 0x0 0x0 0x0 0xffffffff 0x7ff0 0x7f00\n"),
+            Some(Syscall::In {
+                nr: 202,
+                arg0: 0x7f3a_1c00_a0e8
+            })
+        );
+        assert_eq!(parse_syscall_line(b""), None);
+        assert_eq!(parse_syscall_line(b"garbage"), None);
+    }
+
+    #[test]
+    fn a_thread_blocked_on_a_futex_shows_its_address() {
+        let pid = std::process::id() as Pid;
+        let pair = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let waiter = pair.clone();
+        let t = std::thread::spawn(move || {
+            tid_tx.send(unsafe { libc::gettid() }).unwrap();
+            let (lock, cv) = &*waiter;
+            let mut done = lock.lock().unwrap();
+            while !*done {
+                done = cv.wait(done).unwrap();
+            }
+        });
+        let tid = tid_rx.recv().unwrap();
+        let mut files = ThreadFiles::default();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            if let Some(Activity::Blocked { futex: Some(addr) }) = files.activity(pid, tid, true) {
+                // Rust's condvar waits on a futex word inside the Condvar.
+                let cv = &pair.1 as *const _ as u64;
+                assert!(
+                    addr >= cv && addr < cv + 64,
+                    "futex {addr:#x} outside the condvar {cv:#x}"
+                );
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never seen blocked on a futex"
+            );
+        }
+        // Unchanged schedstat: the same answer, from the cache.
+        assert!(matches!(
+            files.activity(pid, tid, true),
+            Some(Activity::Blocked { futex: Some(_) })
+        ));
+        *pair.0.lock().unwrap() = true;
+        pair.1.notify_all();
+        t.join().unwrap();
+    }
 
     #[test]
     fn reads_own_thread_state_repeatedly() {

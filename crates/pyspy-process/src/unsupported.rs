@@ -118,6 +118,26 @@ impl ThreadFiles {
     pub fn in_syscall(&mut self, _pid: Pid, _tid: Pid) -> Option<bool> {
         None
     }
+    /// See the Linux version.
+    pub fn activity(&mut self, _pid: Pid, _tid: Pid, _what_blocks: bool) -> Option<Activity> {
+        None
+    }
+    /// See the Linux version.
+    pub fn stopped_activity(&mut self, _pid: Pid, _tid: Pid) -> Option<Activity> {
+        None
+    }
+}
+
+/// What a thread was doing (see the Linux version).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    /// Running.
+    Running,
+    /// Blocked.
+    Blocked {
+        /// The futex it waits on.
+        futex: Option<u64>,
+    },
 }
 
 /// A mapped file (never produced on this platform).

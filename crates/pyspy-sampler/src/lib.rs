@@ -18,11 +18,13 @@ mod process_loop;
 mod record;
 mod session;
 mod sink;
+mod status;
 mod tree;
 
 pub use aggregate::{Aggregator, LineMode};
 pub use error::Error;
-pub use pyspy_cpython::{Frame, LocalVariable, ThreadStack, Version};
+pub use process_loop::{GC_LEAF, GIL_WAIT_LEAF};
+pub use pyspy_cpython::{Frame, LocalVariable, ThreadStack, ThreadStatus, Version};
 pub use pyspy_output::Profile;
 pub use record::{Finished, Progress, RecordConfig, Recorder, StopReason, Target};
 pub use session::{dump, DumpConfig, ProcessDump, RawSample, RawThread, ReadMode, Session};

@@ -10,7 +10,7 @@ use pyspy_output::{FrameKind, FrameLabel};
 use crate::aggregate::{thread_label, Aggregator, LineMode};
 use crate::record::{RecordConfig, StopReason};
 use crate::sink::Shared;
-use crate::{Error, RawSample, Session};
+use crate::{Error, RawSample, Session, ThreadStatus};
 use pyspy_native::MergedFrame;
 
 /// A sample due this soon is taken now: a sleep this short costs about as
@@ -61,6 +61,7 @@ pub(crate) fn sample_process(
         roots.iter().map(|l| total.frame_id(l)).collect()
     };
     let (mut last_torn, mut last_paused) = (0, 0);
+    let (mut gc_leaf, mut gil_wait_leaf) = (None, None);
     pyspy_process::set_timer_slack(TIMER_SLACK_NS);
     let mut next = Instant::now();
     loop {
@@ -99,6 +100,11 @@ pub(crate) fn sample_process(
                     c.gil_attempts += raw.threads().iter().any(|t| t.owns_gil) as u64;
                     c.active_thread_samples +=
                         raw.threads().iter().filter(|t| t.active).count() as u64;
+                    c.gil_wait_thread_samples += raw
+                        .threads()
+                        .iter()
+                        .filter(|t| t.status == ThreadStatus::GilWait)
+                        .count() as u64;
                     c.threads = c.threads.max(raw.threads().len() as u64);
                 }
                 for t in raw.threads() {
@@ -160,6 +166,19 @@ pub(crate) fn sample_process(
                             )?);
                         }
                     }
+                    // Synthetic leaves: what the thread was doing beyond its
+                    // Python frames.
+                    if config.gc_frames && t.in_gc {
+                        key.push(
+                            *gc_leaf.get_or_insert_with(|| total.frame_id(&leaf_label(GC_LEAF))),
+                        );
+                    }
+                    if config.gil_wait_frames && t.status == ThreadStatus::GilWait {
+                        key.push(
+                            *gil_wait_leaf
+                                .get_or_insert_with(|| total.frame_id(&leaf_label(GIL_WAIT_LEAF))),
+                        );
+                    }
                     total.add(&key, at);
                     if let Some(b) = batch.as_mut().map(|b| &mut b.agg) {
                         // Ids are not shared across aggregators: re-intern.
@@ -207,6 +226,24 @@ pub(crate) fn sample_process(
             .paused_samples
             .fetch_add(paused - last_paused, Ordering::Relaxed);
         (last_torn, last_paused) = (torn, paused);
+    }
+}
+
+/// The leaf frame of samples taken while the thread ran a garbage
+/// collection (CPython's own sampler names it the same).
+pub const GC_LEAF: &str = "<GC>";
+/// The leaf frame of samples of a thread waiting to take the GIL.
+pub const GIL_WAIT_LEAF: &str = "<GIL wait>";
+
+/// A synthetic leaf: a name, no file, no line.
+fn leaf_label(name: &str) -> FrameLabel {
+    FrameLabel {
+        name: name.to_owned(),
+        filename: String::new(),
+        short_filename: String::new(),
+        line: 0,
+        first_line: 0,
+        kind: FrameKind::Python,
     }
 }
 

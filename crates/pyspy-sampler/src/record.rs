@@ -52,6 +52,12 @@ pub struct RecordConfig {
     /// Merge native (C, C++, Cython) frames into the stacks; every sample
     /// is then taken paused, whatever `mode` says (`Nonblocking` is refused).
     pub native: bool,
+    /// Give samples of the thread running a garbage collection a `<GC>`
+    /// leaf frame.
+    pub gc_frames: bool,
+    /// Give samples of threads waiting to take the GIL a `<GIL wait>` leaf
+    /// frame, so contention shows per function.
+    pub gil_wait_frames: bool,
 }
 
 impl Default for RecordConfig {
@@ -68,6 +74,8 @@ impl Default for RecordConfig {
             batches: false,
             subprocesses: false,
             native: false,
+            gc_frames: true,
+            gil_wait_frames: false,
         }
     }
 }

@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use pyspy_cpython::{
     find_interpreter, Frame, Interpreter, RawFrame, StackWalker, ThreadStack, ThreadState,
+    ThreadStatus,
 };
 use pyspy_native::{MergedFrame, NativeStacks, NativeSymbol};
 use pyspy_process::{PauseGuard, Pid, Process, ThreadFiles};
 
 use crate::filenames::ShortFilenames;
+use crate::status::{classify, GilRange};
 use crate::Error;
 
 /// How a sample is kept consistent with the running target.
@@ -85,6 +87,8 @@ pub struct Session {
     /// Merge the native stacks of idle threads too (a dump shows them; a
     /// recording that leaves idle threads out need not unwind them).
     merge_idle: bool,
+    /// Where the GIL's locks are (a thread blocked there waits for the GIL).
+    gil: GilRange,
 }
 
 /// Attempts of a dump whose native merge failed (a thread caught entering
@@ -98,7 +102,9 @@ impl Session {
         let interpreter = find_interpreter(&process).map_err(|e| exited_or(&process, e.into()))?;
         let command_line = process.cmdline().map(|a| a.join(" ")).unwrap_or_default();
         let executable = process.exe().unwrap_or_default();
-        let walker = StackWalker::new(process.clone(), interpreter.layout);
+        let mut walker = StackWalker::new(process.clone(), interpreter.layout);
+        walker.watch_gc(interpreter.gc_collecting);
+        let gil = GilRange::new(interpreter.gil);
         Ok(Session {
             process,
             interpreter,
@@ -114,6 +120,7 @@ impl Session {
             executable,
             native: None,
             merge_idle: true,
+            gil,
         })
     }
 
@@ -213,7 +220,8 @@ impl Session {
                 thread_id: t.thread_id,
                 os_thread_id: t.os_thread_id,
                 thread_name: self.names.get(&t.thread_id).cloned(),
-                active: t.active,
+                active: t.status.is_active(),
+                status: t.status,
                 owns_gil: t.owns_gil,
                 frames,
             });
@@ -344,6 +352,12 @@ impl Session {
             return Ok(false);
         }
         out.used = 0;
+        let gc_running = self.walker.gc_running();
+        let gil = if os_state {
+            self.gil.get(&self.process).cloned()
+        } else {
+            None
+        };
         for (i, ts) in states.iter().enumerate() {
             if out.used == out.threads.len() {
                 out.threads.push(RawThread::default());
@@ -355,27 +369,25 @@ impl Session {
             t.thread_id = ts.thread_id;
             t.os_thread_id = (ts.native_thread_id != 0).then_some(ts.native_thread_id);
             t.owns_gil = holder != 0 && holder == ts.addr;
+            t.in_gc = gc_running && t.owns_gil;
             // Paused, a thread shows where it stopped: inside a system
-            // call (waiting: sleep, lock, I/O) or in user code (computing).
-            // Not paused, the scheduler state says whether it is running.
+            // call (waiting: sleep, lock, I/O, the GIL) or in user code
+            // (computing). Not paused, the scheduler state says whether it
+            // is running, and a blocked one's system call what it waits on.
             let pid = self.process.pid();
-            // Holding the GIL is running Python, whatever the thread was
-            // doing in the kernel when caught (a GIL hand-off, say).
-            t.active = t.owns_gil
-                || match (os_state, t.os_thread_id) {
-                    (false, _) => true,
-                    (true, None) => !t.frames.is_empty(),
-                    (true, Some(tid)) if paused => {
-                        match self.thread_files.in_syscall(pid, tid as Pid) {
-                            Some(waiting) => !waiting,
-                            None => !t.frames.is_empty(),
-                        }
-                    }
-                    (true, Some(tid)) => match self.thread_files.running(pid, tid as Pid) {
-                        Some(running) => running,
-                        None => !t.frames.is_empty(),
-                    },
-                };
+            t.status = match (os_state, t.os_thread_id) {
+                (false, _) => ThreadStatus::Running,
+                (true, None) => classify(None, None, t.owns_gil, !t.frames.is_empty()),
+                (true, Some(tid)) => {
+                    let activity = if paused {
+                        self.thread_files.stopped_activity(pid, tid as Pid)
+                    } else {
+                        self.thread_files.activity(pid, tid as Pid, gil.is_some())
+                    };
+                    classify(activity, gil.as_ref(), t.owns_gil, !t.frames.is_empty())
+                }
+            };
+            t.active = t.status.is_active();
             t.merged.clear();
             let wanted = t.active || self.merge_idle;
             if let Some(native) = self.native.as_mut().filter(|_| paused && wanted) {
@@ -412,8 +424,13 @@ pub struct RawThread {
     pub thread_id: u64,
     /// OS thread id, when known.
     pub os_thread_id: Option<u64>,
-    /// On a CPU when sampled (always true when OS states were not read).
+    /// On a CPU or waiting for the GIL when sampled (always true when OS
+    /// states were not read): `status.is_active()`.
     pub active: bool,
+    /// Running, waiting for the GIL, or idle.
+    pub status: ThreadStatus,
+    /// Held the GIL while a garbage collection ran (it is the collector).
+    pub in_gc: bool,
     /// Held the GIL.
     pub owns_gil: bool,
     /// Frames, innermost first.

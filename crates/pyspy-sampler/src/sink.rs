@@ -17,6 +17,8 @@ pub struct BatchCounts {
     pub gil_attempts: u64,
     /// Thread-samples of threads that were active (before any filtering).
     pub active_thread_samples: u64,
+    /// Thread-samples of threads waiting to take the GIL (counted active too).
+    pub gil_wait_thread_samples: u64,
     /// Most Python threads one successful attempt of the batch saw (not
     /// the last one's: a target shutting down shows an empty thread list
     /// for its final samples).

@@ -250,6 +250,16 @@ export interface BindingRecordOptions {
    * @default false
    */
   native?: boolean
+  /**
+   * A `<GC>` leaf frame on samples of the thread running a garbage
+   * collection. @default true
+   */
+  gcFrames?: boolean
+  /**
+   * A `<GIL wait>` leaf frame on samples of threads waiting to take the
+   * GIL. @default false
+   */
+  gilWaitFrames?: boolean
 }
 
 /** One unique stack of one thread with its sample count. */
@@ -296,6 +306,8 @@ export interface BindingStacks {
   gilSamples?: number
   /** Batches only: thread-samples of active threads (before filtering). */
   activeSamples?: number
+  /** Batches only: thread-samples of threads waiting for the GIL. */
+  gilWaitSamples?: number
   /** Batches only: the most Python threads one attempt of the batch saw. */
   threads?: number
   /** Batches only: milliseconds the batch covers. */
@@ -314,8 +326,10 @@ export interface BindingThreadStack {
   osThreadId: number | null
   /** `threading.Thread.name`, when the thread is registered there. */
   threadName: string | null
-  /** Running on a CPU (not sleeping or blocked) when read. */
+  /** Running on a CPU or waiting for the GIL (not idle) when read. */
   active: boolean
+  /** `running`, `gil_wait` or `idle`. */
+  status: string
   /** Held the GIL when read. */
   ownsGil: boolean
   /** Frames, innermost first. */

@@ -57,6 +57,8 @@ interface RecordFlags {
   fullFilenames?: boolean;
   subprocesses?: boolean;
   native?: boolean;
+  gcFrames?: boolean;
+  gilWaitFrames?: boolean;
 }
 
 /**
@@ -101,6 +103,8 @@ export function addRecordCommand(program: Command, deps: RecordCliDeps, setExitC
     .option('--full-filenames', 'show full Python filenames')
     .option('-s, --subprocesses', 'also profile Python subprocesses (each gets a root frame process PID:"CMD")')
     .option('-n, --native', 'include native frames (C, C++, Cython; Linux x86-64): the program is paused for every read')
+    .option('--no-gc-frames', 'no <GC> leaf frame on samples taken while a garbage collection runs')
+    .option('--gil-wait-frames', 'a <GIL wait> leaf frame on samples of threads waiting to take the GIL (shows contention per function)')
     .addHelpText(
       'after',
       [
@@ -174,6 +178,8 @@ async function runRecord(deps: RecordCliDeps, flags: RecordFlags, command: strin
     subprocesses: flags.subprocesses ?? false,
     fullFilenames: flags.fullFilenames ?? false,
     native: flags.native ?? false,
+    gcFrames: flags.gcFrames ?? true,
+    gilWaitFrames: flags.gilWaitFrames ?? false,
     ...(deps.stderrIsTTY ? { onProgress: (p: Progress) => progress.draw(p) } : {}),
   };
   let profile: Profile;

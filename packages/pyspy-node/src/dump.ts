@@ -8,7 +8,7 @@ import type { BindingDumpResult, BindingProcessDump } from '../binding/binding.c
 import { loadBinding, type Binding } from './binding.js';
 import { fromBindingError, PyspyError } from './errors.js';
 import { assertPid } from './pid.js';
-import type { DumpOptions, ProcessDump } from './types.js';
+import type { DumpOptions, ProcessDump, ThreadStatus } from './types.js';
 
 /**
  * Reads the current Python stack of every thread in process `pid`, once.
@@ -87,6 +87,7 @@ export function toProcessDump(dump: BindingProcessDump): ProcessDump {
       osThreadId: thread.osThreadId ?? null,
       threadName: thread.threadName ?? null,
       active: thread.active,
+      status: thread.status as ThreadStatus,
       ownsGil: thread.ownsGil,
       frames: thread.frames.map((frame) => ({
         name: frame.name,

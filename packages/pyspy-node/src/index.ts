@@ -29,4 +29,4 @@ export { record, type Progress, type RecordOptions } from './record.js';
 export { sample, type SampleOptions } from './sample.js';
 export type { Batch, Stack, StackFrame, Stacks } from './stacks.js';
 export { top, type TopOptions, type TopRow, type TopSnapshot, type TopSortKey } from './top.js';
-export type { DumpOptions, Frame, LocalVariable, ProcessDump, ThreadStack } from './types.js';
+export type { DumpOptions, Frame, LocalVariable, ProcessDump, ThreadStack, ThreadStatus } from './types.js';

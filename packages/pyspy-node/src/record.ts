@@ -72,6 +72,18 @@ export interface RecordOptions {
    */
   native?: boolean;
   /**
+   * Give samples of the thread running a garbage collection a `<GC>` leaf
+   * frame (collection time shows under the code that triggered it).
+   * @default true
+   */
+  gcFrames?: boolean;
+  /**
+   * Give samples of threads waiting to take the GIL a `<GIL wait>` leaf
+   * frame, so GIL contention shows per function. Such threads count as
+   * active (sampled without `idle`) either way. @default false
+   */
+  gilWaitFrames?: boolean;
+  /**
    * Also sample the target's Python descendants (multiprocessing workers,
    * `subprocess` children, pre-fork workers, ones started later), each on
    * its own native thread; every stack gets `process PID:"CMD"` root frames.

@@ -159,6 +159,8 @@ function toBindingOptions(options: Omit<RecordOptions, 'onProgress'>, batches: b
     subprocesses: options.subprocesses ?? false,
     fullFilenames: options.fullFilenames ?? false,
     native: options.native ?? false,
+    gcFrames: options.gcFrames ?? true,
+    gilWaitFrames: options.gilWaitFrames ?? false,
     batches,
   };
 }

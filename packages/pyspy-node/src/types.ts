@@ -51,6 +51,9 @@ export interface ProcessDump {
   subprocesses: ProcessDump[];
 }
 
+/** What a thread was doing when read (see {@link ThreadStack.status}). */
+export type ThreadStatus = 'running' | 'gil_wait' | 'idle';
+
 /** One thread's Python stack. */
 export interface ThreadStack {
   /** The pid of the process the thread belongs to. */
@@ -61,8 +64,17 @@ export interface ThreadStack {
   osThreadId: number | null;
   /** `threading.Thread.name`, or `null` for a thread `threading` does not know. */
   threadName: string | null;
-  /** Running on a CPU (not sleeping or blocked) when read. */
+  /**
+   * Not idle when read: running on a CPU, or waiting to take the GIL (it
+   * wants to run). py-spy's `active`.
+   */
   active: boolean;
+  /**
+   * What the thread was doing: `running` (on a CPU, or holding the GIL),
+   * `gil_wait` (blocked taking the GIL) or `idle` (blocked in anything else:
+   * I/O, sleep, locks, condition variables).
+   */
+  status: ThreadStatus;
   /** Held the GIL when read. */
   ownsGil: boolean;
   /** Frames, innermost first. */

@@ -18,6 +18,7 @@ export const bindingDump: BindingProcessDump = {
       osThreadId: null,
       threadName: 'worker-1',
       active: true,
+      status: 'gil_wait',
       ownsGil: false,
       frames: [
         {
@@ -39,6 +40,7 @@ export const bindingDump: BindingProcessDump = {
       osThreadId: 4242,
       threadName: 'MainThread',
       active: true,
+      status: 'running',
       ownsGil: true,
       frames: [
         { name: 'spin', filename: '/home/me/demo.py', shortFilename: null, line: 12, module: null, locals: null },
@@ -55,6 +57,6 @@ export const withIdleThread: ProcessDump = {
   ...processDump,
   threads: [
     ...processDump.threads,
-    { pid: 4242, threadId: 0xabc, osThreadId: null, threadName: null, active: false, ownsGil: false, frames: [] },
+    { pid: 4242, threadId: 0xabc, osThreadId: null, threadName: null, active: false, status: 'idle', ownsGil: false, frames: [] },
   ],
 };

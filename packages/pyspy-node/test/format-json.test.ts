@@ -14,6 +14,7 @@ describe('formatJson', () => {
       'os_thread_id',
       'active',
       'owns_gil',
+      'status',
       'frames',
       'process_info',
     ]);
@@ -24,6 +25,7 @@ describe('formatJson', () => {
       os_thread_id: 4242,
       active: true,
       owns_gil: true,
+      status: 'running',
       frames: [
         { name: 'spin', filename: '/home/me/demo.py', module: null, short_filename: null, line: 12, locals: null },
         { name: '<module>', filename: '/home/me/demo.py', module: null, short_filename: 'demo.py', line: 0, locals: null },

@@ -14,7 +14,7 @@ describe('formatText', () => {
         '    spin (/home/me/demo.py:12)',
         '    <module> (demo.py)',
         '',
-        'Thread 0x7F3A1C2B3640 (active): "worker-1"',
+        'Thread 0x7F3A1C2B3640 (active, waiting for GIL): "worker-1"',
         '    fib (demo.py:7)',
         '        Arguments:',
         '            n: 25',
@@ -51,9 +51,10 @@ describe('thread header parts', () => {
   });
 
   it('names the status as py-spy does', () => {
-    expect(threadStatus({ active: false, ownsGil: true })).toBe('idle');
-    expect(threadStatus({ active: true, ownsGil: false })).toBe('active');
-    expect(threadStatus({ active: true, ownsGil: true })).toBe('active+gil');
+    expect(threadStatus({ active: false, ownsGil: true, status: 'idle' })).toBe('idle');
+    expect(threadStatus({ active: true, ownsGil: false, status: 'running' })).toBe('active');
+    expect(threadStatus({ active: true, ownsGil: true, status: 'running' })).toBe('active+gil');
+    expect(threadStatus({ active: true, ownsGil: false, status: 'gil_wait' })).toBe('active, waiting for GIL');
   });
 });
 

@@ -32,6 +32,7 @@ function figures(extra: Partial<TopFigures> = {}): TopFigures {
     errorPct: 0,
     gil: null,
     active: 100,
+    gilWait: null,
     threads: 1,
     rows: [
       { function: 'spin', file: 'app.py', line: 8, ownPct: 75, totalPct: 75, ownTime: 3, totalTime: 3 },
@@ -103,6 +104,12 @@ describe('top text', () => {
       'Total Samples 400   Rate: 99.5/s',
       'GIL: n/a, Active: 100.00%, Threads: 1',
     ]);
+  });
+
+  it('shows the share waiting for the GIL when it was measured', () => {
+    expect(figureLines(figures({ gil: 100, active: 400, gilWait: 300 }), INFO)[2]).toBe(
+      'GIL: 100.00%, Active: 400.00%, GIL wait: 300.00%, Threads: 1',
+    );
   });
 
   it('adds the error rate once it matters, and lateness', () => {

@@ -46,6 +46,12 @@ pub struct BindingRecordOptions {
     /// then taken paused (Linux x86-64; not with `nonblocking`).
     /// @default false
     pub native: Option<bool>,
+    /// A `<GC>` leaf frame on samples of the thread running a garbage
+    /// collection. @default true
+    pub gc_frames: Option<bool>,
+    /// A `<GIL wait>` leaf frame on samples of threads waiting to take the
+    /// GIL. @default false
+    pub gil_wait_frames: Option<bool>,
 }
 
 impl BindingRecordOptions {
@@ -129,6 +135,8 @@ impl BindingRecordOptions {
                 batches: self.batches.unwrap_or(false),
                 subprocesses: self.subprocesses.unwrap_or(false),
                 native: self.native.unwrap_or(false),
+                gc_frames: self.gc_frames.unwrap_or(true),
+                gil_wait_frames: self.gil_wait_frames.unwrap_or(false),
             },
         ))
     }

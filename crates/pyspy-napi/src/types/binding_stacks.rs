@@ -51,6 +51,8 @@ pub struct BindingStacks {
     pub gil_samples: Option<f64>,
     /// Batches only: thread-samples of active threads (before filtering).
     pub active_samples: Option<f64>,
+    /// Batches only: thread-samples of threads waiting for the GIL.
+    pub gil_wait_samples: Option<f64>,
     /// Batches only: the most Python threads one attempt of the batch saw.
     pub threads: Option<f64>,
     /// Batches only: milliseconds the batch covers.
@@ -64,6 +66,7 @@ impl BindingStacks {
             attempts: Some(c.attempts as f64),
             gil_samples: Some(c.gil_attempts as f64),
             active_samples: Some(c.active_thread_samples as f64),
+            gil_wait_samples: Some(c.gil_wait_thread_samples as f64),
             threads: Some(c.threads as f64),
             elapsed_ms: Some(c.elapsed.as_secs_f64() * 1e3),
             ..BindingStacks::from(p)
@@ -108,6 +111,7 @@ impl From<&Profile> for BindingStacks {
             attempts: None,
             gil_samples: None,
             active_samples: None,
+            gil_wait_samples: None,
             threads: None,
             elapsed_ms: None,
         }

@@ -14,8 +14,10 @@ pub struct BindingThreadStack {
     pub os_thread_id: Option<f64>,
     /// `threading.Thread.name`, when the thread is registered there.
     pub thread_name: Option<String>,
-    /// Running on a CPU (not sleeping or blocked) when read.
+    /// Running on a CPU or waiting for the GIL (not idle) when read.
     pub active: bool,
+    /// `running`, `gil_wait` or `idle`.
+    pub status: String,
     /// Held the GIL when read.
     pub owns_gil: bool,
     /// Frames, innermost first.
@@ -30,6 +32,7 @@ impl From<pyspy_sampler::ThreadStack> for BindingThreadStack {
             os_thread_id: t.os_thread_id.map(|tid| tid as f64),
             thread_name: t.thread_name,
             active: t.active,
+            status: t.status.as_str().to_owned(),
             owns_gil: t.owns_gil,
             frames: t.frames.into_iter().map(Into::into).collect(),
         }

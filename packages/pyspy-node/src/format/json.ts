@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { ProcessDump } from '../types.js';
+import type { ProcessDump, ThreadStatus } from '../types.js';
 
 /** One thread as py-spy's JSON names it (snake_case). */
 export interface JsonStackTrace {
@@ -19,6 +19,8 @@ export interface JsonStackTrace {
   active: boolean;
   /** See `ThreadStack.ownsGil`. */
   owns_gil: boolean;
+  /** See `ThreadStack.status` (not in py-spy's JSON). */
+  status: ThreadStatus;
   /** See `ThreadStack.frames`. */
   frames: JsonFrame[];
   /** Always `null`: py-spy fills it only for subprocesses, which `dump` does not follow yet. */
@@ -57,6 +59,7 @@ export function toJsonTraces(dump: ProcessDump): JsonStackTrace[] {
     os_thread_id: thread.osThreadId,
     active: thread.active,
     owns_gil: thread.ownsGil,
+    status: thread.status,
     frames: thread.frames.map((frame) => ({
       name: frame.name,
       filename: frame.filename,

@@ -59,9 +59,10 @@ export function formatThreadId(thread: Pick<ThreadStack, 'threadId' | 'osThreadI
   return `0x${thread.threadId.toString(16).toUpperCase()}`;
 }
 
-/** `idle`, `active` or `active+gil`. */
-export function threadStatus(thread: Pick<ThreadStack, 'active' | 'ownsGil'>): string {
+/** `idle`, `active`, `active+gil` or `active, waiting for GIL`. */
+export function threadStatus(thread: Pick<ThreadStack, 'active' | 'ownsGil' | 'status'>): string {
   if (!thread.active) return 'idle';
+  if (thread.status === 'gil_wait') return 'active, waiting for GIL';
   return thread.ownsGil ? 'active+gil' : 'active';
 }
 

@@ -49,6 +49,8 @@ export interface IntervalInfo {
   gil: number | null;
   /** Thread-samples of active (running, not idle) threads, or `null` when unknown. */
   active: number | null;
+  /** Thread-samples of threads waiting to take the GIL (active too), or `null` when unknown. */
+  gilWait?: number | null;
   /** Python threads seen in the interval. */
   threads: number;
   /** Processes whose stacks the interval holds (several with `subprocesses`). */
@@ -82,6 +84,11 @@ export interface TopFigures {
    * not measured (today: with the `gil` or `idle` option).
    */
   active: number | null;
+  /**
+   * Thread-samples waiting to take the GIL per attempt in the latest
+   * interval, in % (part of `active`); `null` when not measured.
+   */
+  gilWait: number | null;
   /**
    * Python threads seen in the latest interval; without the `idle` option
    * that leaves out threads that were idle all along.
@@ -232,6 +239,7 @@ export class TopAggregator {
       errorPct: latest ? pct(latest.errors) : 0,
       gil: info?.gil === null || info === undefined ? null : pct(info.gil),
       active: info?.active === null || info === undefined ? null : pct(info.active),
+      gilWait: info?.gilWait === null || info?.gilWait === undefined ? null : pct(info.gilWait),
       threads: info?.threads ?? 0,
       processes: info?.processes ?? 1,
       rows: view.limit === undefined ? rows : rows.slice(0, Math.max(0, view.limit)),

@@ -134,6 +134,7 @@ export class TopFeed implements AsyncIterableIterator<FeedItem> {
         elapsedMs: counts.elapsedMs,
         gil: counts.gilSamples ?? null,
         active: counts.activeSamples ?? null,
+        gilWait: counts.gilWaitSamples ?? null,
         threads: counts.threads ?? new Set(batch.stacks.map((s) => `${s.pid}:${s.threadId}`)).size,
         processes: new Set(batch.stacks.map((s) => s.pid)).size,
       };
@@ -156,6 +157,7 @@ export class TopFeed implements AsyncIterableIterator<FeedItem> {
       elapsedMs,
       gil: gil ? batch.samples : null,
       active: !gil && !idle ? batch.samples : null,
+      gilWait: null,
       threads,
       processes: new Set(batch.stacks.map((s) => s.pid)).size,
     };

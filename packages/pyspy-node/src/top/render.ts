@@ -64,7 +64,9 @@ export function figureLines(figures: TopFigures, info: ScreenInfo, width = Numbe
   if ((info.latenessMs ?? 0) >= 1000) {
     second.push(`${((info.latenessMs ?? 0) / 1000).toFixed(1)}s behind: try a lower --rate`);
   }
-  let third = `GIL: ${percent(figures.gil)}, Active: ${percent(figures.active)}, Threads: ${figures.threads}`;
+  // GIL wait is part of Active: threads that want to run but wait their turn.
+  const gilWait = figures.gilWait === null ? '' : `, GIL wait: ${percent(figures.gilWait)}`;
+  let third = `GIL: ${percent(figures.gil)}, Active: ${percent(figures.active)}${gilWait}, Threads: ${figures.threads}`;
   // As py-spy with --subprocesses: how many processes the stacks came from.
   if (figures.processes > 1) third += `, Processes: ${figures.processes}`;
   return [first, second.join('   '), third];
