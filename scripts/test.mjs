@@ -7,6 +7,7 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { reapLeftovers, markRun } from './leftovers.mjs';
 import { header, main, npxRun, ROOT, run, seconds, StepError } from './lib.mjs';
 import { setup } from './setup.mjs';
 
@@ -42,6 +43,7 @@ const keepGoing = process.argv.includes('--keep-going');
 
 await main(async () => {
   const started = Date.now();
+  const runId = markRun();
   await setup();
   const timings = [];
   const failures = [];
@@ -62,6 +64,15 @@ await main(async () => {
   } finally {
     console.log(`\n${timings.join(', ')}`);
     console.log(`total ${seconds(Date.now() - started)}`);
+  }
+  // The suite must leave no process behind, pass or fail.
+  const left = await reapLeftovers(runId);
+  if (left.length > 0) {
+    failures.push(
+      new StepError(
+        `the run left ${left.length} process(es) behind (now killed):\n    ${left.map((p) => `${p.pid}: ${p.command}`).join('\n    ')}`,
+      ),
+    );
   }
   if (failures.length === 1) throw failures[0];
   if (failures.length > 1) throw new StepError(`${failures.length} steps failed:\n  ${failures.map((f) => f.message).join('\n  ')}`);

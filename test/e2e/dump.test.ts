@@ -172,6 +172,18 @@ describe.each(interpreters.map((i) => [i.id, i] as const))('%s', (_id, interp) =
     cover(interp, 'library');
   });
 
+  it('the busy thread is active in 100 consecutive dumps (waiting for the GIL is not idle)', { timeout: TIMEOUT }, async () => {
+    const { dump } = await import('pyspy-node');
+    const fx = await spawnFixture(interp, 'dump_target.py', [], { via: 'shell' });
+    const statuses: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      const busy = (await dump(fx.pid)).threads.find((t) => t.threadId === fx.report.busy.ident);
+      statuses.push(busy ? `${busy.active ? 'active' : 'idle'}/${busy.status}` : 'missing');
+    }
+    const wrong = statuses.filter((s) => s !== 'active/running' && s !== 'active/gil_wait');
+    expect(wrong, `${interp.id}: busy-worker statuses`).toEqual([]);
+  });
+
   // The text form is the same code on every version: checked on two, and
   // the other interpreters get no test here (rather than a skipped one).
   if (TEXT_FORM.includes(interp.id)) {
@@ -218,7 +230,7 @@ function expectExecutable(executable: string, interp: Interpreter): void {
   }
 }
 
-const THREAD_HEADER = /^Thread (\d+|0x[0-9A-F]+) \((idle|active|active\+gil)\)(?:: "(.*)")?$/;
+const THREAD_HEADER = /^Thread (\d+|0x[0-9A-F]+) \((idle|active|active\+gil|active, waiting for GIL)\)(?:: "(.*)")?$/;
 const FRAME_LINE = /^ {4}(\S.*) \((.+):(\d+)\)$/;
 
 /**

@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { dump } from 'pyspy-node';
 
+import { cleanups, track } from '../helpers/children.js';
 import { FIXTURES_DIR, killAllChildren, runCli } from '../helpers/pythons.js';
 
 afterEach(killAllChildren);
@@ -31,7 +32,23 @@ async function startThreadsFixture(): Promise<{ parent: ChildProcess; parentPid:
     parent.once('exit', () => reject(new Error('fixture exited')));
   });
   const [, parentPid, childPid] = ready.split(' ').map(Number) as [number, number, number];
+  // The child outlives a SIGKILLed parent (daemon processes are only ended
+  // by a parent that exits normally): both are killed after each test.
+  track(parent);
+  const cleanup = async (): Promise<void> => {
+    cleanups.delete(cleanup);
+    killQuietly(childPid);
+  };
+  cleanups.add(cleanup);
   return { parent, parentPid, childPid };
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
 }
 
 function outFile(name: string): string {
@@ -97,6 +114,7 @@ describe('record --subprocesses', () => {
       expect(samples).toBeGreaterThan(100);
     } finally {
       parent.kill('SIGKILL');
+      killQuietly(childPid);
       parent.stdout?.destroy();
     }
   });
@@ -117,6 +135,7 @@ describe('dump --subprocesses', () => {
       expect(lib.subprocesses.map((s) => [s.pid, s.parentPid])).toEqual([[childPid, parentPid]]);
     } finally {
       parent.kill('SIGKILL');
+      killQuietly(childPid);
       parent.stdout?.destroy();
     }
   });
