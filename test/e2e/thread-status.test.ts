@@ -187,7 +187,10 @@ describe.each(matrix.map((i) => [i.id, i] as [string, Interpreter]))('%s', (_id,
       }
     }
     const before = readStats();
-    const res = await runCli(['record', '-p', String(fx.pid), '-o', file, '-f', 'raw', '-r', '200', '-d', '5']);
+    // Paused reads (--blocking) take each sample at its scheduled moment: the default mode retries a
+    // torn read a moment later, and stacks tear only outside collections, which under load would
+    // tilt samples toward collections.
+    const res = await runCli(['record', '-p', String(fx.pid), '-o', file, '-f', 'raw', '-r', '200', '-d', '8', '--blocking']);
     const after = readStats();
     expect(res.code, res.stderr).toBe(0);
     const stacks = parseRaw(readFileSync(file, 'utf8')).filter((s) => s.frames.some((f) => f.name === 'make_cycles'));

@@ -39,7 +39,7 @@ function parseTables(stdout: string): Table[] {
     const [title, totals, figures, header, ...rows] = block.split('\n');
     expect(title).toMatch(/^Collecting samples from '.+' \(python v3\.11\.\d+\)$/);
     expect(totals).toMatch(/^Total Samples \d+ {3}Rate: \d+\.\d\/s/);
-    expect(figures).toMatch(/^GIL: \d+\.\d\d%, Active: \d+\.\d\d%, Threads: \d+$/);
+    expect(figures).toMatch(/^GIL: \d+\.\d\d%, Active: \d+\.\d\d%, GIL wait: \d+\.\d\d%, Threads: \d+$/);
     expect(header).toBe('    %Own  %Total  OwnTime TotalTime  Function (filename)');
     return {
       title: title!,

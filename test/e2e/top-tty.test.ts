@@ -164,7 +164,7 @@ describe('pyspy-node top on a terminal', () => {
     });
     expect(pane.modes()).toEqual({ alternate: true, cursor: false });
     expect(lines[0]).toMatch(new RegExp(`^Collecting samples from '.*top_target\\.py' \\(python v3\\.11\\.\\d+\\)`));
-    expect(lines[2]).toMatch(/^GIL: \d+\.\d\d%, Active: \d+\.\d\d%, Threads: 1$/);
+    expect(lines[2]).toMatch(/^GIL: \d+\.\d\d%, Active: \d+\.\d\d%, GIL wait: \d+\.\d\d%, Threads: 1$/);
     expect(lines[3]).toMatch(/^sorted by OwnTime, by function/);
     let rows = parseRows(lines);
     // Sorted by own time: the 3:1 split puts hot_three first.

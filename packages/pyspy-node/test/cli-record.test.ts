@@ -74,6 +74,8 @@ describe('pyspy-node record: arguments', () => {
       subprocesses: false,
       fullFilenames: false,
       native: false,
+      gcFrames: true,
+      gilWaitFrames: false,
       batches: false,
     });
     expect(stderr).toBe(
@@ -89,7 +91,7 @@ describe('pyspy-node record: arguments', () => {
     const out = path.join(dir, 'out.txt');
     const { code, binding, stderr } = await run([
       'record', '-o', out, '-r', '250', '-d', '2', '-t', '-g', '-i', '-F', '--nonblocking', '--full-filenames',
-      '--', 'python3', 'app.py', '--port', '80',
+      '--no-gc-frames', '--gil-wait-frames', '--', 'python3', 'app.py', '--port', '80',
     ]);
     expect(code).toBe(0);
     expect(binding.startRecorder).toHaveBeenCalledWith({
@@ -106,6 +108,8 @@ describe('pyspy-node record: arguments', () => {
       subprocesses: false,
       fullFilenames: true,
       native: false,
+      gcFrames: false,
+      gilWaitFrames: true,
       batches: false,
     });
     expect(stderr).toMatch(/^pyspy-node> Sampling process 250 times a second for 2 seconds\. Press Control-C to exit\.\n/);

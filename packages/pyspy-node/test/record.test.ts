@@ -33,6 +33,8 @@ describe('record', () => {
       subprocesses: false,
       fullFilenames: false,
       native: false,
+      gcFrames: true,
+      gilWaitFrames: false,
       batches: false,
     });
     expect(profile).toBeInstanceOf(Profile);
@@ -78,6 +80,8 @@ describe('record', () => {
       subprocesses: false,
       fullFilenames: true,
       native: false,
+      gcFrames: true,
+      gilWaitFrames: false,
       batches: false,
     });
   });
