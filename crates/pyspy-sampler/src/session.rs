@@ -7,7 +7,7 @@ use pyspy_cpython::{
     find_interpreter, Frame, Interpreter, RawFrame, StackWalker, ThreadStack, ThreadState,
 };
 use pyspy_native::{MergedFrame, NativeStacks, NativeSymbol};
-use pyspy_process::{PauseGuard, Pid, Process, ThreadFiles};
+use pyspy_process::{PauseGuard, Pid, Process, ThreadFiles, TidMap};
 
 use crate::filenames::ShortFilenames;
 use crate::Error;
@@ -51,6 +51,8 @@ pub struct DumpConfig {
 pub struct ProcessDump {
     /// The target's pid.
     pub pid: i32,
+    /// Its pid in its own PID namespace (a container's), when that is not ours.
+    pub namespace_pid: Option<i32>,
     /// The target's command line, space-joined.
     pub command_line: String,
     /// The interpreter executable as the target sees it.
@@ -75,6 +77,8 @@ pub struct Session {
     /// Thread states of the last read (reused).
     states: Vec<ThreadState>,
     thread_files: ThreadFiles,
+    /// The target's tids (what CPython stores) to ours, across PID namespaces.
+    tids: TidMap,
     torn_reads: u64,
     paused_fallbacks: u64,
     short_filenames: ShortFilenames,
@@ -107,6 +111,7 @@ impl Session {
             names_tried: HashSet::new(),
             states: Vec::new(),
             thread_files: ThreadFiles::default(),
+            tids: TidMap::default(),
             torn_reads: 0,
             paused_fallbacks: 0,
             short_filenames: ShortFilenames::default(),
@@ -212,6 +217,7 @@ impl Session {
             threads.push(ThreadStack {
                 thread_id: t.thread_id,
                 os_thread_id: t.os_thread_id,
+                namespace_thread_id: t.namespace_thread_id,
                 thread_name: self.names.get(&t.thread_id).cloned(),
                 active: t.active,
                 owns_gil: t.owns_gil,
@@ -353,12 +359,18 @@ impl Session {
             t.frames.clear();
             self.walker.resolve_walk(i, &mut t.frames)?;
             t.thread_id = ts.thread_id;
-            t.os_thread_id = (ts.native_thread_id != 0).then_some(ts.native_thread_id);
+            // CPython stores the tid of the target's own PID namespace;
+            // /proc and ptrace need ours.
+            let pid = self.process.pid();
+            let own_tid = (ts.native_thread_id != 0).then_some(ts.native_thread_id);
+            t.os_thread_id = own_tid
+                .and_then(|own| self.tids.host_tid(pid, own as Pid))
+                .map(|tid| tid as u64);
+            t.namespace_thread_id = own_tid.filter(|own| t.os_thread_id != Some(*own));
             t.owns_gil = holder != 0 && holder == ts.addr;
             // Paused, a thread shows where it stopped: inside a system
             // call (waiting: sleep, lock, I/O) or in user code (computing).
             // Not paused, the scheduler state says whether it is running.
-            let pid = self.process.pid();
             // Holding the GIL is running Python, whatever the thread was
             // doing in the kernel when caught (a GIL hand-off, say).
             t.active = t.owns_gil
@@ -379,8 +391,8 @@ impl Session {
             t.merged.clear();
             let wanted = t.active || self.merge_idle;
             if let Some(native) = self.native.as_mut().filter(|_| paused && wanted) {
-                if ts.native_thread_id != 0 && !t.frames.is_empty() {
-                    native.merge(ts.native_thread_id as Pid, ts, &t.frames, &mut t.merged)?;
+                if let Some(tid) = t.os_thread_id.filter(|_| !t.frames.is_empty()) {
+                    native.merge(tid as Pid, ts, &t.frames, &mut t.merged)?;
                 } else {
                     t.merged
                         .extend((0..t.frames.len()).map(MergedFrame::Python));
@@ -395,6 +407,7 @@ impl Session {
         let threads = self.read_stacks(config)?;
         Ok(ProcessDump {
             pid: self.process.pid(),
+            namespace_pid: pyspy_process::namespace_pid(self.process.pid()),
             command_line: self.command_line.clone(),
             executable: self.executable.clone(),
             python_version: self.interpreter.layout.version.to_string(),
@@ -410,8 +423,11 @@ impl Session {
 pub struct RawThread {
     /// Python's thread id.
     pub thread_id: u64,
-    /// OS thread id, when known.
+    /// OS thread id (in our PID namespace), when known.
     pub os_thread_id: Option<u64>,
+    /// The OS thread id the target itself sees, when it is in another PID
+    /// namespace (a container) and so differs.
+    pub namespace_thread_id: Option<u64>,
     /// On a CPU when sampled (always true when OS states were not read).
     pub active: bool,
     /// Held the GIL.
@@ -470,6 +486,7 @@ pub fn dump(pid: Pid, config: &DumpConfig) -> Result<ProcessDump, Error> {
             let process = Process::open(pid)?;
             Ok(ProcessDump {
                 pid,
+                namespace_pid: pyspy_process::namespace_pid(pid),
                 command_line: process.cmdline().map(|a| a.join(" ")).unwrap_or_default(),
                 executable: process.exe().unwrap_or_default(),
                 python_version: String::new(),
