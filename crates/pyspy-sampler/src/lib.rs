@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 mod aggregate;
+mod dump;
 mod error;
 mod filenames;
 mod launch;
@@ -21,9 +22,10 @@ mod sink;
 mod tree;
 
 pub use aggregate::{Aggregator, LineMode};
+pub use dump::dump;
 pub use error::Error;
 pub use pyspy_cpython::{Frame, LocalVariable, ThreadStack, Version};
 pub use pyspy_output::Profile;
 pub use record::{Finished, Progress, RecordConfig, Recorder, StopReason, Target};
-pub use session::{dump, DumpConfig, ProcessDump, RawSample, RawThread, ReadMode, Session};
+pub use session::{DumpConfig, ProcessDump, RawSample, RawThread, ReadMode, Session};
 pub use sink::BatchCounts;
