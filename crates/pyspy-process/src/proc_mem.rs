@@ -1,8 +1,12 @@
 //! The fallback memory path: `pread`/`preadv` on `/proc/PID/mem`, for
 //! sandboxes that refuse `process_vm_readv` but let the file be read
 //! (older Docker seccomp profiles, gVisor, qemu-user). The file is opened
-//! once, read-only, and kept; ranges that continue one another are one
-//! call, as they are one iovec on the normal path.
+//! once, read-only, and kept. A call reads one span of the file, where
+//! `process_vm_readv` takes many ranges: here the ranges are sorted by
+//! address and those within a page of each other are one `preadv` (the
+//! bytes between them go to a scratch buffer). Such a gap lies on pages
+//! that hold bytes asked for, so it cannot fault where the ranges
+//! themselves do not. Overlapping ranges start a new call.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -11,71 +15,88 @@ use crate::{ReadCounter, ReadError};
 
 /// Most local buffers one `preadv` accepts (the kernel's `UIO_MAXIOV`).
 const MAX_IOV: usize = 1024;
+/// The smallest page size; gaps are joined within neighbouring pages of it.
+const PAGE: usize = 4096;
 
-/// Reads each `(address, buffer)`; buffers whose remote ranges follow one
-/// another are filled by one `preadv`.
+/// Reads each `(address, buffer)`: in address order (`preadv` fills its
+/// buffers in file order, and they may lie anywhere), a run of nearby
+/// ranges per call.
 pub(crate) fn read_many(
     file: &File,
     reads: &mut [(usize, &mut [u8])],
     counter: &ReadCounter,
 ) -> Result<(), ReadError> {
+    // Zero bytes succeed anywhere, as with process_vm_readv.
+    let mut order: Vec<usize> = (0..reads.len())
+        .filter(|&k| !reads[k].1.is_empty())
+        .collect();
+    order.sort_by_key(|&k| reads[k].0);
+    // A gap is shorter than two pages (see `joins`); every gap of a call
+    // is written here, over and over.
+    let mut scratch = [0u8; 2 * PAGE];
+    let mut iov: Vec<libc::iovec> = Vec::new();
     let mut i = 0;
-    while i < reads.len() {
-        let start = reads[i].0;
-        let mut end = start.wrapping_add(reads[i].1.len());
-        let mut j = i + 1;
-        while j < reads.len() && j - i < MAX_IOV && reads[j].0 == end {
-            end = end.wrapping_add(reads[j].1.len());
+    while i < order.len() {
+        let start = reads[order[i]].0;
+        let mut end = start;
+        let mut j = i;
+        iov.clear();
+        while j < order.len() && iov.len() + 2 <= MAX_IOV {
+            let (addr, buf) = (reads[order[j]].0, &mut reads[order[j]].1);
+            if j > i && !joins(end, addr) {
+                break;
+            }
+            let Some(next_end) = addr.checked_add(buf.len()) else {
+                return Err(ReadError {
+                    addr,
+                    len: buf.len(),
+                    errno: libc::EFAULT,
+                });
+            };
+            if addr > end {
+                iov.push(libc::iovec {
+                    iov_base: scratch.as_mut_ptr().cast(),
+                    iov_len: addr - end,
+                });
+            }
+            iov.push(libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: buf.len(),
+            });
+            end = next_end;
             j += 1;
         }
-        let run = &mut reads[i..j];
-        let iov: Vec<libc::iovec> = run
-            .iter_mut()
-            .map(|(_, b)| libc::iovec {
-                iov_base: b.as_mut_ptr().cast(),
-                iov_len: b.len(),
-            })
-            .collect();
-        let total = end.wrapping_sub(start);
-        if let Err(errno) = preadv_all(file, start, &iov, total, counter) {
-            return Err(first_short(run.iter().map(|(a, b)| (*a, b.len())), errno));
+        if let Err(errno) = preadv_all(file, start, &iov, end - start, counter) {
+            let run = order[i..j].iter().map(|&k| (reads[k].0, reads[k].1.len()));
+            return Err(first_short(run, errno));
         }
         i = j;
     }
     Ok(())
 }
 
+/// Whether a range at `addr` joins a run that ends at `end`: it follows,
+/// and starts on the run's last page or the next one.
+fn joins(end: usize, addr: usize) -> bool {
+    addr >= end && addr / PAGE <= (end - 1) / PAGE + 1
+}
+
 /// Reads `(address, length)` ranges one after another into `buf` (whose
-/// length is at least their sum; checked by the caller); contiguous
-/// ranges are one `pread`.
+/// length is at least their sum; checked by the caller), as [`read_many`].
 pub(crate) fn read_ranges(
     file: &File,
     ranges: &[(usize, usize)],
     buf: &mut [u8],
     counter: &ReadCounter,
 ) -> Result<(), ReadError> {
-    let mut at = 0;
-    let mut i = 0;
-    while i < ranges.len() {
-        let start = ranges[i].0;
-        let mut len = ranges[i].1;
-        let mut j = i + 1;
-        while j < ranges.len() && ranges[j].0 == start.wrapping_add(len) {
-            len += ranges[j].1;
-            j += 1;
-        }
-        let dst = &mut buf[at..at + len];
-        let iov = [libc::iovec {
-            iov_base: dst.as_mut_ptr().cast(),
-            iov_len: len,
-        }];
-        if let Err(errno) = preadv_all(file, start, &iov, len, counter) {
-            return Err(first_short(ranges[i..j].iter().copied(), errno));
-        }
-        at += len;
-        i = j;
+    let mut rest = buf;
+    let mut reads = Vec::with_capacity(ranges.len());
+    for &(addr, len) in ranges {
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
+        reads.push((addr, head));
+        rest = tail;
     }
-    Ok(())
+    read_many(file, &mut reads, counter)
 }
 
 /// One `preadv` at remote address `addr` into `iov` (`total` bytes), with
@@ -170,6 +191,37 @@ mod tests {
         assert_eq!(counter.calls(), 4);
         assert_eq!(&buf[..64], &a[..]);
         assert_eq!(&buf[64..], &b[..]);
+    }
+
+    #[test]
+    fn nearby_ranges_are_one_call_and_far_ones_are_not() {
+        let data: Vec<u8> = (0..3 * PAGE as u32).map(|i| (i % 251) as u8).collect();
+        let base = data.as_ptr() as usize;
+        let file = own_mem();
+        let counter = ReadCounter::default();
+        // Gaps within the next page: one call; the bytes land in order.
+        let ranges = [(base + 8, 8), (base + 100, 4), (base + PAGE + 10, 6)];
+        let mut buf = [0u8; 18];
+        read_ranges(&file, &ranges, &mut buf, &counter).unwrap();
+        assert_eq!(counter.calls(), 1);
+        assert_eq!(&buf[..8], &data[8..16]);
+        assert_eq!(&buf[8..12], &data[100..104]);
+        assert_eq!(&buf[12..], &data[PAGE + 10..PAGE + 16]);
+        // Out of order: sorted, still one call, each into its own place.
+        let shuffled = [(base + PAGE + 10, 6), (base + 8, 8), (base + 100, 4)];
+        read_ranges(&file, &shuffled, &mut buf, &counter).unwrap();
+        assert_eq!(counter.calls(), 2);
+        assert_eq!(&buf[..6], &data[PAGE + 10..PAGE + 16]);
+        assert_eq!(&buf[6..14], &data[8..16]);
+        assert_eq!(&buf[14..], &data[100..104]);
+        // Overlapping, or two pages on: a call each.
+        let far = [(base + 8, 8), (base + 12, 4), (base + 2 * PAGE + 600, 4)];
+        read_ranges(&file, &far, &mut buf[..16], &counter).unwrap();
+        assert_eq!(counter.calls(), 5);
+        assert_eq!(&buf[8..12], &data[12..16]);
+        assert_eq!(&buf[12..16], &data[2 * PAGE + 600..2 * PAGE + 604]);
+        assert!(joins(base + 16, base + 100));
+        assert!(!joins(base + 16, base + 8));
     }
 
     #[test]
