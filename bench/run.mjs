@@ -454,9 +454,11 @@ function makeTools(pyspy) {
       id: 'pyspy-node',
       maxRate: 100000,
       availability: () => (fs.existsSync(CLI) ? null : `missing: ${CLI} (run npm run setup)`),
-      record: ({ pid, rate, mode, out, workload }) => ({
+      record: ({ pid, rate, mode, out, workload, procMem }) => ({
         argv: [process.execPath, CLI, 'record', '--pid', String(pid), '--rate', String(rate), '--format', 'raw', '--output', out.host,
           ...(mode === 'nonblocking' ? ['--nonblocking'] : []), ...(workload.kind === 'threads' ? ['--idle'] : [])],
+        // The fallback read path of sandboxes that refuse process_vm_readv (issue 17).
+        env: procMem ? { ...process.env, PYSPY_NODE_PROC_MEM: '1' } : undefined,
         startLine: /Sampling process/,
       }),
       parse: (text) => {
@@ -521,11 +523,11 @@ const startupSeen = {};
  * Runs one profiler attached to the target for `seconds` of sampling, then
  * stops it with SIGINT (as Ctrl-C would), and measures it.
  */
-async function measureRecord(tool, target, t, workload, mode, rate, seconds, work) {
+async function measureRecord(tool, target, t, workload, mode, rate, seconds, work, procMem = false) {
   const n = ++seq;
   const out = { host: work.host(`out-${n}.txt`), inner: work.inner(`out-${n}.txt`) };
   const timeFile = work.host(`time-${n}.txt`);
-  const spec = tool.record({ target, pid: t.pid, rate, mode, out, workload });
+  const spec = tool.record({ target, pid: t.pid, rate, mode, out, workload, procMem });
   const argv = HAVE_TIME ? ['/usr/bin/time', '-o', timeFile, '-f', '%U %S %M %e', ...spec.argv] : spec.argv;
   const t0 = now();
   const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: spec.env ?? process.env, cwd: ROOT });
@@ -564,7 +566,7 @@ async function measureRecord(tool, target, t, workload, mode, rate, seconds, wor
     }
     await Promise.race([exited, sleep(100)]);
   }
-  const r = { tool: tool.id, mode, rate, workload: workload.id, target: target.id, load: os.loadavg()[0] };
+  const r = { tool: tool.id, mode, rate, workload: workload.id, target: target.id, load: os.loadavg()[0], ...(procMem ? { procMem } : {}) };
   let rusage = null;
   if (HAVE_TIME && fs.existsSync(timeFile)) {
     const last = fs.readFileSync(timeFile, 'utf8').trim().split('\n').pop().split(' ').map(Number);
@@ -746,6 +748,8 @@ async function main() {
             }
             const plan = [];
             for (const id of usable) for (const mode of MODES) plan.push({ id, mode, rate: tools[id].maxRate, kind: 'max' });
+            // pyspy-node again, reading through /proc/PID/mem (PYSPY_NODE_PROC_MEM=1).
+            if (usable.includes('pyspy-node')) plan.push({ id: 'pyspy-node', mode: 'nonblocking', rate: tools['pyspy-node'].maxRate, kind: 'max', procMem: true });
             if (workload.slowdown) {
               for (const rate of FIXED_RATES) for (const id of usable) for (const mode of MODES) plan.push({ id, mode, rate, kind: 'fixed' });
             }
@@ -754,7 +758,7 @@ async function main() {
             let before = await t.baseline(opts.baseline);
             baselines.push({ target: target.id, workload: workload.id, rep, rate: before });
             for (const p of rotated) {
-              const r = await measureRecord(tools[p.id], target, t, workload, p.mode, p.rate, opts.duration, work);
+              const r = await measureRecord(tools[p.id], target, t, workload, p.mode, p.rate, opts.duration, work, p.procMem);
               const after = await t.baseline(opts.baseline);
               baselines.push({ target: target.id, workload: workload.id, rep, rate: after });
               r.rep = rep;
@@ -763,7 +767,7 @@ async function main() {
               if (r.status === 'ok' && r.targetRate && r.baselineRate) r.slowdownPct = 100 * (r.baselineRate / r.targetRate - 1);
               runs.push(r);
               if (r.status.startsWith('unsupported')) availability[target.id][p.id] = r.status;
-              log(`  ${p.id.padEnd(10)} ${p.mode.padEnd(11)} ${String(p.rate).padStart(7)} Hz: ${r.status === 'ok' ? summarize(r) : r.status}`);
+              log(`  ${p.id.padEnd(10)} ${(p.mode + (p.procMem ? '+mem' : '')).padEnd(15)} ${String(p.rate).padStart(7)} Hz: ${r.status === 'ok' ? summarize(r) : r.status}`);
               before = after;
             }
             t.stop();
@@ -817,6 +821,11 @@ function summarize(r) {
 
 const METRICS = ['samplesPerSecond', 'cpuUsPerSample', 'totalCpuUsPerSample', 'cpuShare', 'errorPct', 'wrongPct', 'slowdownPct', 'maxRssKiB', 'startupMs', 'targetRate', 'baselineRate'];
 
+/** `nonblocking@max`, `default@1000`, ...; `+procmem` for reads through /proc/PID/mem. */
+function runKey(r) {
+  return `${r.mode}@${r.kind === 'max' ? 'max' : r.rate}${r.procMem ? '+procmem' : ''}`;
+}
+
 function summarizeAll(targets, workloads, toolIds, runs, dumps, availability) {
   const out = [];
   for (const target of targets) {
@@ -825,13 +834,13 @@ function summarizeAll(targets, workloads, toolIds, runs, dumps, availability) {
         const entry = { target: target.id, workload: workload.id, tool: id, status: availability[target.id][id] ?? 'ok', runs: {} };
         const mine = runs.filter((r) => r.target === target.id && r.workload === workload.id && r.tool === id);
         for (const r of mine) {
-          const key = `${r.mode}@${r.kind === 'max' ? 'max' : r.rate}`;
+          const key = runKey(r);
           (entry.runs[key] ??= { mode: r.mode, rate: r.rate, kind: r.kind, n: 0, failures: [] });
           if (r.status !== 'ok') entry.runs[key].failures.push(r.status);
           else entry.runs[key].n++;
         }
         for (const [key, agg] of Object.entries(entry.runs)) {
-          const ok = mine.filter((r) => r.status === 'ok' && `${r.mode}@${r.kind === 'max' ? 'max' : r.rate}` === key);
+          const ok = mine.filter((r) => r.status === 'ok' && runKey(r) === key);
           for (const m of METRICS) agg[m] = median(ok.map((r) => r[m]));
           if (agg.failures.length === 0) delete agg.failures;
         }
@@ -914,6 +923,8 @@ function renderMarkdown(res, targets, workloads) {
       for (const mode of MODES) {
         row(`CPU per sample, ${mode}, max rate (µs)`, (s) => s.runs[`${mode}@max`]?.cpuUsPerSample, 1);
       }
+      row('CPU per sample, nonblocking, max rate, reads through /proc/PID/mem (µs)', (s) => s.runs['nonblocking@max+procmem']?.cpuUsPerSample, 1);
+      row('samples/s, nonblocking, reads through /proc/PID/mem', (s) => s.runs['nonblocking@max+procmem']?.samplesPerSecond, 0, 'higher');
       if (workload.slowdown) row('CPU per sample, nonblocking, 1 kHz (µs)', (s) => s.runs['nonblocking@1000']?.cpuUsPerSample, 1);
       for (const mode of MODES) {
         row(`samples/s, ${mode}, asked for more than the maximum`, (s) => s.runs[`${mode}@max`]?.samplesPerSecond, 0, 'higher');
@@ -993,6 +1004,7 @@ const METHOD = [
   '- **Profilers**: `pyspy-node record --pid P --rate R --format raw` (the CLI, Node start-up included), `py-spy record --pid P --rate R --format raw` and `python3.15 -m profiling.sampling attach -r R -a --collapsed P`, each with `--nonblocking` (pyspy-node, py-spy) or `--blocking` (CPython) as the mode asks, and `--idle` (pyspy-node, py-spy) on the threads workload so that every tool samples every thread each time, as CPython\'s wall mode does. Each samples for the set time after its start line (CPython prints none: its own elapsed time dates the start) and is then stopped with SIGINT, as Ctrl-C would.',
   '- **Samples** are counted in each tool\'s output file: the busy thread\'s stacks. A stack is *wrong* when it goes through `recurse`/`spin` but is not exactly the expected stack (leaf `spin`, the right number of frames): a torn or misread stack reported as real. **Errors** are the failed attempts each tool reports (pyspy-node and py-spy: `Errors: N`; CPython: its `Error rate`), as a share of attempts.',
   '- **CPU per sample**: the sampler\'s CPU time (the sum of `/proc/PID/task/*/schedstat`, user + system) from 0.2 s after sampling began until the stop, divided by the samples taken in that window: start-up and writing the output are left out (results.json also has the whole run\'s `/usr/bin/time` CPU per sample, `totalCpuUsPerSample`). "Max rate" asks for more than each tool can do: 100 kHz (pyspy-node), 10 kHz (py-spy), 1 MHz, i.e. CPython\'s minimum 1 µs interval.',
+  '- **`/proc/PID/mem` path**: pyspy-node once more per workload and repetition, nonblocking at its maximum rate, with `PYSPY_NODE_PROC_MEM=1`: memory read with `pread`/`preadv` on `/proc/PID/mem` (what sandboxes that refuse `process_vm_readv` leave), measured the same way.',
   '- **Target slowdown**: the target\'s iterations per second while sampled, against the median of the unprofiled windows just before and just after (interleaved, so drift cancels). The host has 2 CPUs: the target has one, the sampler the other.',
   '- **`dump`**: the wall time of one CLI `dump --pid P` from spawn to exit (median of 2 per repetition; default mode); for pyspy-node also `dump(pid)` from `pyspy-node` inside one Node process (`bench/lib-dump.mjs`): the first call, which loads the addon, and the median of the next five.',
   '- **Peak RSS**: `/usr/bin/time -f %M` of the sampler process (for pyspy-node, the whole Node process).',

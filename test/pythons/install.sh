@@ -316,10 +316,13 @@ PROBE_PY=$HOST_PY
 [[ -x $PROBE_PY ]] || PROBE_PY=$(command -v python3 || true)
 [[ -n $PROBE_PY ]] || die "no python3 on the host to write matrix.json with; ${FAILURES[*]:-}"
 
+# Roots by their real path: that is what the kernel reports (/proc/PID/exe) when .cache/pythons
+# is a symlink shared between checkouts, and it keeps one checkout from writing its own path
+# into the others' matrix.
 # matrix.py exits 3 when a required interpreter does not run (it says which), else 1 on its own errors.
 rc=0
 PYENV_DIR="${PYENV_ROOT:-$HOME/.pyenv}/versions" "$PROBE_PY" "$HERE/matrix.py" \
-  --out "$OUT/matrix.json" --roots "$ROOTS" --host-python "$HOST_PY" \
+  --out "$OUT/matrix.json" --roots "$(cd "$ROOTS" && pwd -P)" --host-python "$HOST_PY" \
   --chroot-versions "${DEBIAN_CHROOT_VERSIONS[*]}" --inplace-versions "${DEBIAN_INPLACE_VERSIONS[*]}" || rc=$?
 if [[ $rc -eq 3 && ${#FAILURES[@]} -eq 0 ]]; then
   FAILURES+=("a required interpreter is installed but does not run (see matrix.py above)")

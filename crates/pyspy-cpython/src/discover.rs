@@ -381,7 +381,11 @@ fn pthread_tid_offset(process: &Process, layout: &Layout, interp: usize) -> Opti
         return None;
     }
     let o = &layout.offsets;
-    let tids = process.tids();
+    // The descriptors hold the tids of the target's own PID namespace.
+    let tids: Vec<pyspy_process::Pid> = pyspy_process::thread_ids(process.pid())
+        .into_iter()
+        .map(|(_, own)| own)
+        .collect();
     let mut seen = Vec::new();
     let mut addr = process
         .read_usize(interp.wrapping_add(o.interp_threads_head))

@@ -36,8 +36,11 @@ pub struct LocalVariable {
 pub struct ThreadStack {
     /// Python's thread id (`threading.get_ident()`, a pthread_t on Linux).
     pub thread_id: u64,
-    /// The OS thread id, when known.
+    /// The OS thread id (in the reader's PID namespace), when known.
     pub os_thread_id: Option<u64>,
+    /// The OS thread id the target itself sees (`threading.get_native_id()`),
+    /// when it is in another PID namespace (a container) and so differs.
+    pub namespace_thread_id: Option<u64>,
     /// `threading.Thread.name`, when the thread is registered there.
     pub thread_name: Option<String>,
     /// Running on a CPU or waiting for the GIL (not idle) when read:

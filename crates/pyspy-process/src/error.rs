@@ -25,6 +25,15 @@ impl ReadError {
     }
 }
 
+/// How to get the rights to read another process, everywhere it runs
+/// (one line: the CLI prints errors on one line).
+pub const HOW_TO_GET_PTRACE_RIGHTS: &str = "reading another process needs ptrace rights: \
+     on a host, run as root (CAP_SYS_PTRACE) or set sysctl kernel.yama.ptrace_scope=0; \
+     in Docker, docker run --cap-add SYS_PTRACE (a sidecar also needs --pid=container:APP); \
+     in Kubernetes, securityContext.capabilities.add: [SYS_PTRACE] on the profiler's container \
+     (a sidecar also needs shareProcessNamespace: true in the pod spec), \
+     or kubectl debug -it POD --target=APP --profile=general";
+
 /// Failure to inspect a process.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -35,14 +44,15 @@ pub enum Error {
         /// The pid asked for.
         pid: Pid,
     },
-    /// The OS denied access; the message says how to get it.
-    #[error(
-        "permission denied reading process {pid}: run as root, or grant CAP_SYS_PTRACE \
-         (docker: --cap-add SYS_PTRACE), or set kernel.yama.ptrace_scope=0"
-    )]
+    /// The OS denied access; the message says what was refused and how to
+    /// get the rights, on a host, in Docker and in Kubernetes.
+    #[error("permission denied reading process {pid}{detail}: {HOW_TO_GET_PTRACE_RIGHTS}")]
     PermissionDenied {
         /// The target.
         pid: Pid,
+        /// What was refused, e.g. ` (process_vm_readv: EPERM; /proc/PID/mem:
+        /// EACCES)`; empty when only one refusal was seen.
+        detail: String,
     },
     /// The process exited while it was being read.
     #[error("process {pid} exited")]

@@ -18,15 +18,23 @@ mod linux;
 mod maps;
 mod memory;
 #[cfg(target_os = "linux")]
+mod namespace;
+#[cfg(target_os = "linux")]
 mod pause;
 #[cfg(target_os = "linux")]
+mod proc_mem;
+#[cfg(target_os = "linux")]
 mod resumer;
+#[cfg(target_os = "linux")]
+mod source;
 #[cfg(target_os = "linux")]
 mod thread_files;
 #[cfg(not(target_os = "linux"))]
 mod unsupported;
+#[cfg(target_os = "linux")]
+mod vm_read;
 
-pub use error::{Error, ReadError};
+pub use error::{Error, ReadError, HOW_TO_GET_PTRACE_RIGHTS};
 pub use fake::FakeMemory;
 pub use maps::{parse_maps, MapRange};
 pub use memory::{Memory, MemoryExt, ReadCounter};
@@ -34,9 +42,16 @@ pub use memory::{Memory, MemoryExt, ReadCounter};
 #[cfg(target_os = "linux")]
 pub use linux::{MappedFile, OsThread, PauseGuard, Process};
 #[cfg(target_os = "linux")]
+pub use namespace::{namespace_pid, parse_nspid, thread_ids, TidMap};
+#[cfg(target_os = "linux")]
+pub use source::{ReadPath, DEBUG_ENV, FORCE_PROC_MEM_ENV};
+#[cfg(target_os = "linux")]
 pub use thread_files::{Activity, ThreadFiles};
 #[cfg(not(target_os = "linux"))]
-pub use unsupported::{Activity, MappedFile, OsThread, PauseGuard, Process, ThreadFiles};
+pub use unsupported::{
+    namespace_pid, thread_ids, Activity, MappedFile, OsThread, PauseGuard, Process, ThreadFiles,
+    TidMap,
+};
 
 /// A process id.
 pub type Pid = i32;

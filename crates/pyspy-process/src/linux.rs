@@ -1,19 +1,20 @@
-//! Linux: `process_vm_readv` for memory, `/proc` for everything else, and
-//! ptrace (through `remoteprocess`) for pausing.
+//! Linux: `process_vm_readv` (or `/proc/PID/mem`, see `source.rs`) for
+//! memory, `/proc` for everything else, and bounded ptrace for pausing.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::source::{ReadPath, Source};
+use crate::vm_read::{vm_readv, vm_readv_ranges, MAX_IOV};
 use crate::{parse_maps, Error, MapRange, Memory, Pid, ReadCounter, ReadError};
-
-/// Most iovecs one `process_vm_readv` call accepts (the kernel's `UIO_MAXIOV`).
-const MAX_IOV: usize = 1024;
 
 /// A live process, opened for reading.
 pub struct Process {
     pid: Pid,
     counter: ReadCounter,
     ptrace_own_child: std::sync::atomic::AtomicBool,
+    /// How memory is read: decided on the first read, then kept.
+    source: std::sync::OnceLock<Source>,
 }
 
 /// One OS thread of a process.
@@ -37,6 +38,7 @@ impl Process {
             pid,
             counter: ReadCounter::default(),
             ptrace_own_child: Default::default(),
+            source: std::sync::OnceLock::new(),
         })
     }
 
@@ -56,6 +58,16 @@ impl Process {
     /// The pid.
     pub fn pid(&self) -> Pid {
         self.pid
+    }
+
+    /// How this handle reads the target's memory (decided now if no read
+    /// has been made yet).
+    pub fn read_path(&self) -> ReadPath {
+        self.source().path()
+    }
+
+    fn source(&self) -> &Source {
+        self.source.get_or_init(|| crate::source::decide(self.pid))
     }
 
     /// Remote read system calls made so far through this handle.
@@ -86,7 +98,12 @@ impl Process {
                 return Error::Exited { pid: self.pid };
             }
             if std::time::Instant::now() >= deadline {
-                return Error::PermissionDenied { pid: self.pid };
+                return Error::PermissionDenied {
+                    pid: self.pid,
+                    // Probes the memory paths if no read has yet, so the
+                    // message can say which were refused.
+                    detail: self.source().denial(self.pid),
+                };
             }
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
@@ -262,10 +279,16 @@ impl Memory for Process {
     }
 
     fn read_many(&self, reads: &mut [(usize, &mut [u8])]) -> Result<(), ReadError> {
-        for chunk in reads.chunks_mut(MAX_IOV) {
-            vm_readv(self.pid, chunk, &self.counter)?;
+        match self.source() {
+            Source::VmReadv => {
+                for chunk in reads.chunks_mut(MAX_IOV) {
+                    vm_readv(self.pid, chunk, &self.counter)?;
+                }
+                Ok(())
+            }
+            Source::ProcMem(file) => crate::proc_mem::read_many(file, reads, &self.counter),
+            Source::Denied { .. } => Err(denied(reads.iter().map(|(a, b)| (*a, b.len())))),
         }
-        Ok(())
     }
 
     fn read_ranges(&self, ranges: &[(usize, usize)], buf: &mut [u8]) -> Result<(), ReadError> {
@@ -280,150 +303,30 @@ impl Memory for Process {
                 errno: libc::EINVAL,
             });
         }
-        let mut at = 0;
-        for group in ranges.chunks(MAX_IOV) {
-            let len: usize = group.iter().map(|r| r.1).sum();
-            vm_readv_ranges(self.pid, group, &mut buf[at..at + len], &self.counter)?;
-            at += len;
-        }
-        Ok(())
-    }
-}
-
-/// One `process_vm_readv` of up to `MAX_IOV` ranges into consecutive bytes
-/// of `buf` (exactly their total length).
-fn vm_readv_ranges(
-    pid: Pid,
-    ranges: &[(usize, usize)],
-    buf: &mut [u8],
-    counter: &ReadCounter,
-) -> Result<(), ReadError> {
-    // Ranges that continue one another are one iovec: the kernel pays per
-    // iovec (and per page), and the local side is one buffer anyway.
-    let mut remote = [std::mem::MaybeUninit::<libc::iovec>::uninit(); MAX_IOV];
-    let mut n = 0;
-    let mut end = usize::MAX;
-    let mut len_n = 0;
-    for &(addr, len) in ranges {
-        if n > 0 && addr == end {
-            len_n += len;
-        } else {
-            if n > 0 {
-                remote[n - 1].write(libc::iovec {
-                    iov_base: end.wrapping_sub(len_n) as *mut libc::c_void,
-                    iov_len: len_n,
-                });
+        match self.source() {
+            Source::VmReadv => {
+                let mut at = 0;
+                for group in ranges.chunks(MAX_IOV) {
+                    let len: usize = group.iter().map(|r| r.1).sum();
+                    vm_readv_ranges(self.pid, group, &mut buf[at..at + len], &self.counter)?;
+                    at += len;
+                }
+                Ok(())
             }
-            n += 1;
-            len_n = len;
+            Source::ProcMem(file) => crate::proc_mem::read_ranges(file, ranges, buf, &self.counter),
+            Source::Denied { .. } => Err(denied(ranges.iter().copied())),
         }
-        end = addr.wrapping_add(len);
     }
-    if n > 0 {
-        remote[n - 1].write(libc::iovec {
-            iov_base: (end.wrapping_sub(len_n)) as *mut libc::c_void,
-            iov_len: len_n,
-        });
-    }
-    let local = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: one local iovec over the whole exclusively borrowed buffer;
-    // the first `n` remote entries are initialized above and only read.
-    let got = unsafe {
-        libc::process_vm_readv(
-            pid,
-            &local,
-            1,
-            remote.as_ptr().cast::<libc::iovec>(),
-            n as libc::c_ulong,
-            0,
-        )
-    };
-    counter.add(got.max(0) as usize);
-    if got < 0 {
-        let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-        let (addr, len) = ranges.first().copied().unwrap_or((0, 0));
-        return Err(ReadError { addr, len, errno });
-    }
-    let mut left = got as usize;
-    for &(addr, len) in ranges {
-        if left < len {
-            return Err(ReadError {
-                addr,
-                len,
-                errno: libc::EFAULT,
-            });
-        }
-        left -= len;
-    }
-    Ok(())
 }
 
-/// One `process_vm_readv` for up to `MAX_IOV` ranges. The call stops at the
-/// first range that faults, so on a short read the failing range is named.
-fn vm_readv(
-    pid: Pid,
-    reads: &mut [(usize, &mut [u8])],
-    counter: &ReadCounter,
-) -> Result<(), ReadError> {
-    // Only the first `n` entries are written and passed: zeroing two full
-    // 1024-entry arrays (32 KB) per call cost more than a small read itself.
-    let n = reads.len();
-    let mut local = [std::mem::MaybeUninit::<libc::iovec>::uninit(); MAX_IOV];
-    let mut remote = [std::mem::MaybeUninit::<libc::iovec>::uninit(); MAX_IOV];
-    let mut total = 0usize;
-    for (i, (addr, buf)) in reads.iter_mut().enumerate() {
-        local[i].write(libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        });
-        remote[i].write(libc::iovec {
-            iov_base: *addr as *mut libc::c_void,
-            iov_len: buf.len(),
-        });
-        total += buf.len();
+/// The read error when both memory paths were refused.
+fn denied(mut ranges: impl Iterator<Item = (usize, usize)>) -> ReadError {
+    let (addr, len) = ranges.next().unwrap_or((0, 0));
+    ReadError {
+        addr,
+        len,
+        errno: libc::EPERM,
     }
-    // SAFETY: the first `n` entries of both arrays are initialized above;
-    // the local ones point into live, exclusively borrowed buffers of the
-    // stated lengths; the remote ones are only read by the kernel.
-    let got = unsafe {
-        libc::process_vm_readv(
-            pid,
-            local.as_ptr().cast::<libc::iovec>(),
-            n as libc::c_ulong,
-            remote.as_ptr().cast::<libc::iovec>(),
-            n as libc::c_ulong,
-            0,
-        )
-    };
-    counter.add(got.max(0) as usize);
-    if got < 0 {
-        let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-        let (addr, len) = reads.first().map(|(a, b)| (*a, b.len())).unwrap_or((0, 0));
-        return Err(ReadError { addr, len, errno });
-    }
-    if got as usize == total {
-        return Ok(());
-    }
-    // Short read: find the first range not fully read.
-    let mut left = got as usize;
-    for (addr, buf) in reads.iter() {
-        if left < buf.len() {
-            return Err(ReadError {
-                addr: *addr,
-                len: buf.len(),
-                errno: libc::EFAULT,
-            });
-        }
-        left -= buf.len();
-    }
-    Err(ReadError {
-        addr: 0,
-        len: total,
-        errno: 0,
-    })
 }
 
 /// A file mapped read-only into this process.

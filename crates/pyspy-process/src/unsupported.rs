@@ -149,3 +149,28 @@ impl std::ops::Deref for MappedFile {
         &self.0
     }
 }
+
+/// Thread ids across PID namespaces (one namespace on this platform).
+#[derive(Debug, Default)]
+pub struct TidMap;
+
+impl TidMap {
+    /// See the Linux version: every tid is itself here.
+    pub fn host_tid(&mut self, _pid: Pid, own_tid: Pid) -> Option<Pid> {
+        Some(own_tid)
+    }
+    /// See the Linux version.
+    pub fn nested(&mut self, _pid: Pid) -> bool {
+        false
+    }
+}
+
+/// See the Linux version.
+pub fn namespace_pid(_pid: Pid) -> Option<Pid> {
+    None
+}
+
+/// See the Linux version.
+pub fn thread_ids(_pid: Pid) -> Vec<(Pid, Pid)> {
+    Vec::new()
+}

@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 mod aggregate;
+mod dump;
 mod error;
 mod filenames;
 mod launch;
@@ -22,10 +23,11 @@ mod status;
 mod tree;
 
 pub use aggregate::{Aggregator, LineMode};
+pub use dump::dump;
 pub use error::Error;
 pub use process_loop::{GC_LEAF, GIL_WAIT_LEAF};
 pub use pyspy_cpython::{Frame, LocalVariable, ThreadStack, ThreadStatus, Version};
 pub use pyspy_output::Profile;
 pub use record::{Finished, Progress, RecordConfig, Recorder, StopReason, Target};
-pub use session::{dump, DumpConfig, ProcessDump, RawSample, RawThread, ReadMode, Session};
+pub use session::{DumpConfig, ProcessDump, RawSample, RawThread, ReadMode, Session};
 pub use sink::BatchCounts;

@@ -8,7 +8,7 @@ use pyspy_cpython::{
     ThreadStatus,
 };
 use pyspy_native::{MergedFrame, NativeStacks, NativeSymbol};
-use pyspy_process::{PauseGuard, Pid, Process, ThreadFiles};
+use pyspy_process::{PauseGuard, Pid, Process, ThreadFiles, TidMap};
 
 use crate::filenames::ShortFilenames;
 use crate::status::{classify, GilRange};
@@ -53,6 +53,8 @@ pub struct DumpConfig {
 pub struct ProcessDump {
     /// The target's pid.
     pub pid: i32,
+    /// Its pid in its own PID namespace (a container's), when that is not ours.
+    pub namespace_pid: Option<i32>,
     /// The target's command line, space-joined.
     pub command_line: String,
     /// The interpreter executable as the target sees it.
@@ -77,6 +79,8 @@ pub struct Session {
     /// Thread states of the last read (reused).
     states: Vec<ThreadState>,
     thread_files: ThreadFiles,
+    /// The target's tids (what CPython stores) to ours, across PID namespaces.
+    tids: TidMap,
     torn_reads: u64,
     paused_fallbacks: u64,
     short_filenames: ShortFilenames,
@@ -113,6 +117,7 @@ impl Session {
             names_tried: HashSet::new(),
             states: Vec::new(),
             thread_files: ThreadFiles::default(),
+            tids: TidMap::default(),
             torn_reads: 0,
             paused_fallbacks: 0,
             short_filenames: ShortFilenames::default(),
@@ -219,6 +224,7 @@ impl Session {
             threads.push(ThreadStack {
                 thread_id: t.thread_id,
                 os_thread_id: t.os_thread_id,
+                namespace_thread_id: t.namespace_thread_id,
                 thread_name: self.names.get(&t.thread_id).cloned(),
                 active: t.status.is_active(),
                 status: t.status,
@@ -367,14 +373,20 @@ impl Session {
             t.frames.clear();
             self.walker.resolve_walk(i, &mut t.frames)?;
             t.thread_id = ts.thread_id;
-            t.os_thread_id = (ts.native_thread_id != 0).then_some(ts.native_thread_id);
+            // CPython stores the tid of the target's own PID namespace;
+            // /proc and ptrace need ours.
+            let pid = self.process.pid();
+            let own_tid = (ts.native_thread_id != 0).then_some(ts.native_thread_id);
+            t.os_thread_id = own_tid
+                .and_then(|own| self.tids.host_tid(pid, own as Pid))
+                .map(|tid| tid as u64);
+            t.namespace_thread_id = own_tid.filter(|own| t.os_thread_id != Some(*own));
             t.owns_gil = holder != 0 && holder == ts.addr;
             t.in_gc = gc_running && t.owns_gil;
             // Paused, a thread shows where it stopped: inside a system
             // call (waiting: sleep, lock, I/O, the GIL) or in user code
             // (computing). Not paused, the scheduler state says whether it
             // is running, and a blocked one's system call what it waits on.
-            let pid = self.process.pid();
             t.status = match (os_state, t.os_thread_id) {
                 (false, _) => ThreadStatus::Running,
                 (true, None) => classify(None, None, t.owns_gil, !t.frames.is_empty()),
@@ -391,8 +403,8 @@ impl Session {
             t.merged.clear();
             let wanted = t.active || self.merge_idle;
             if let Some(native) = self.native.as_mut().filter(|_| paused && wanted) {
-                if ts.native_thread_id != 0 && !t.frames.is_empty() {
-                    native.merge(ts.native_thread_id as Pid, ts, &t.frames, &mut t.merged)?;
+                if let Some(tid) = t.os_thread_id.filter(|_| !t.frames.is_empty()) {
+                    native.merge(tid as Pid, ts, &t.frames, &mut t.merged)?;
                 } else {
                     t.merged
                         .extend((0..t.frames.len()).map(MergedFrame::Python));
@@ -407,6 +419,7 @@ impl Session {
         let threads = self.read_stacks(config)?;
         Ok(ProcessDump {
             pid: self.process.pid(),
+            namespace_pid: pyspy_process::namespace_pid(self.process.pid()),
             command_line: self.command_line.clone(),
             executable: self.executable.clone(),
             python_version: self.interpreter.layout.version.to_string(),
@@ -422,8 +435,11 @@ impl Session {
 pub struct RawThread {
     /// Python's thread id.
     pub thread_id: u64,
-    /// OS thread id, when known.
+    /// OS thread id (in our PID namespace), when known.
     pub os_thread_id: Option<u64>,
+    /// The OS thread id the target itself sees, when it is in another PID
+    /// namespace (a container) and so differs.
+    pub namespace_thread_id: Option<u64>,
     /// On a CPU or waiting for the GIL when sampled (always true when OS
     /// states were not read): `status.is_active()`.
     pub active: bool,
@@ -453,49 +469,6 @@ impl RawSample {
     /// The threads of the last sample.
     pub fn threads(&self) -> &[RawThread] {
         &self.threads[..self.used]
-    }
-}
-
-/// Reads every thread's Python stack of `pid` once (and, with
-/// `subprocesses`, of each Python descendant: a non-Python or vanishing
-/// one is skipped, never an error for the others).
-pub fn dump(pid: Pid, config: &DumpConfig) -> Result<ProcessDump, Error> {
-    if !config.subprocesses {
-        return Session::attach(pid)?.dump(config);
-    }
-    let parents = crate::tree::parents();
-    let mut dumps = crate::tree::tree(pid, &parents)
-        .into_iter()
-        .map(|p| (p, Session::attach(p).and_then(|mut s| s.dump(config))));
-    let (_, root) = dumps.next().expect("the tree starts with its root");
-    let subprocesses: Vec<ProcessDump> = dumps
-        .filter_map(|(p, d)| {
-            d.ok().map(|d| ProcessDump {
-                parent_pid: parents.get(&p).copied(),
-                ..d
-            })
-        })
-        .collect();
-    match root {
-        Ok(root) => Ok(ProcessDump {
-            subprocesses,
-            ..root
-        }),
-        // A launcher (a shell, a non-Python parent) with Python children:
-        // report the children under an empty root.
-        Err(e) if !subprocesses.is_empty() && e.code() == "ENOTPYTHON" => {
-            let process = Process::open(pid)?;
-            Ok(ProcessDump {
-                pid,
-                command_line: process.cmdline().map(|a| a.join(" ")).unwrap_or_default(),
-                executable: process.exe().unwrap_or_default(),
-                python_version: String::new(),
-                threads: Vec::new(),
-                parent_pid: None,
-                subprocesses,
-            })
-        }
-        Err(e) => Err(e),
     }
 }
 

@@ -92,8 +92,10 @@ pub(crate) fn process_label(pid: Pid) -> FrameLabel {
                 .join(" ")
         })
         .unwrap_or_default();
+    // In a container, the pid it sees itself too, to match its own logs.
+    let ns = pyspy_process::namespace_pid(pid).map_or(String::new(), |n| format!(" (ns {n})"));
     FrameLabel {
-        name: format!("process {pid}:\"{cmd}\""),
+        name: format!("process {pid}{ns}:\"{cmd}\""),
         filename: String::new(),
         short_filename: String::new(),
         line: 0,

@@ -162,6 +162,8 @@ export interface BindingLocalVariable {
 export interface BindingProcessDump {
   /** The target's pid. */
   pid: number
+  /** Its pid in its own PID namespace (a container's), when that differs. */
+  namespacePid?: number
   /** The target's command line, space-joined. */
   commandLine: string
   /** The interpreter executable as the target sees it. */
@@ -322,8 +324,13 @@ export interface BindingStacks {
 export interface BindingThreadStack {
   /** Python's thread id (`threading.get_ident()`, a `pthread_t` on Linux). */
   threadId: number
-  /** The OS thread id (Linux tid), when known. */
+  /** The OS thread id (Linux tid, in the profiler's PID namespace), when known. */
   osThreadId: number | null
+  /**
+   * The tid the target itself sees, when it is in another PID namespace
+   * (a container) and so differs from `os_thread_id`.
+   */
+  namespaceThreadId: number | null
   /** `threading.Thread.name`, when the thread is registered there. */
   threadName: string | null
   /** Running on a CPU or waiting for the GIL (not idle) when read. */

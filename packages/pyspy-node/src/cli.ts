@@ -3,7 +3,9 @@
  * `cli-record.ts`) and `top` (in `top/cli.ts`).
  *
  * Every failure prints one `Error: <message>` line on stderr and yields exit
- * code 1; no stack trace is shown (set `PYSPY_NODE_DEBUG=1` to see one).
+ * code 1; no stack trace is shown (set `PYSPY_NODE_DEBUG=1` to see one; the
+ * native side then also says how it reads each target's memory:
+ * `process_vm_readv`, or `/proc/PID/mem` where a sandbox refuses it).
  *
  * @module
  */

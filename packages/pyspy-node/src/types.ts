@@ -34,6 +34,11 @@ export interface DumpOptions {
 export interface ProcessDump {
   /** The target's pid. */
   pid: number;
+  /**
+   * Its pid in its own PID namespace (inside a container, as it sees itself),
+   * when that namespace is not the profiler's; else `null`.
+   */
+  namespacePid: number | null;
   /** The target's command line, space-joined. */
   commandLine: string;
   /** The interpreter executable as the target sees it. */
@@ -60,8 +65,14 @@ export interface ThreadStack {
   pid: number;
   /** Python's thread id (`threading.get_ident()`; a `pthread_t` on Linux). */
   threadId: number;
-  /** The OS thread id (the Linux tid), or `null` when unknown. */
+  /** The OS thread id (the Linux tid, as the profiler sees it), or `null` when unknown. */
   osThreadId: number | null;
+  /**
+   * The tid the target itself sees (`threading.get_native_id()`) when it runs
+   * in another PID namespace (a container) and that differs from
+   * {@link osThreadId}; else `null`.
+   */
+  namespaceThreadId: number | null;
   /** `threading.Thread.name`, or `null` for a thread `threading` does not know. */
   threadName: string | null;
   /**

@@ -16,6 +16,7 @@ export const bindingDump: BindingProcessDump = {
     {
       threadId: 0x7f3a1c2b3640,
       osThreadId: null,
+      namespaceThreadId: null,
       threadName: 'worker-1',
       active: true,
       status: 'gil_wait',
@@ -38,6 +39,7 @@ export const bindingDump: BindingProcessDump = {
     {
       threadId: 0x7f3a1d000740,
       osThreadId: 4242,
+      namespaceThreadId: null,
       threadName: 'MainThread',
       active: true,
       status: 'running',
@@ -57,6 +59,25 @@ export const withIdleThread: ProcessDump = {
   ...processDump,
   threads: [
     ...processDump.threads,
-    { pid: 4242, threadId: 0xabc, osThreadId: null, threadName: null, active: false, status: 'idle', ownsGil: false, frames: [] },
+    { pid: 4242, threadId: 0xabc, osThreadId: null, namespaceThreadId: null, threadName: null, active: false, status: 'idle', ownsGil: false, frames: [] },
   ],
+};
+
+/**
+ * The same dump as seen from the host when the target runs in a container:
+ * pid 25100 is 1 inside, the main thread's tid 25100 is 1 and a worker's
+ * 25112 is 2.
+ */
+export const inContainer: ProcessDump = {
+  ...processDump,
+  pid: 25100,
+  namespacePid: 1,
+  threads: processDump.threads.map((t, i) => ({
+    ...t,
+    pid: 25100,
+    osThreadId: i === 0 ? 25112 : 25100,
+    namespaceThreadId: i === 0 ? 2 : 1,
+    active: i === 0 ? false : t.active,
+    status: i === 0 ? 'idle' : t.status,
+  })),
 };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { formatJson, toJsonTraces } from '../src/format/json.js';
-import { processDump } from './fixtures.js';
+import { inContainer, processDump } from './fixtures.js';
 
 describe('formatJson', () => {
   it("uses py-spy's field names and order, threads in the interpreter's order", () => {
@@ -41,6 +41,24 @@ describe('formatJson', () => {
       { name: 'acc', addr: 0x7f3a00002000, arg: false, repr: null },
     ]);
     expect(Object.keys(worker!.frames[0]!)).toEqual(['name', 'filename', 'module', 'short_filename', 'line', 'locals']);
+  });
+
+  it('adds namespace_thread_id and namespace_pid for a target in another PID namespace', () => {
+    const [worker, main] = toJsonTraces(inContainer);
+    expect(Object.keys(main!)).toEqual([
+      'pid',
+      'thread_id',
+      'thread_name',
+      'os_thread_id',
+      'namespace_thread_id',
+      'namespace_pid',
+      'active',
+      'owns_gil',
+      'frames',
+      'process_info',
+    ]);
+    expect(main).toMatchObject({ pid: 25100, os_thread_id: 25100, namespace_thread_id: 1, namespace_pid: 1 });
+    expect(worker).toMatchObject({ pid: 25100, os_thread_id: 25112, namespace_thread_id: 2, namespace_pid: 1 });
   });
 
   it('is pretty-printed with two spaces and ends with a newline', () => {

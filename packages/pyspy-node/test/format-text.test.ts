@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { formatText, formatThreadId, threadStatus } from '../src/format/text.js';
-import { processDump, withIdleThread } from './fixtures.js';
+import { inContainer, processDump, withIdleThread } from './fixtures.js';
 
 describe('formatText', () => {
   it('prints like py-spy dump: header, then threads oldest first, innermost frame first', () => {
@@ -35,6 +35,13 @@ describe('formatText', () => {
   it('prints an idle thread without a name and without frames', () => {
     const text = formatText(withIdleThread);
     expect(text.split('\n').slice(3, 5)).toEqual(['Thread 0xABC (idle)', '']);
+  });
+
+  it('shows the ids inside a container next to the host ones', () => {
+    const lines = formatText(inContainer).split('\n');
+    expect(lines[0]).toBe('Process 25100 (ns 1): python3 demo.py --fast');
+    expect(lines).toContain('Thread 25100 (ns 1) (active+gil): "MainThread"');
+    expect(lines).toContain('Thread 25112 (ns 2) (idle): "worker-1"');
   });
 
   it('prints a process with no threads as just the header', () => {

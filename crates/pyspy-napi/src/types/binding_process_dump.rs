@@ -9,6 +9,8 @@ use super::BindingThreadStack;
 pub struct BindingProcessDump {
     /// The target's pid.
     pub pid: i32,
+    /// Its pid in its own PID namespace (a container's), when that differs.
+    pub namespace_pid: Option<i32>,
     /// The target's command line, space-joined.
     pub command_line: String,
     /// The interpreter executable as the target sees it.
@@ -28,6 +30,7 @@ impl From<pyspy_sampler::ProcessDump> for BindingProcessDump {
     fn from(d: pyspy_sampler::ProcessDump) -> Self {
         Self {
             pid: d.pid,
+            namespace_pid: d.namespace_pid,
             command_line: d.command_line,
             executable: d.executable,
             python_version: d.python_version,

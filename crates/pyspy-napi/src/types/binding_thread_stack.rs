@@ -10,8 +10,11 @@ use super::BindingFrame;
 pub struct BindingThreadStack {
     /// Python's thread id (`threading.get_ident()`, a `pthread_t` on Linux).
     pub thread_id: f64,
-    /// The OS thread id (Linux tid), when known.
+    /// The OS thread id (Linux tid, in the profiler's PID namespace), when known.
     pub os_thread_id: Option<f64>,
+    /// The tid the target itself sees, when it is in another PID namespace
+    /// (a container) and so differs from `os_thread_id`.
+    pub namespace_thread_id: Option<f64>,
     /// `threading.Thread.name`, when the thread is registered there.
     pub thread_name: Option<String>,
     /// Running on a CPU or waiting for the GIL (not idle) when read.
@@ -30,6 +33,7 @@ impl From<pyspy_sampler::ThreadStack> for BindingThreadStack {
             // Exact: a pthread_t / tid is far below 2^53 (crate doc).
             thread_id: t.thread_id as f64,
             os_thread_id: t.os_thread_id.map(|tid| tid as f64),
+            namespace_thread_id: t.namespace_thread_id.map(|tid| tid as f64),
             thread_name: t.thread_name,
             active: t.active,
             status: t.status.as_str().to_owned(),

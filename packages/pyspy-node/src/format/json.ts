@@ -15,6 +15,13 @@ export interface JsonStackTrace {
   thread_name: string | null;
   /** See `ThreadStack.osThreadId`. */
   os_thread_id: number | null;
+  /**
+   * See `ThreadStack.namespaceThreadId`: present only for a target in another
+   * PID namespace (a container seen from the host); not in py-spy's output.
+   */
+  namespace_thread_id?: number | null;
+  /** See `ProcessDump.namespacePid`: present only with `namespace_thread_id`'s condition. */
+  namespace_pid?: number | null;
   /** See `ThreadStack.active`. */
   active: boolean;
   /** See `ThreadStack.ownsGil`. */
@@ -52,11 +59,16 @@ export interface JsonFrame {
  */
 export function toJsonTraces(dump: ProcessDump): JsonStackTrace[] {
   // Subprocesses' threads follow the parent's; `pid` tells them apart.
-  return [dump, ...dump.subprocesses].flatMap((d) => d.threads).map((thread) => ({
+  // py-spy's shape, plus the ids inside a container's PID namespace when
+  // they differ (so logs from inside can be matched).
+  return [dump, ...dump.subprocesses].flatMap((d) => d.threads.map((thread) => ({
     pid: thread.pid,
     thread_id: thread.threadId,
     thread_name: thread.threadName,
     os_thread_id: thread.osThreadId,
+    ...(d.namespacePid === null && thread.namespaceThreadId === null
+      ? {}
+      : { namespace_thread_id: thread.namespaceThreadId, namespace_pid: d.namespacePid }),
     active: thread.active,
     owns_gil: thread.ownsGil,
     status: thread.status,
@@ -69,7 +81,7 @@ export function toJsonTraces(dump: ProcessDump): JsonStackTrace[] {
       locals: frame.locals?.map(({ name, addr, arg, repr }) => ({ name, addr, arg, repr })) ?? null,
     })),
     process_info: null,
-  }));
+  })));
 }
 
 /**

@@ -23,6 +23,10 @@ export interface TextFormatOptions {
  *     <module> (demo.py:30)
  * ```
  *
+ * A process in another PID namespace (a container seen from the host) also
+ * shows the ids it sees itself: `Process 25100 (ns 1): ...`,
+ * `Thread 25112 (ns 2) (idle): "sleeper"`.
+ *
  * Threads come oldest first (the reverse of the interpreter's list), with a
  * blank line between them. With locals, each frame is followed by
  * `Arguments:` and `Locals:` sections. The result ends with a newline.
@@ -42,7 +46,7 @@ export function formatText(dump: ProcessDump, options: TextFormatOptions = {}): 
 
 function formatProcess(dump: ProcessDump, options: TextFormatOptions): string {
   const version = dump.pythonVersion ? `Python v${dump.pythonVersion}` : 'Not a Python process';
-  const lines = [`Process ${dump.pid}: ${dump.commandLine}`, `${version} (${dump.executable})`, ''];
+  const lines = [`Process ${dump.pid}${nsSuffix(dump.namespacePid)}: ${dump.commandLine}`, `${version} (${dump.executable})`, ''];
   [...dump.threads].reverse().forEach((thread, i) => {
     if (i > 0) lines.push('');
     lines.push(...formatThread(thread, options));
@@ -59,6 +63,11 @@ export function formatThreadId(thread: Pick<ThreadStack, 'threadId' | 'osThreadI
   return `0x${thread.threadId.toString(16).toUpperCase()}`;
 }
 
+/** ` (ns N)` when an id seen inside the target's PID namespace is known (and differs), else empty. */
+function nsSuffix(id: number | null | undefined): string {
+  return id === null || id === undefined ? '' : ` (ns ${id})`;
+}
+
 /** `idle`, `active`, `active+gil` or `active, waiting for GIL`. */
 export function threadStatus(thread: Pick<ThreadStack, 'active' | 'ownsGil' | 'status'>): string {
   if (!thread.active) return 'idle';
@@ -68,7 +77,8 @@ export function threadStatus(thread: Pick<ThreadStack, 'active' | 'ownsGil' | 's
 
 function formatThread(thread: ThreadStack, options: TextFormatOptions): string[] {
   const name = thread.threadName === null ? '' : `: ${JSON.stringify(thread.threadName)}`;
-  const lines = [`Thread ${formatThreadId(thread)} (${threadStatus(thread)})${name}`];
+  const ns = nsSuffix(thread.namespaceThreadId);
+  const lines = [`Thread ${formatThreadId(thread)}${ns} (${threadStatus(thread)})${name}`];
   for (const frame of thread.frames) lines.push(...formatFrame(frame, options));
   return lines;
 }
