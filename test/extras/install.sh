@@ -8,7 +8,8 @@
 #           python3.11 -m pip download, nothing installed into any interpreter) and
 #           unpacked into ${XDG_CACHE_HOME:-~/.cache}/pyspy-node/numpy-3.X/ (outside
 #           the checkout; kept between runs). Chroot interpreters cannot see that
-#           directory, so a copy goes into their root at /opt/pyspy-node-numpy-3.X.
+#           directory, so a copy goes into their root at /opt/pyspy-node-numpy-3.X
+#           (with bookworm's libstdc++, which numpy needs and those roots lack).
 #
 # Writes .cache/extras.json: {"zsh": PATH, "numpy": {"3.X": {"dir": HOST DIR,
 # "chrootDirs": {ROOT: DIR AS SEEN INSIDE}, "version": V} or {"error": WHY}}}.
@@ -97,6 +98,13 @@ for row in "${ROWS[@]}"; do
         rm -rf "$root$inside"
         mkdir -p "$root/opt"
         cp -a "$dir" "$root$inside"
+      fi
+      # numpy's extensions need libstdc++, which manylinux wheels take from the
+      # system and the minimal chroots lack: bookworm's goes next to numpy's own
+      # bundled libraries, which the extensions' RPATH ($ORIGIN/../../numpy.libs) names.
+      if ! ls "$root"/usr/lib/x86_64-linux-gnu/libstdc++.so.6 >/dev/null 2>&1 &&
+        [[ ! -f $root$inside/numpy.libs/libstdc++.so.6 ]]; then
+        cp -L /usr/lib/x86_64-linux-gnu/libstdc++.so.6 "$root$inside/numpy.libs/"
       fi
       chroot_dirs+=("$root=$inside")
     done
