@@ -122,6 +122,8 @@ describe.each([
     expect(complete(['pyspy-node', ''])).toEqual(expect.arrayContaining(SUBCOMMANDS));
     expect(complete(['pyspy-node', 're'])).toEqual(['record']);
     expect(complete(['pyspy-node', 'co'])).toEqual(['completions']);
+    expect(complete(['pyspy-node', 'he'])).toEqual(['help']);
+    expect(complete(['pyspy-node', 'help', 'r'])).toEqual(['record']);
   });
 
   it("completes every flag each subcommand's --help lists", () => {

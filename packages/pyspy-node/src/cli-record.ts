@@ -43,6 +43,7 @@ export interface RecordCliDeps {
 
 interface RecordFlags {
   pid?: number;
+  hideprogress?: boolean;
   output?: string;
   format?: ProfileFormat;
   duration?: number;
@@ -101,6 +102,8 @@ export function addRecordCommand(program: Command, deps: RecordCliDeps, setExitC
     .option('--full-filenames', 'show full Python filenames')
     .option('-s, --subprocesses', 'also profile Python subprocesses (each gets a root frame process PID:"CMD")')
     .option('-n, --native', 'include native frames (C, C++, Cython; Linux x86-64): the program is paused for every read')
+    // Hidden in py-spy too.
+    .addOption(new Option('--hideprogress', 'do not show the progress line').hideHelp())
     .addHelpText(
       'after',
       [
@@ -174,7 +177,7 @@ async function runRecord(deps: RecordCliDeps, flags: RecordFlags, command: strin
     subprocesses: flags.subprocesses ?? false,
     fullFilenames: flags.fullFilenames ?? false,
     native: flags.native ?? false,
-    ...(deps.stderrIsTTY ? { onProgress: (p: Progress) => progress.draw(p) } : {}),
+    ...(deps.stderrIsTTY && !flags.hideprogress ? { onProgress: (p: Progress) => progress.draw(p) } : {}),
   };
   let profile: Profile;
   try {

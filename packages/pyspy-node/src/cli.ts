@@ -62,7 +62,8 @@ export function createProgram(deps: CliDeps, setExitCode: (code: number) => void
     .description('Sampling profiler for Python programs (a py-spy work-alike for Node.js)')
     .version(packageVersion(), '-V, --version', 'print the version')
     .helpOption('-h, --help', 'print help')
-    .helpCommand(false)
+    // py-spy's `help [command]` too.
+    .helpCommand('help [command]', 'print help for a command')
     // Lets `record` pass options after the command's name through to it.
     .enablePositionalOptions()
     .showSuggestionAfterError(true)

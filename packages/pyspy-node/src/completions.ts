@@ -51,9 +51,12 @@ const VALUE_HINTS: Record<string, ValueKind> = {
 
 const HELP: FlagSpec = { short: '-h', long: '--help', description: 'print help', value: null };
 
-/** The program's visible subcommands and their flags (plus `-h/--help`). */
+/**
+ * The program's visible subcommands and their flags (plus `-h/--help`),
+ * then its `help [command]`.
+ */
 export function describeProgram(program: Command): CommandSpec[] {
-  return program.commands
+  const specs: CommandSpec[] = program.commands
     .filter((c) => !(c as unknown as { _hidden?: boolean })._hidden)
     .map((c) => {
       const flags: FlagSpec[] = c.options
@@ -78,6 +81,10 @@ export function describeProgram(program: Command): CommandSpec[] {
         launches: first?.variadic === true,
       };
     });
+  return [
+    ...specs,
+    { name: 'help', description: 'print help for a command', flags: [HELP], argChoices: specs.map((s) => s.name), launches: false },
+  ];
 }
 
 /** The program's top-level flags (help and version). */

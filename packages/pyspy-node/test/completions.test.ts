@@ -26,7 +26,8 @@ function program() {
 describe('describeProgram', () => {
   it('lists every subcommand with its flags, from the commander definitions', () => {
     const specs = describeProgram(program());
-    expect(specs.map((s) => s.name)).toEqual(['dump', 'record', 'top', 'completions']);
+    expect(specs.map((s) => s.name)).toEqual(['dump', 'record', 'top', 'completions', 'help']);
+    expect(specs.at(-1)!.argChoices).toEqual(['dump', 'record', 'top', 'completions']);
     const record = specs.find((s) => s.name === 'record')!;
     expect(record.launches).toBe(true);
     const format = record.flags.find((f) => f.long === '--format')!;
