@@ -1,5 +1,7 @@
 // `pyspy-node completions bash|zsh`: the scripts the CLI prints are loaded
-// into real shells and asked for completions the way the shells ask: bash
+// into real shells. On a terminal (zsh's zpty), a user's Tab keys must
+// complete a command line. Then, case by case, they are asked for
+// completions the way the shells ask: bash
 // calls the registered function with COMP_WORDS/COMP_CWORD set; zsh (after
 // compinit, from $fpath and by `source`) calls it with words/CURRENT set, its
 // compadd/_describe/_files/_pids replaced by functions that print what they
@@ -148,6 +150,47 @@ describe.each([
     const got = complete(['pyspy-node', 'record', '-r', '50', '--', 'python3', '-']);
     expect(got.filter((w) => w.startsWith('--') && w !== '--')).toEqual([]);
     expect(complete(['pyspy-node', 'top', 'python3', '-'])).not.toContain('--rate');
+  });
+});
+
+/**
+ * Types `keys` (Tab included) into an interactive `shell` on a terminal
+ * (zsh's zpty module drives it), with the completion script loaded and
+ * `pyspy-node` defined as a function that prints its arguments; returns the
+ * arguments of the command line the shell ran.
+ */
+function typeInShell(shell: 'bash' | 'zsh', keys: string): string {
+  const setup =
+    shell === 'bash'
+      ? `PS1="> "; source ${scripts.bash}; pyspy-node() { printf "%s[%s]\\n" ARG"S" "$*"; }`
+      : `PS1="> "; fpath=(${path.join(dir, 'fpath')} $fpath); autoload -U compinit; compinit -u -D; pyspy-node() { print -r -- "\${(U):-args}[$*]" }`;
+  const start = shell === 'bash' ? 'bash --norc --noprofile -i' : `${zshPath()} -f -i`;
+  const driver = [
+    'zmodload zsh/zpty',
+    `zpty t ${start}`,
+    'zpty -w t "$1"',
+    'zpty -w -n t "$2"',
+    'out=""',
+    // Until the function's output shows up (the typed text never contains "ARGS[").
+    'for i in {1..100}; do zpty -r -t t chunk && out+=$chunk; [[ $out == *ARGS\\[*\\]* ]] && break; sleep 0.1; done',
+    'zpty -d t',
+    "print -r -- ${${out//$'\\r'/}}",
+  ].join('\n');
+  const out = execFileSync(zshPath(), ['-f', '-c', driver, 'zsh', setup, keys], {
+    encoding: 'utf8',
+    env: { ...process.env, HOME: dir, TERM: 'xterm' },
+    timeout: 30_000,
+  });
+  const m = [...out.matchAll(/ARGS\[([^\]]*)\]/g)].filter((x) => !x[1]!.includes('$'));
+  if (m.length === 0) throw new Error(`${shell} ran no pyspy-node command; terminal output:\n${out}`);
+  return m.at(-1)![1]!;
+}
+
+describe.each(['bash', 'zsh'] as const)('%s on a terminal', (shell) => {
+  it('Tab completes subcommands, flags and values as a user types them', () => {
+    expect(typeInShell(shell, 'pyspy-node rec\t--form\tspe\t\n')).toBe('record --format speedscope');
+    expect(typeInShell(shell, 'pyspy-node du\t--lo\t\n')).toBe('dump --locals');
+    expect(typeInShell(shell, 'pyspy-node completions z\t\n')).toBe('completions zsh');
   });
 });
 
