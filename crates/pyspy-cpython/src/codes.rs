@@ -36,8 +36,9 @@ pub struct CodeInfo {
     /// first slots); `None` from 3.11 on.
     pub nlocals: Option<i32>,
     /// Remote ranges and the bytes they held when this was read: the code
-    /// object's name/filename/line-table/first-line fields, and the length,
-    /// hash, state and last bytes of its name and filename strings. Compared
+    /// object's name/qualified-name/filename/line-table/first-line fields,
+    /// and the length, hash, state and last bytes of its shown name
+    /// (qualified on 3.11+) and filename strings. Compared
     /// on later reads to notice that the object was freed and its address
     /// reused (possibly with the same pointers but other text).
     pub(crate) checks: Vec<(usize, Vec<u8>)>,
@@ -152,11 +153,10 @@ impl<M: Memory> StackWalker<M> {
             addr.wrapping_add(window.start),
             raw.get(window).unwrap_or_default().to_vec(),
         )];
-        // The qualified name is shown, so its text is checked like the others.
-        for field in [Some(o.code_name), Some(o.code_filename), o.code_qualname]
-            .into_iter()
-            .flatten()
-        {
+        // The texts shown: on 3.11+ the qualified name stands in for the
+        // name (whose pointer the fingerprint still covers), so a sample
+        // checks as many ranges as before.
+        for field in [o.code_qualname.unwrap_or(o.code_name), o.code_filename] {
             let s = usize_at(raw, field);
             // length, hash and state (not the reference count, which moves);
             // Python 2: the byte string's size (its hash is set lazily).
