@@ -85,6 +85,13 @@ export function installPythons() {
   return true;
 }
 
+/** Runs test/extras/install.sh (zsh and numpy for some end-to-end tests), when present. */
+export function installTestExtras() {
+  const script = join(ROOT, 'test', 'extras', 'install.sh');
+  if (!existsSync(script)) return;
+  run('bash', [script]);
+}
+
 /**
  * Picks an interpreter for the demo: $PYSPY_PYTHON, else the newest
  * supported, unchrooted entry of .cache/pythons/matrix.json, else

@@ -1,16 +1,20 @@
 #!/usr/bin/env node
 // Gets a checkout ready to run: npm dependencies, the native addon (release),
-// the TypeScript package, and the test interpreters. Safe to run again; each
+// the TypeScript package, the test interpreters and the tests' extras (zsh,
+// numpy wheels; not for `npm start`). Safe to run again; each
 // step is quick when there is nothing to do. `npm start` and `npm test` call it.
 //
 //   node scripts/setup.mjs           everything
 //   node scripts/setup.mjs --debug   a debug build of the addon instead
 import { fileURLToPath } from 'node:url';
 
-import { ensureNodeModules, header, installPythons, main, npmRun, seconds } from './lib.mjs';
+import { ensureNodeModules, header, installPythons, installTestExtras, main, npmRun, seconds } from './lib.mjs';
 
-/** Runs every setup step; returns whether test/pythons/install.sh ran. */
-export async function setup({ debug = false } = {}) {
+/**
+ * Runs every setup step (`extras`: also what only the tests need, see
+ * test/extras/install.sh); returns whether test/pythons/install.sh ran.
+ */
+export async function setup({ debug = false, extras = true } = {}) {
   const started = Date.now();
   header('setup: npm dependencies');
   ensureNodeModules();
@@ -20,6 +24,10 @@ export async function setup({ debug = false } = {}) {
   npmRun('build:ts');
   header('setup: Python interpreters');
   const pythons = installPythons();
+  if (extras) {
+    header('setup: test extras (zsh, numpy wheels)');
+    installTestExtras();
+  }
   console.log(`\nsetup done in ${seconds(Date.now() - started)}`);
   return pythons;
 }

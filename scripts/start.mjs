@@ -8,7 +8,7 @@ import { demoPython, header, main, ROOT, run, startAndWaitFor } from './lib.mjs'
 import { setup } from './setup.mjs';
 
 await main(async () => {
-  await setup();
+  await setup({ extras: false });
   const python = demoPython();
   header(`demo: ${python.join(' ')} examples/demo.py`);
   const demo = await startAndWaitFor([...python, join(ROOT, 'examples', 'demo.py'), '120'], 'ready');

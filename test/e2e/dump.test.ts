@@ -14,6 +14,7 @@ import {
   procStat,
   runCli,
   settleWithin,
+  shownName,
   spawnFixture,
   supportedInterpreters,
   type DumpTargetReport,
@@ -113,9 +114,10 @@ function expectMatchesReport(threads: SeenThread[], fx: RunningFixture, where: s
     expect(got.threadName, `${label} name`).toBe(want.name);
 
     const actual = got.frames.map(({ name, filename, line }) => ({ name, filename, line }));
-    const expected = want.frames.map(({ name, filename, line }) => ({ name, filename, line }));
+    // Qualified names on 3.11+ (`Worker.spin`, `sleeper_main.<locals>.nested`), plain ones before.
+    const expected = want.frames.map((f) => ({ name: shownName(f), filename: f.filename, line: f.line }));
     if (want.ident === report.busy.ident) {
-      expect(actual[0]?.name, `${label} innermost function`).toBe(report.busy.function);
+      expect(actual[0]?.name, `${label} innermost function`).toBe(report.busy.shown);
       expectBusyLine(report, actual[0]?.line, label);
       // Its line moves while it spins; the range was checked just above.
       expected[0]!.line = actual[0]!.line;
@@ -274,7 +276,7 @@ function expectTextForm(stdout: string, fx: RunningFixture): void {
       expect(m, `frame line: ${JSON.stringify(l)}`).not.toBeNull();
       return { name: m![1]!, file: m![2]!, line: Number(m![3]) };
     });
-    expect(frames.map((f) => f.name), `thread "${want!.name}" functions`).toEqual(want!.frames.map((f) => f.name));
+    expect(frames.map((f) => f.name), `thread "${want!.name}" functions`).toEqual(want!.frames.map(shownName));
     frames.forEach((f, i) => {
       const w = want!.frames[i]!;
       expect(isPathSuffix(f.file, w.filename), `${f.file} is a suffix of ${w.filename}`).toBe(true);

@@ -176,7 +176,7 @@ describe('install without a Rust toolchain or network', () => {
     const threads = JSON.parse(r.stdout) as { thread_name: string | null; frames: { name: string }[] }[];
     expect(threads).toHaveLength(fx.report.thread_count);
     const busy = threads.find((t) => t.thread_name === fx.report.busy.name);
-    expect(busy?.frames.map((f) => f.name)).toContain(fx.report.busy.function);
+    expect(busy?.frames.map((f) => f.name)).toContain(fx.report.busy.shown);
   });
 
   it('the library dump() reads a live Python with the installed addon', async () => {
@@ -193,7 +193,7 @@ describe('install without a Rust toolchain or network', () => {
     expect(out.dump.pythonVersion).toBe(fx.report.version_info.join('.'));
     expect(out.dump.threads).toHaveLength(fx.report.thread_count);
     const busy = out.dump.threads.find((t) => t.threadName === fx.report.busy.name);
-    expect(busy?.frames.map((f) => f.name)).toContain(fx.report.busy.function);
+    expect(busy?.frames.map((f) => f.name)).toContain(fx.report.busy.shown);
   });
 });
 

@@ -122,6 +122,11 @@ export interface FixtureFrame {
   line: number;
 }
 
+/** The name pyspy-node shows for a fixture frame: `co_qualname` on 3.11+, `co_name` before. */
+export function shownName(frame: FixtureFrame): string {
+  return frame.qualname ?? frame.name;
+}
+
 /** A thread as the dump fixture reports it. */
 export interface FixtureThread {
   /** `threading.get_ident()`. */
@@ -146,7 +151,8 @@ export interface DumpTargetReport {
   thread_count: number;
   threads: FixtureThread[];
   /** The spinning thread: its innermost frame moves within `line_range` (inclusive). */
-  busy: { ident: number; name: string; function: string; filename: string; line_range: [number, number] };
+  /** `function` is `co_name`; `shown` is what pyspy-node names it (`co_qualname` on 3.11+). */
+  busy: { ident: number; name: string; function: string; shown: string; filename: string; line_range: [number, number] };
   features: string[];
 }
 

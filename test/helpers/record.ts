@@ -384,7 +384,7 @@ export function parseFlamegraph(svg: string): FlameBox[] {
 
 export interface SpeedscopeFile {
   $schema: string;
-  shared: { frames: { name: string; file?: string; line?: number }[] };
+  shared: { frames: { name: string; file: string | null; line: number | null; col: number | null }[] };
   profiles: {
     type: string;
     name: string;
@@ -408,8 +408,11 @@ export function speedscopeProblems(file: SpeedscopeFile): string[] {
   if (!Array.isArray(frames) || frames.length === 0) return [...problems, 'shared.frames is missing or empty'];
   frames.forEach((f, i) => {
     if (typeof f.name !== 'string' || f.name === '') problems.push(`frame ${i} has no name`);
-    if (f.file !== undefined && typeof f.file !== 'string') problems.push(`frame ${i} file is not a string`);
-    if (f.line !== undefined && !(Number.isInteger(f.line) && f.line > 0)) problems.push(`frame ${i} line ${f.line}`);
+    // py-spy's frame keys, every one present (null where unknown).
+    for (const key of ['file', 'line', 'col'] as const) if (!(key in f)) problems.push(`frame ${i} has no ${key}`);
+    if (f.file !== null && typeof f.file !== 'string') problems.push(`frame ${i} file is not a string`);
+    if (f.line !== null && !(Number.isInteger(f.line) && f.line > 0)) problems.push(`frame ${i} line ${f.line}`);
+    if (f.col !== null) problems.push(`frame ${i} col ${f.col}`);
   });
   if (!Array.isArray(file.profiles) || file.profiles.length === 0) return [...problems, 'no profiles'];
   for (const p of file.profiles) {

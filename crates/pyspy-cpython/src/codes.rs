@@ -16,7 +16,9 @@ use pyspy_process::Memory;
 /// What a frame's code object says about it (immutable while it lives).
 #[derive(Debug)]
 pub struct CodeInfo {
-    /// `co_name`.
+    /// The name frames are shown by: `co_qualname` (e.g. `Class.method`,
+    /// `outer.<locals>.inner`) on 3.11+, `co_name` before (no qualified
+    /// name exists there).
     pub name: Arc<str>,
     /// `co_filename`.
     pub filename: Arc<str>,
@@ -34,8 +36,9 @@ pub struct CodeInfo {
     /// first slots); `None` from 3.11 on.
     pub nlocals: Option<i32>,
     /// Remote ranges and the bytes they held when this was read: the code
-    /// object's name/filename/line-table/first-line fields, and the length,
-    /// hash, state and last bytes of its name and filename strings. Compared
+    /// object's name/qualified-name/filename/line-table/first-line fields,
+    /// and the length, hash, state and last bytes of its shown name
+    /// (qualified on 3.11+) and filename strings. Compared
     /// on later reads to notice that the object was freed and its address
     /// reused (possibly with the same pointers but other text).
     pub(crate) checks: Vec<(usize, Vec<u8>)>,
@@ -150,7 +153,10 @@ impl<M: Memory> StackWalker<M> {
             addr.wrapping_add(window.start),
             raw.get(window).unwrap_or_default().to_vec(),
         )];
-        for field in [o.code_name, o.code_filename] {
+        // The texts shown: on 3.11+ the qualified name stands in for the
+        // name (whose pointer the fingerprint still covers), so a sample
+        // checks as many ranges as before.
+        for field in [o.code_qualname.unwrap_or(o.code_name), o.code_filename] {
             let s = usize_at(raw, field);
             // length, hash and state (not the reference count, which moves);
             // Python 2: the byte string's size (its hash is set lazily).
@@ -228,6 +234,7 @@ impl<M: Memory> StackWalker<M> {
             o.code_linetable,
             o.code_localsplusnames,
             o.code_localspluskinds.unwrap_or(0),
+            o.code_qualname.unwrap_or(0),
         ]
         .into_iter()
         .max()
@@ -241,7 +248,10 @@ impl<M: Memory> StackWalker<M> {
             .what("code object")?;
         let name: Arc<str> = self
             .objects
-            .read_str(usize_at(&raw, o.code_name), MAX_NAME)?
+            .read_str(
+                usize_at(&raw, o.code_qualname.unwrap_or(o.code_name)),
+                MAX_NAME,
+            )?
             .into();
         let filename: Arc<str> = self
             .objects
@@ -270,12 +280,13 @@ impl<M: Memory> StackWalker<M> {
 }
 
 /// The bytes of a code object that identify it: from the first to the last
-/// of its name, filename, line-table and first-line fields.
+/// of its name, qualified name, filename, line-table and first-line fields.
 pub(crate) fn fingerprint_range(layout: &Layout) -> std::ops::Range<usize> {
     let o = &layout.offsets;
     let fields = [
         o.code_filename,
         o.code_name,
+        o.code_qualname.unwrap_or(o.code_name),
         o.code_linetable,
         o.code_firstlineno,
     ];

@@ -1,19 +1,24 @@
 //! Arguments and local variables of a frame, with short `repr()`s of the
-//! common built-in types. Everything is bounded: item counts, nesting and
-//! the length of each rendering.
+//! common built-in types and numpy scalars. Everything is bounded: item
+//! counts, nesting and the length of each rendering (py-spy's budget: 128
+//! characters per `-l`).
 
 use pyspy_process::{Memory, MemoryExt};
 
 use crate::codes::CodeInfo;
 use crate::error::{Error, ReadContext};
 use crate::objects::MAX_BYTES;
+use crate::scalars::{complex_repr, float_repr, NumpyKind};
 use crate::walker::StackWalker;
 use crate::LocalVariable;
 
-/// Longest rendering of one value (characters).
+/// Longest rendering of one value (characters) at the default level
+/// (`--locals` once); each further level adds as much.
 pub const MAX_REPR: usize = 128;
-/// Most items shown of a list, tuple or dict.
+/// Most items shown of a list, tuple or dict, per [`MAX_REPR`] characters.
 const MAX_ITEMS: usize = 8;
+/// Longest rendering ever asked for (a bound on `-lll…`).
+const MAX_REPR_LIMIT: usize = 1 << 16;
 /// Deepest nesting rendered.
 const MAX_DEPTH: usize = 2;
 /// Most locals read from one frame.
@@ -28,6 +33,18 @@ impl<M: Memory> StackWalker<M> {
     /// Before 3.11: the first `co_nlocals` slots, named by `co_varnames`
     /// (cell and free variables are not shown).
     pub fn locals(&mut self, frame: usize, code: &CodeInfo) -> Result<Vec<LocalVariable>, Error> {
+        self.locals_limited(frame, code, MAX_REPR)
+    }
+
+    /// [`StackWalker::locals`] with renderings up to `max_repr` characters
+    /// (py-spy's `-ll`: 128 per level).
+    pub fn locals_limited(
+        &mut self,
+        frame: usize,
+        code: &CodeInfo,
+        max_repr: usize,
+    ) -> Result<Vec<LocalVariable>, Error> {
+        let limit = max_repr.clamp(MAX_REPR, MAX_REPR_LIMIT);
         let o = self.layout().offsets;
         let mut names = self.objects.tuple_items(code.localsplusnames, MAX_LOCALS)?;
         if let Some(n) = code.nlocals {
@@ -67,12 +84,12 @@ impl<M: Memory> StackWalker<M> {
                 }
             }
             let mut repr = String::new();
-            self.repr(addr, 0, &mut repr);
+            self.repr(addr, 0, limit, &mut repr);
             out.push(LocalVariable {
                 name: self.objects.read_str(name, 256)?,
                 addr,
                 arg: (i as i64) < code.argcount as i64,
-                repr: Some(cut(repr)),
+                repr: Some(cut(repr, limit)),
             });
         }
         Ok(out)
@@ -85,8 +102,8 @@ impl<M: Memory> StackWalker<M> {
 
     /// Appends a `repr()` of `obj` to `out`; unknown or unreadable objects
     /// render as `<type at 0x...>`.
-    fn repr(&mut self, obj: usize, depth: usize, out: &mut String) {
-        if out.len() > MAX_REPR {
+    fn repr(&mut self, obj: usize, depth: usize, limit: usize, out: &mut String) {
+        if out.len() > limit {
             return;
         }
         let ty = self.type_name_of(obj).unwrap_or_default();
@@ -108,21 +125,37 @@ impl<M: Memory> StackWalker<M> {
                 .ok()
                 .map(|v| v.map_or_else(|| "<big long>".to_owned(), |v| format!("{v}L"))),
             "float" => r.read_float(obj).ok().map(float_repr),
+            // `cval` (two doubles) sits where a float's `ob_fval` does: right
+            // after the object header.
+            "complex" => r
+                .mem
+                .read_vec(obj.wrapping_add(r.layout.offsets.float_ob_fval), 16)
+                .ok()
+                .and_then(|b| Some(complex_repr(f64_at(&b, 0)?, f64_at(&b, 8)?))),
             // Python 2 `str` is bytes, shown as its text like Python 2 does.
-            "str" => r.read_str(obj, MAX_REPR).ok().map(|s| str_repr(&s)),
+            "str" => r.read_str(obj, limit).ok().map(|s| str_repr(&s)),
             "unicode" => r
-                .read_str(obj, MAX_REPR)
+                .read_str(obj, limit)
                 .ok()
                 .map(|s| format!("u{}", str_repr(&s))),
-            "bytes" => r.read_bytes(obj, 1 << 16).ok().map(|b| bytes_repr(&b)),
-            _ => None,
+            "bytes" => r
+                .read_bytes(obj, 1 << 16)
+                .ok()
+                .map(|b| bytes_repr(&b, limit)),
+            name => NumpyKind::from_type_name(name).and_then(|kind| {
+                // A numpy scalar's value (`obval`) follows the object header
+                // (aligned: 16 bytes on 64-bit, also for `long double`).
+                let at = obj.wrapping_add(r.layout.offsets.ob_type + 8);
+                kind.format(&r.mem.read_vec(at, kind.size()).ok()?)
+            }),
         };
         if let Some(s) = done {
             out.push_str(&s);
             return;
         }
+        let max_items = MAX_ITEMS * (limit / MAX_REPR);
         let container = match ty.as_str() {
-            "list" | "tuple" if depth < MAX_DEPTH => self.sequence_items(obj, &ty).ok(),
+            "list" | "tuple" if depth < MAX_DEPTH => self.sequence_items(obj, &ty, max_items).ok(),
             "dict" if depth < MAX_DEPTH => self
                 .objects
                 .dict_items(obj)
@@ -144,15 +177,15 @@ impl<M: Memory> StackWalker<M> {
         };
         out.push_str(open);
         let step = if ty == "dict" { 2 } else { 1 };
-        let shown = items.len().min(MAX_ITEMS * step);
+        let shown = items.len().min(max_items * step);
         for (n, chunk) in items[..shown].chunks(step).enumerate() {
             if n > 0 {
                 out.push_str(", ");
             }
-            self.repr(chunk[0], depth + 1, out);
+            self.repr(chunk[0], depth + 1, limit, out);
             if let Some(&v) = chunk.get(1) {
                 out.push_str(": ");
-                self.repr(v, depth + 1, out);
+                self.repr(v, depth + 1, limit, out);
             }
         }
         if items.len() > shown {
@@ -163,7 +196,7 @@ impl<M: Memory> StackWalker<M> {
         out.push_str(close);
     }
 
-    fn sequence_items(&self, obj: usize, ty: &str) -> Result<Vec<usize>, Error> {
+    fn sequence_items(&self, obj: usize, ty: &str, max_items: usize) -> Result<Vec<usize>, Error> {
         let o = self.layout().offsets;
         if ty == "tuple" {
             let n = self
@@ -173,7 +206,7 @@ impl<M: Memory> StackWalker<M> {
                 .what("tuple size")?;
             return self
                 .objects
-                .pointers(obj.wrapping_add(o.tuple_ob_item), n.min(MAX_ITEMS + 1));
+                .pointers(obj.wrapping_add(o.tuple_ob_item), n.min(max_items + 1));
         }
         let n = self
             .objects
@@ -191,27 +224,19 @@ impl<M: Memory> StackWalker<M> {
                 addr: obj,
             });
         }
-        self.objects.pointers(items, n.min(MAX_ITEMS + 1))
+        self.objects.pointers(items, n.min(max_items + 1))
     }
 }
 
-fn cut(mut s: String) -> String {
-    if s.chars().count() > MAX_REPR {
-        s = s.chars().take(MAX_REPR - 3).collect::<String>() + "...";
+fn cut(mut s: String, limit: usize) -> String {
+    if s.chars().count() > limit {
+        s = s.chars().take(limit - 3).collect::<String>() + "...";
     }
     s
 }
 
-fn float_repr(v: f64) -> String {
-    if v.is_nan() {
-        "nan".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "inf" } else { "-inf" }.into()
-    } else if v == v.trunc() && v.abs() < 1e16 {
-        format!("{v:.1}")
-    } else {
-        format!("{v}")
-    }
+fn f64_at(b: &[u8], at: usize) -> Option<f64> {
+    Some(f64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
 /// Python's `repr()` of a str: single quotes unless the text has one and no
@@ -244,9 +269,9 @@ pub fn str_repr(s: &str) -> String {
     out
 }
 
-fn bytes_repr(b: &[u8]) -> String {
+fn bytes_repr(b: &[u8], limit: usize) -> String {
     let mut out = String::from("b'");
-    for &c in b.iter().take(MAX_REPR) {
+    for &c in b.iter().take(limit) {
         match c {
             b'\\' => out.push_str("\\\\"),
             b'\'' => out.push_str("\\'"),
@@ -271,11 +296,12 @@ mod tests {
         assert_eq!(str_repr("it's"), "\"it's\"");
         assert_eq!(str_repr("a\nb\\"), "'a\\nb\\\\'");
         assert_eq!(str_repr("測試"), "'測試'");
-        assert_eq!(bytes_repr(b"a'\x00"), "b'a\\'\\x00'");
-        assert_eq!(float_repr(2.5), "2.5");
-        assert_eq!(float_repr(0.1), "0.1");
-        assert_eq!(float_repr(2.0), "2.0");
-        assert_eq!(float_repr(f64::NAN), "nan");
-        assert_eq!(cut("x".repeat(200)).chars().count(), MAX_REPR);
+        assert_eq!(bytes_repr(b"a'\x00", MAX_REPR), "b'a\\'\\x00'");
+        assert_eq!(cut("x".repeat(200), MAX_REPR).chars().count(), MAX_REPR);
+        assert_eq!(
+            cut("x".repeat(300), 2 * MAX_REPR).chars().count(),
+            2 * MAX_REPR
+        );
+        assert_eq!(cut("x".repeat(200), 2 * MAX_REPR).chars().count(), 200);
     }
 }

@@ -4,7 +4,7 @@
 /// One Python frame.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Frame {
-    /// Function name (`co_name`), e.g. `run` or `<module>`.
+    /// Function name: `co_qualname` on 3.11+ (e.g. `Worker.run`), `co_name` before (`run`); `<module>` for module code.
     pub name: String,
     /// Source path as the target sees it (`co_filename`).
     pub filename: String,

@@ -89,5 +89,6 @@ mod tests {
         }
         .into();
         assert!(config.locals && !config.nonblocking && !config.full_filenames);
+        assert_eq!(config.locals_level, 1);
     }
 }

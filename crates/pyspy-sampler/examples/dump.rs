@@ -8,6 +8,7 @@ fn main() {
         .expect("usage: dump PID");
     let config = pyspy_sampler::DumpConfig {
         locals: args.iter().any(|a| a == "--locals"),
+        locals_level: 1,
         nonblocking: args.iter().any(|a| a == "--nonblocking"),
         full_filenames: false,
         subprocesses: false,

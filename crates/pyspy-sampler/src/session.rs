@@ -37,6 +37,9 @@ const CONSISTENT_TRIES: usize = 3;
 pub struct DumpConfig {
     /// Read arguments and locals of every frame.
     pub locals: bool,
+    /// How long their renderings may be: py-spy's `--locals` count, 128
+    /// characters per level (0 counts as 1).
+    pub locals_level: u32,
     /// Do not pause the target while reading (stacks may be torn).
     pub nonblocking: bool,
     /// Keep full filenames instead of package-relative ones.
@@ -208,7 +211,11 @@ impl Session {
                 };
                 let info = self.walker.code(f.code)?;
                 let locals = if config.locals {
-                    Some(self.walker.locals(f.addr, &info)?)
+                    Some(self.walker.locals_limited(
+                        f.addr,
+                        &info,
+                        config.locals_level.max(1) as usize * pyspy_cpython::MAX_REPR,
+                    )?)
                 } else {
                     None
                 };

@@ -53,6 +53,11 @@ export interface BindingDumpOptions {
    */
   locals?: boolean
   /**
+   * With `locals`: how long each value's rendering may be, in levels of
+   * 128 characters (py-spy's `-ll`). @default 1
+   */
+  localsLevel?: number
+  /**
    * Do not pause the target while reading; stacks may come out torn.
    * @default false
    */
@@ -123,7 +128,7 @@ export interface BindingFinishResult {
 
 /** One Python frame; mirrors `pyspy_sampler::Frame`. */
 export interface BindingFrame {
-  /** Function name (`co_name`), e.g. `run` or `<module>`. */
+  /** Function name: `co_qualname` on 3.11+ (e.g. `Worker.run`), `co_name` before (`run`); `<module>` for module code. */
   name: string
   /** Source path as the target sees it (`co_filename`). */
   filename: string

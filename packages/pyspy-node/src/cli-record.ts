@@ -43,6 +43,7 @@ export interface RecordCliDeps {
 
 interface RecordFlags {
   pid?: number;
+  hideprogress?: boolean;
   output?: string;
   format?: ProfileFormat;
   duration?: number;
@@ -105,6 +106,8 @@ export function addRecordCommand(program: Command, deps: RecordCliDeps, setExitC
     .option('-n, --native', 'include native frames (C, C++, Cython; Linux x86-64): the program is paused for every read')
     .option('--no-gc-frames', 'no <GC> leaf frame on samples taken while a garbage collection runs')
     .option('--gil-wait-frames', 'a <GIL wait> leaf frame on samples of threads waiting to take the GIL (shows contention per function)')
+    // Hidden in py-spy too.
+    .addOption(new Option('--hideprogress', 'do not show the progress line').hideHelp())
     .addHelpText(
       'after',
       [
@@ -180,7 +183,7 @@ async function runRecord(deps: RecordCliDeps, flags: RecordFlags, command: strin
     native: flags.native ?? false,
     gcFrames: flags.gcFrames ?? true,
     gilWaitFrames: flags.gilWaitFrames ?? false,
-    ...(deps.stderrIsTTY ? { onProgress: (p: Progress) => progress.draw(p) } : {}),
+    ...(deps.stderrIsTTY && !flags.hideprogress ? { onProgress: (p: Progress) => progress.draw(p) } : {}),
   };
   let profile: Profile;
   try {

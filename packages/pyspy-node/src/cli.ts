@@ -1,6 +1,7 @@
 /**
  * The `pyspy-node` command line, modelled on py-spy's: `dump`, `record` (in
- * `cli-record.ts`) and `top` (in `top/cli.ts`).
+ * `cli-record.ts`), `top` (in `top/cli.ts`) and `completions` (in
+ * `completions.ts`).
  *
  * Every failure prints one `Error: <message>` line on stderr and yields exit
  * code 1; no stack trace is shown (set `PYSPY_NODE_DEBUG=1` to see one; the
@@ -16,6 +17,7 @@ import { Command, CommanderError } from 'commander';
 import { loadBinding } from './binding.js';
 import { UsageError } from './cli-error.js';
 import { addRecordCommand, type RecordCliDeps } from './cli-record.js';
+import { addCompletionsCommand } from './completions.js';
 import { dump as nativeDump } from './dump.js';
 import { PyspyError } from './errors.js';
 import { formatJson } from './format/json.js';
@@ -40,7 +42,8 @@ export interface CliDeps extends RecordCliDeps, TopCliDeps {
 interface DumpFlags {
   pid: number;
   json?: boolean;
-  locals?: boolean;
+  /** How often `-l` was given (py-spy's count: 128 characters per level). */
+  locals: number;
   fullFilenames?: boolean;
   nonblocking?: boolean;
   native?: boolean;
@@ -61,7 +64,8 @@ export function createProgram(deps: CliDeps, setExitCode: (code: number) => void
     .description('Sampling profiler for Python programs (a py-spy work-alike for Node.js)')
     .version(packageVersion(), '-V, --version', 'print the version')
     .helpOption('-h, --help', 'print help')
-    .helpCommand(false)
+    // py-spy's `help [command]` too.
+    .helpCommand('help [command]', 'print help for a command')
     // Lets `record` pass options after the command's name through to it.
     .enablePositionalOptions()
     .showSuggestionAfterError(true)
@@ -78,7 +82,12 @@ export function createProgram(deps: CliDeps, setExitCode: (code: number) => void
     .description('Dump the current Python stack of every thread of a running program')
     .requiredOption('-p, --pid <pid>', 'PID of a running Python program (decimal or 0x-hex)', (text) => parsePid(text))
     .option('-j, --json', 'print the stacks as JSON')
-    .option('-l, --locals', 'show the arguments and local variables of each frame')
+    .option(
+      '-l, --locals',
+      'show the arguments and local variables of each frame; repeat for longer values (-ll: 256 characters each, 128 per l)',
+      (_: string, count: number) => count + 1,
+      0,
+    )
     .option('--full-filenames', 'show full Python filenames')
     .option('--nonblocking', 'do not pause the program while reading it (less impact, but stacks may be torn)')
     .option('-n, --native', 'include native frames (C, C++, Cython; Linux x86-64): the program is paused for every read')
@@ -86,7 +95,8 @@ export function createProgram(deps: CliDeps, setExitCode: (code: number) => void
     .action(async (flags: DumpFlags) => {
       if (flags.native && flags.nonblocking) throw new UsageError("--native cannot be combined with --nonblocking: a thread's native stack can only be read while the thread is paused");
       const result = await deps.dump(flags.pid, {
-        locals: flags.locals ?? false,
+        // true for -l (the library's plain form), the count for -ll and more.
+        locals: flags.locals > 1 ? flags.locals : flags.locals === 1,
         nonblocking: flags.nonblocking ?? false,
         subprocesses: flags.subprocesses ?? false,
         fullFilenames: flags.fullFilenames ?? false,
@@ -97,6 +107,8 @@ export function createProgram(deps: CliDeps, setExitCode: (code: number) => void
 
   addRecordCommand(program, deps, setExitCode);
   addTopCommand(program, deps, setExitCode);
+  // Last: its scripts are made from the commands above.
+  addCompletionsCommand(program, deps.stdout);
 
   return program;
 }

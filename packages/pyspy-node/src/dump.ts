@@ -109,9 +109,19 @@ export function toProcessDump(dump: BindingProcessDump): ProcessDump {
   };
 }
 
+/** `locals` as a level: a count of 128-character steps (`true` is 1). */
+function localsLevel(locals: DumpOptions['locals']): number {
+  if (typeof locals !== 'number') return 1;
+  if (!Number.isInteger(locals) || locals < 0 || locals > 512) {
+    throw new PyspyError('EINVAL', `locals must be a boolean or an integer from 0 to 512, not ${locals}`);
+  }
+  return Math.max(1, locals);
+}
+
 function toBindingOptions(options: DumpOptions) {
   return {
-    locals: options.locals ?? false,
+    locals: options.locals !== undefined && options.locals !== false && options.locals !== 0,
+    localsLevel: localsLevel(options.locals),
     nonblocking: options.nonblocking ?? false,
     fullFilenames: options.fullFilenames ?? false,
     subprocesses: options.subprocesses ?? false,

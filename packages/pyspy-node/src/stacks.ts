@@ -37,7 +37,7 @@ export interface Stack {
 
 /** One frame of a {@link Stack}, labelled as the recording options asked. */
 export interface StackFrame {
-  /** Function name (`co_name`), or a synthetic root's text. */
+  /** Function name (`co_qualname` on 3.11+, `co_name` before), or a synthetic root's text. */
   name: string;
   /** Full filename; empty for synthetic frames. */
   filename: string;

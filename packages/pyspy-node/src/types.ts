@@ -6,8 +6,12 @@
 
 /** Options for {@link dump}. Every field defaults to `false`. */
 export interface DumpOptions {
-  /** Also read each frame's arguments and local variables (`Frame.locals`). */
-  locals?: boolean;
+  /**
+   * Also read each frame's arguments and local variables (`Frame.locals`).
+   * A number is py-spy's `--locals` count: each value's rendering may be 128
+   * characters per level (`2` is `-ll`); `true` is `1`.
+   */
+  locals?: boolean | number;
   /**
    * Do not pause the target while reading it. Cheaper for the target, but a
    * stack may come out torn.
@@ -98,7 +102,7 @@ export interface ThreadStack {
  * tables, else `filename` is the binary and `line` is 0).
  */
 export interface Frame {
-  /** Function name (`co_name`), e.g. `run` or `<module>`. */
+  /** Function name: `co_qualname` on 3.11+ (e.g. `Worker.run`), `co_name` before (`run`); `<module>` for module code. */
   name: string;
   /** Source path as the target sees it (`co_filename`). */
   filename: string;

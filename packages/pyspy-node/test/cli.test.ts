@@ -32,6 +32,16 @@ describe('pyspy-node dump', () => {
     expect(dump).toHaveBeenCalledWith(0x1092, { locals: true, nonblocking: true, fullFilenames: true, subprocesses: false, native: false });
   });
 
+  it('counts repeated -l as py-spy does (-ll, --locals --locals: longer values)', async () => {
+    for (const args of [['-ll'], ['--locals', '--locals'], ['-l', '-l']]) {
+      const { code, dump } = await run(['dump', '-p', '7', ...args]);
+      expect(code).toBe(0);
+      expect(dump).toHaveBeenCalledWith(7, expect.objectContaining({ locals: 2 }));
+    }
+    const { dump } = await run(['dump', '-p', '7', '-lll']);
+    expect(dump).toHaveBeenCalledWith(7, expect.objectContaining({ locals: 3 }));
+  });
+
   it('prints JSON with --json', async () => {
     const { code, stdout } = await run(['dump', '--pid=4242', '--json']);
     expect(code).toBe(0);

@@ -46,7 +46,10 @@ describe('dumpWith', () => {
   it('passes the options through with defaults', async () => {
     const binding = fakeBinding({ dump: bindingDump, error: null });
     await expect(dumpWith(binding, 4242, { locals: true })).resolves.toEqual(processDump);
-    expect(binding.dump).toHaveBeenCalledWith(4242, { locals: true, nonblocking: false, fullFilenames: false, subprocesses: false, native: false });
+    expect(binding.dump).toHaveBeenCalledWith(4242, { locals: true, localsLevel: 1, nonblocking: false, fullFilenames: false, subprocesses: false, native: false });
+    await dumpWith(binding, 4242, { locals: 3 });
+    expect(binding.dump).toHaveBeenLastCalledWith(4242, expect.objectContaining({ locals: true, localsLevel: 3 }));
+    await expect(dumpWith(binding, 4242, { locals: 1.5 })).rejects.toMatchObject({ code: 'EINVAL' });
   });
 
   it('rejects an invalid pid with EINVAL before calling the binding', async () => {

@@ -8,6 +8,9 @@ pub struct BindingDumpOptions {
     /// Read the arguments and local variables of every frame.
     /// @default false
     pub locals: Option<bool>,
+    /// With `locals`: how long each value's rendering may be, in levels of
+    /// 128 characters (py-spy's `-ll`). @default 1
+    pub locals_level: Option<u32>,
     /// Do not pause the target while reading; stacks may come out torn.
     /// @default false
     pub nonblocking: Option<bool>,
@@ -25,6 +28,7 @@ impl From<BindingDumpOptions> for pyspy_sampler::DumpConfig {
     fn from(o: BindingDumpOptions) -> Self {
         Self {
             locals: o.locals.unwrap_or(false),
+            locals_level: o.locals_level.unwrap_or(1),
             nonblocking: o.nonblocking.unwrap_or(false),
             full_filenames: o.full_filenames.unwrap_or(false),
             subprocesses: o.subprocesses.unwrap_or(false),

@@ -6,7 +6,7 @@ use super::BindingLocalVariable;
 #[napi(object, object_from_js = false, use_nullable = true)]
 #[derive(Debug, Clone)]
 pub struct BindingFrame {
-    /// Function name (`co_name`), e.g. `run` or `<module>`.
+    /// Function name: `co_qualname` on 3.11+ (e.g. `Worker.run`), `co_name` before (`run`); `<module>` for module code.
     pub name: String,
     /// Source path as the target sees it (`co_filename`).
     pub filename: String,

@@ -8,8 +8,10 @@
 //! count is estimated from its length, totals per stack are exact, see
 //! `runs.rs`). Without a timeline each unique stack is one sample weighted
 //! by its count / rate.
-//! Frames are `{name, file, line}`, `file` left out for synthetic frames and
-//! `line` when it is 0. Profile names follow py-spy: `Thread {tid}
+//! Frames are `{name, file, line, col}` with every key present, as py-spy
+//! writes them (tools read them by key): `file` is null for synthetic frames,
+//! `line` null when 0 (`--nolineno`, or unknown), `col` always null (py-spy
+//! writes no column either). Profile names follow py-spy: `Thread {tid}
 //! "{name}"`, prefixed by `Process {pid} ` when there are several
 //! processes; `tid` is the OS thread id when known, else Python's.
 
@@ -67,15 +69,19 @@ impl Encoder for Speedscope {
                 b",{\"name\":"
             });
             json::string(buf, &frame.name);
-            if !frame.filename.is_empty() {
-                buf.extend_from_slice(b",\"file\":");
+            buf.extend_from_slice(b",\"file\":");
+            if frame.filename.is_empty() {
+                buf.extend_from_slice(b"null");
+            } else {
                 json::string(buf, &frame.filename);
             }
-            if frame.line != 0 {
-                buf.extend_from_slice(b",\"line\":");
+            buf.extend_from_slice(b",\"line\":");
+            if frame.line == 0 {
+                buf.extend_from_slice(b"null");
+            } else {
                 json::uint(buf, frame.line.into());
             }
-            buf.push(b'}');
+            buf.extend_from_slice(b",\"col\":null}");
             sink.spill()?;
         }
         sink.buf.extend_from_slice(b"]},\"profiles\":[");

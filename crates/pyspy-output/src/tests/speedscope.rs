@@ -54,7 +54,7 @@ fn top_level_follows_the_schema() {
     assert_eq!(frames.len(), 5);
     assert_eq!(
         frames[HOT as usize],
-        serde_json::json!({"name": "hot", "file": "/srv/app/hot.py", "line": 3})
+        serde_json::json!({"name": "hot", "file": "/srv/app/hot.py", "line": 3, "col": null})
     );
 }
 
@@ -128,19 +128,31 @@ fn several_processes_prefix_names_and_unknown_names_are_left_out() {
 }
 
 #[test]
-fn synthetic_frames_and_line_zero_have_no_file_or_line() {
+fn synthetic_frames_and_line_zero_have_null_file_or_line() {
     let mut p = with_thread_roots();
     p.frames[MAIN as usize].line = 0;
     let doc = doc(&p);
     let frames = doc["shared"]["frames"].as_array().unwrap();
     assert_eq!(
         frames[MAIN as usize],
-        serde_json::json!({"name": "main", "file": "/srv/app/app.py"})
+        serde_json::json!({"name": "main", "file": "/srv/app/app.py", "line": null, "col": null})
     );
     assert_eq!(
         frames[5],
-        serde_json::json!({"name": "thread (101): MainThread"})
+        serde_json::json!({"name": "thread (101): MainThread", "file": null, "line": null, "col": null})
     );
     let (stacks, _) = samples(&doc, 0);
     assert_eq!(stacks[0][0], "thread (101): MainThread");
+}
+
+#[test]
+fn every_frame_has_name_file_line_and_col() {
+    let doc = doc(&with_thread_roots());
+    for f in doc["shared"]["frames"].as_array().unwrap() {
+        let keys: Vec<&str> = f.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        assert_eq!(keys.len(), 4, "{f}");
+        for k in ["name", "file", "line", "col"] {
+            assert!(keys.contains(&k), "{k} missing in {f}");
+        }
+    }
 }

@@ -20,7 +20,7 @@ export const TOP_SORT_KEYS: readonly TopSortKey[] = ['ownPct', 'totalPct', 'ownT
 
 /** One function (or one line of one) in a {@link TopSnapshot}. */
 export interface TopRow {
-  /** Function name (`co_name`), e.g. `run` or `<module>`. */
+  /** Function name: `co_qualname` on 3.11+ (e.g. `Worker.run`), `co_name` before (`run`); `<module>` for module code. */
   function: string;
   /** Short (package-relative) filename, or the full one with `fullFilenames`. */
   file: string;
