@@ -15,12 +15,14 @@ mod error;
 mod fake;
 #[cfg(target_os = "linux")]
 mod linux;
+mod mapped_file;
 mod maps;
 mod memory;
 #[cfg(target_os = "linux")]
 mod pause;
 #[cfg(target_os = "linux")]
 mod resumer;
+mod target;
 #[cfg(target_os = "linux")]
 mod thread_files;
 #[cfg(not(target_os = "linux"))]
@@ -28,15 +30,17 @@ mod unsupported;
 
 pub use error::{Error, ReadError};
 pub use fake::FakeMemory;
+pub use mapped_file::{map_file, MappedFile};
 pub use maps::{parse_maps, MapRange};
 pub use memory::{Memory, MemoryExt, ReadCounter};
+pub use target::Target;
 
 #[cfg(target_os = "linux")]
-pub use linux::{MappedFile, OsThread, PauseGuard, Process};
+pub use linux::{OsThread, PauseGuard, Process};
 #[cfg(target_os = "linux")]
 pub use thread_files::{Activity, ThreadFiles};
 #[cfg(not(target_os = "linux"))]
-pub use unsupported::{Activity, MappedFile, OsThread, PauseGuard, Process, ThreadFiles};
+pub use unsupported::{Activity, OsThread, PauseGuard, Process, ThreadFiles};
 
 /// A process id.
 pub type Pid = i32;

@@ -4,7 +4,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::{parse_maps, Error, MapRange, Memory, Pid, ReadCounter, ReadError};
+use crate::mapped_file::map_file;
+use crate::{parse_maps, Error, MapRange, MappedFile, Memory, Pid, ReadCounter, ReadError};
 
 /// Most iovecs one `process_vm_readv` call accepts (the kernel's `UIO_MAXIOV`).
 const MAX_IOV: usize = 1024;
@@ -424,25 +425,6 @@ fn vm_readv(
         len: total,
         errno: 0,
     })
-}
-
-/// A file mapped read-only into this process.
-pub struct MappedFile(memmap2::Mmap);
-
-impl std::ops::Deref for MappedFile {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-fn map_file(path: &Path) -> std::io::Result<MappedFile> {
-    let file = std::fs::File::open(path)?;
-    // SAFETY: the map is read-only and private to this parse. A binary
-    // rewritten in place while mapped could change under us; the parser
-    // treats its input as untrusted and bounds-checks every read, so that
-    // costs a wrong answer at worst.
-    Ok(MappedFile(unsafe { memmap2::Mmap::map(&file)? }))
 }
 
 /// Reads `/proc/.../syscall`: a syscall number (in a syscall), `-1` (user
