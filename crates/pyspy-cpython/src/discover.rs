@@ -3,7 +3,7 @@
 //! Every candidate is validated before it is used.
 
 use pyspy_binary::Binary;
-use pyspy_process::{MapRange, Memory, MemoryExt, Process};
+use pyspy_process::{MapRange, Memory, MemoryExt, Target};
 
 use crate::debug_offsets::{self, MAX_TABLE};
 use crate::error::{Error, ReadContext};
@@ -36,7 +36,7 @@ pub struct Interpreter {
 }
 
 /// Finds and validates the interpreter of `process`.
-pub fn find_interpreter(process: &Process) -> Result<Interpreter, Error> {
+pub fn find_interpreter<T: Target>(process: &T) -> Result<Interpreter, Error> {
     let maps = process.maps()?;
     let exe = process.exe()?;
     let mut candidates: Vec<&MapRange> = Vec::new();
@@ -97,7 +97,7 @@ struct Probe {
     binary_path: String,
 }
 
-fn probe_binary(process: &Process, map: &MapRange) -> Result<Option<Probe>, Error> {
+fn probe_binary<T: Target>(process: &T, map: &MapRange) -> Result<Option<Probe>, Error> {
     let path = map.path.clone().unwrap_or_default();
     let bytes = process.read_mapped_file(map)?;
     let Ok(binary) = Binary::parse(&bytes) else {
@@ -204,7 +204,7 @@ fn unsupported(version: Version) -> Error {
 /// Versions before 3.11 have no `Py_Version`: read the `sys.version` text
 /// that `Py_GetVersion` keeps in a static buffer (a local symbol in
 /// unstripped builds), else scan the binary's `.bss` for it.
-fn version_from_memory(process: &Process, binary: &Binary, bias: u64) -> Option<Version> {
+fn version_from_memory<T: Target>(process: &T, binary: &Binary, bias: u64) -> Option<Version> {
     for name in ["version.0", "version"] {
         if let Some(sym) = binary.symbol(name) {
             let mut buf = [0u8; 128];
@@ -227,7 +227,7 @@ fn version_from_memory(process: &Process, binary: &Binary, bias: u64) -> Option<
     Version::scan_sys_version(&buf)
 }
 
-fn finish(process: &Process, p: Probe) -> Result<Interpreter, Error> {
+fn finish<T: Target>(process: &T, p: Probe) -> Result<Interpreter, Error> {
     let v = p.version;
     let mut layout = layout_for(process, v, p.runtime.unwrap_or(0))?;
     let o = layout.offsets;
@@ -281,7 +281,7 @@ fn finish(process: &Process, p: Probe) -> Result<Interpreter, Error> {
 /// holds the GIL, or a pointer in the binary's `.bss`/`.data` that passes
 /// [`plausible_interp`] (the static `interp_head` is one).
 fn find_interp(
-    process: &Process,
+    process: &impl Target,
     layout: &Layout,
     head_slot: Option<usize>,
     p: &Probe,
@@ -376,7 +376,7 @@ const GLIBC_X86_64_PTHREAD_TID: usize = 0x2d0;
 /// when it holds for the threads running now (every thread state's
 /// descriptor gives a live tid of the process, or 0 for a thread that
 /// ended, and at least one does). Other C libraries (musl) fail the check.
-fn pthread_tid_offset(process: &Process, layout: &Layout, interp: usize) -> Option<usize> {
+fn pthread_tid_offset<T: Target>(process: &T, layout: &Layout, interp: usize) -> Option<usize> {
     if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
         return None;
     }

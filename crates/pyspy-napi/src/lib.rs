@@ -27,12 +27,14 @@
 #![deny(missing_docs)]
 
 mod dump;
+mod dump_core;
 mod panic_guard;
 mod record;
 mod types;
 
 pub use crate::{
     dump::{dump, dump_sync, DumpTask},
+    dump_core::{dump_core, BindingCoreOptions, DumpCoreTask},
     record::{start_recorder, BindingRecorder, FinishTask, StartTask},
     types::{
         BindingDumpOptions, BindingDumpResult, BindingError, BindingFinish, BindingFinishResult,

@@ -91,6 +91,22 @@ pub enum Error {
     /// This platform is not supported.
     #[error("inspecting processes is not supported on this platform yet")]
     Unsupported,
+    /// A file given as a core file is not one, or is damaged.
+    #[error("{path} is not a usable core file: {detail}")]
+    BadCore {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A binary a core file needs (its memory was not dumped) is missing.
+    #[error("the core needs {path}, which is missing: {hint}")]
+    MissingBinary {
+        /// The path the core names.
+        path: String,
+        /// Where it was looked for and how to point at it.
+        hint: String,
+    },
 }
 
 impl Error {
@@ -104,6 +120,8 @@ impl Error {
             Error::Io { .. } => "EIO",
             Error::Pause { .. } => "EPAUSE",
             Error::Unsupported => "EUNSUPPORTED",
+            Error::BadCore { .. } => "EBADCORE",
+            Error::MissingBinary { .. } => "ENOBINARY",
         }
     }
 }

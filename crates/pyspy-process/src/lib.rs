@@ -15,6 +15,7 @@ mod error;
 mod fake;
 #[cfg(target_os = "linux")]
 mod linux;
+mod mapped_file;
 mod maps;
 mod memory;
 #[cfg(target_os = "linux")]
@@ -27,6 +28,7 @@ mod proc_mem;
 mod resumer;
 #[cfg(target_os = "linux")]
 mod source;
+mod target;
 #[cfg(target_os = "linux")]
 mod thread_files;
 #[cfg(not(target_os = "linux"))]
@@ -36,11 +38,13 @@ mod vm_read;
 
 pub use error::{Error, ReadError, HOW_TO_GET_PTRACE_RIGHTS};
 pub use fake::FakeMemory;
+pub use mapped_file::{map_file, MappedFile};
 pub use maps::{parse_maps, MapRange};
 pub use memory::{Memory, MemoryExt, ReadCounter};
+pub use target::Target;
 
 #[cfg(target_os = "linux")]
-pub use linux::{MappedFile, OsThread, PauseGuard, Process};
+pub use linux::{OsThread, PauseGuard, Process};
 #[cfg(target_os = "linux")]
 pub use namespace::{namespace_pid, parse_nspid, thread_ids, TidMap};
 #[cfg(target_os = "linux")]
@@ -49,8 +53,7 @@ pub use source::{ReadPath, DEBUG_ENV, FORCE_PROC_MEM_ENV};
 pub use thread_files::{Activity, ThreadFiles};
 #[cfg(not(target_os = "linux"))]
 pub use unsupported::{
-    namespace_pid, thread_ids, Activity, MappedFile, OsThread, PauseGuard, Process, ThreadFiles,
-    TidMap,
+    namespace_pid, thread_ids, Activity, OsThread, PauseGuard, Process, ThreadFiles, TidMap,
 };
 
 /// A process id.

@@ -4,9 +4,10 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::mapped_file::map_file;
 use crate::source::{ReadPath, Source};
 use crate::vm_read::{vm_readv, vm_readv_ranges, MAX_IOV};
-use crate::{parse_maps, Error, MapRange, Memory, Pid, ReadCounter, ReadError};
+use crate::{parse_maps, Error, MapRange, MappedFile, Memory, Pid, ReadCounter, ReadError};
 
 /// A live process, opened for reading.
 pub struct Process {
@@ -327,25 +328,6 @@ fn denied(mut ranges: impl Iterator<Item = (usize, usize)>) -> ReadError {
         len,
         errno: libc::EPERM,
     }
-}
-
-/// A file mapped read-only into this process.
-pub struct MappedFile(memmap2::Mmap);
-
-impl std::ops::Deref for MappedFile {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-fn map_file(path: &Path) -> std::io::Result<MappedFile> {
-    let file = std::fs::File::open(path)?;
-    // SAFETY: the map is read-only and private to this parse. A binary
-    // rewritten in place while mapped could change under us; the parser
-    // treats its input as untrusted and bounds-checks every read, so that
-    // costs a wrong answer at worst.
-    Ok(MappedFile(unsafe { memmap2::Mmap::map(&file)? }))
 }
 
 /// Reads `/proc/.../syscall`: a syscall number (in a syscall), `-1` (user

@@ -54,6 +54,10 @@ impl Process {
         Error::Unsupported
     }
     /// See the Linux version.
+    pub fn tids(&self) -> Vec<Pid> {
+        Vec::new()
+    }
+    /// See the Linux version.
     pub fn exe(&self) -> Result<String, Error> {
         Err(Error::Unsupported)
     }
@@ -138,16 +142,6 @@ pub enum Activity {
         /// The futex it waits on.
         futex: Option<u64>,
     },
-}
-
-/// A mapped file (never produced on this platform).
-pub struct MappedFile(Vec<u8>);
-
-impl std::ops::Deref for MappedFile {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.0
-    }
 }
 
 /// Thread ids across PID namespaces (one namespace on this platform).

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use pyspy_process::Process;
+use pyspy_process::Target;
 
 /// Deepest package nesting followed.
 const MAX_PACKAGE_DEPTH: usize = 64;
@@ -19,7 +19,7 @@ pub struct ShortFilenames {
 
 impl ShortFilenames {
     /// The short form of `path` as the target sees it.
-    pub fn get(&mut self, process: &Process, path: &str) -> String {
+    pub fn get(&mut self, process: &impl Target, path: &str) -> String {
         if let Some(s) = self.cache.get(path) {
             return s.clone();
         }

@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 mod aggregate;
+mod core_dump;
 mod dump;
 mod error;
 mod filenames;
@@ -23,9 +24,11 @@ mod status;
 mod tree;
 
 pub use aggregate::{Aggregator, LineMode};
+pub use core_dump::dump_core;
 pub use dump::dump;
 pub use error::Error;
 pub use process_loop::{GC_LEAF, GIL_WAIT_LEAF};
+pub use pyspy_core::CoreOptions;
 pub use pyspy_cpython::{Frame, LocalVariable, ThreadStack, ThreadStatus, Version};
 pub use pyspy_output::Profile;
 pub use record::{Finished, Progress, RecordConfig, Recorder, StopReason, Target};

@@ -106,7 +106,7 @@ impl Session {
     /// Attaches to `pid`: opens it, finds and validates its interpreter.
     pub fn attach(pid: Pid) -> Result<Session, Error> {
         let process = Arc::new(Process::open(pid)?);
-        let interpreter = find_interpreter(&process).map_err(|e| exited_or(&process, e.into()))?;
+        let interpreter = find_interpreter(&*process).map_err(|e| exited_or(&process, e.into()))?;
         let command_line = process.cmdline().map(|a| a.join(" ")).unwrap_or_default();
         let executable = process.exe().unwrap_or_default();
         let mut walker = StackWalker::new(process.clone(), interpreter.layout);
@@ -310,7 +310,7 @@ impl Session {
         if full {
             filename.to_owned()
         } else {
-            self.short_filenames.get(&self.process, filename)
+            self.short_filenames.get(&*self.process, filename)
         }
     }
 

@@ -837,5 +837,6 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.BindingRecorder = nativeBinding.BindingRecorder
 module.exports.dump = nativeBinding.dump
+module.exports.dumpCore = nativeBinding.dumpCore
 module.exports.dumpSync = nativeBinding.dumpSync
 module.exports.startRecorder = nativeBinding.startRecorder

@@ -42,6 +42,14 @@ export declare class BindingRecorder {
   encode(format: string, title?: string | undefined | null): Buffer | BindingError
 }
 
+/** Where to find what a core file names. */
+export interface BindingCoreOptions {
+  /** The program that dumped core; other binaries are looked for next to it. */
+  executable?: string
+  /** The directory the core's paths are relative to (a container's root). */
+  sysroot?: string
+}
+
 /**
  * Options for `dump`/`dumpSync`; mirrors `pyspy_sampler::DumpConfig`.
  * Every field may be left out.
@@ -358,6 +366,13 @@ export interface BindingThreadStack {
  * synchronously only when an argument has the wrong JS type.
  */
 export declare function dump(pid: number, options?: BindingDumpOptions | undefined | null): Promise<BindingDumpResult>
+
+/**
+ * Reads every thread's Python stack out of the core file at `path`, on the
+ * libuv pool. Never rejects: a failure resolves with `{ dump: null, error }`
+ * (`EBADCORE`, `ENOBINARY`, `ENOTPYTHON`, `EUNSUPPORTED`, `EIO`, ...).
+ */
+export declare function dumpCore(path: string, core?: BindingCoreOptions | undefined | null, options?: BindingDumpOptions | undefined | null): Promise<BindingDumpResult>
 
 /** Same as `dump`, but blocks the calling thread while it reads the target. */
 export declare function dumpSync(pid: number, options?: BindingDumpOptions | undefined | null): BindingDumpResult

@@ -10,7 +10,7 @@ import type * as NativeBinding from '../binding/binding.cjs';
 import { PyspyError } from './errors.js';
 
 /** The part of the generated binding (`binding/binding.d.cts`) this package uses. */
-export type Binding = Pick<typeof NativeBinding, 'dump' | 'dumpSync' | 'startRecorder'>;
+export type Binding = Pick<typeof NativeBinding, 'dump' | 'dumpSync' | 'dumpCore' | 'startRecorder'>;
 
 let loaded: Binding | undefined;
 

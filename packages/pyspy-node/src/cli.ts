@@ -18,6 +18,7 @@ import { loadBinding } from './binding.js';
 import { UsageError } from './cli-error.js';
 import { addRecordCommand, type RecordCliDeps } from './cli-record.js';
 import { addCompletionsCommand } from './completions.js';
+import { dumpCore as nativeDumpCore } from './dump-core.js';
 import { dump as nativeDump } from './dump.js';
 import { PyspyError } from './errors.js';
 import { formatJson } from './format/json.js';
@@ -33,6 +34,8 @@ import { processTerminal } from './top/terminal.js';
 export interface CliDeps extends RecordCliDeps, TopCliDeps {
   /** Reads a process; defaults to the native {@link nativeDump | dump}. */
   dump: typeof nativeDump;
+  /** Reads a core file; defaults to the native {@link nativeDumpCore | dumpCore}. */
+  dumpCore: typeof nativeDumpCore;
   /** Writes to standard output. */
   stdout: (text: string) => void;
   /** Writes to standard error. */
@@ -40,7 +43,10 @@ export interface CliDeps extends RecordCliDeps, TopCliDeps {
 }
 
 interface DumpFlags {
-  pid: number;
+  pid?: number;
+  core?: string;
+  executable?: string;
+  sysroot?: string;
   json?: boolean;
   /** How often `-l` was given (py-spy's count: 128 characters per level). */
   locals: number;
@@ -80,7 +86,10 @@ export function createProgram(deps: CliDeps, setExitCode: (code: number) => void
   program
     .command('dump')
     .description('Dump the current Python stack of every thread of a running program')
-    .requiredOption('-p, --pid <pid>', 'PID of a running Python program (decimal or 0x-hex)', (text) => parsePid(text))
+    .option('-p, --pid <pid>', 'PID of a running Python program (decimal or 0x-hex)', (text) => parsePid(text))
+    .option('-c, --core <file>', 'read the stacks out of a core file instead (gcore or kernel; gzip-compressed too)')
+    .option('--executable <path>', 'with --core: the program that dumped core (binaries the core lacks are also looked for next to it)')
+    .option('--sysroot <dir>', 'with --core: the root the core\'s paths are relative to (a core taken in a container)')
     .option('-j, --json', 'print the stacks as JSON')
     .option(
       '-l, --locals',
@@ -94,7 +103,24 @@ export function createProgram(deps: CliDeps, setExitCode: (code: number) => void
     .option('-s, --subprocesses', 'also dump Python subprocesses (each once, with its own header)')
     .action(async (flags: DumpFlags) => {
       if (flags.native && flags.nonblocking) throw new UsageError("--native cannot be combined with --nonblocking: a thread's native stack can only be read while the thread is paused");
-      const result = await deps.dump(flags.pid, {
+      if ((flags.pid === undefined) === (flags.core === undefined)) throw new UsageError('dump needs exactly one of --pid and --core');
+      if (flags.core === undefined && (flags.executable !== undefined || flags.sysroot !== undefined)) {
+        throw new UsageError('--executable and --sysroot apply to --core only');
+      }
+      if (flags.core !== undefined) {
+        if (flags.native || flags.subprocesses || flags.nonblocking) {
+          throw new UsageError('--native, --subprocesses and --nonblocking do not apply to --core');
+        }
+        const result = await deps.dumpCore(flags.core, {
+          locals: flags.locals > 1 ? flags.locals : flags.locals === 1,
+          fullFilenames: flags.fullFilenames ?? false,
+          ...(flags.executable === undefined ? {} : { executable: flags.executable }),
+          ...(flags.sysroot === undefined ? {} : { sysroot: flags.sysroot }),
+        });
+        deps.stdout(flags.json ? formatJson(result) : formatText(result, { fullFilenames: flags.fullFilenames ?? false }));
+        return;
+      }
+      const result = await deps.dump(flags.pid!, {
         // true for -l (the library's plain form), the count for -ll and more.
         locals: flags.locals > 1 ? flags.locals : flags.locals === 1,
         nonblocking: flags.nonblocking ?? false,
@@ -124,6 +150,7 @@ export function createProgram(deps: CliDeps, setExitCode: (code: number) => void
 export async function main(args: string[], deps: Partial<CliDeps> = {}): Promise<number> {
   const full: CliDeps = {
     dump: nativeDump,
+    dumpCore: nativeDumpCore,
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),
     binding: loadBinding,

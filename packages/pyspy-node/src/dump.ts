@@ -110,7 +110,7 @@ export function toProcessDump(dump: BindingProcessDump): ProcessDump {
 }
 
 /** `locals` as a level: a count of 128-character steps (`true` is 1). */
-function localsLevel(locals: DumpOptions['locals']): number {
+export function localsLevel(locals: DumpOptions['locals']): number {
   if (typeof locals !== 'number') return 1;
   if (!Number.isInteger(locals) || locals < 0 || locals > 512) {
     throw new PyspyError('EINVAL', `locals must be a boolean or an integer from 0 to 512, not ${locals}`);

@@ -27,6 +27,10 @@
  * - `EINTERNAL`: a bug in pyspy-node itself.
  * - `ENOBINDING`: the native addon for this platform is missing or failed to
  *   load.
+ * - `EBADCORE`: a file given as a core file is not one, or is damaged or
+ *   truncated.
+ * - `ENOBINARY`: a binary a core file needs is missing (see `--executable`
+ *   and `--sysroot`).
  */
 export type ErrorCode =
   | 'ENOPROCESS'
@@ -42,7 +46,9 @@ export type ErrorCode =
   | 'EFORMAT'
   | 'EINVAL'
   | 'EINTERNAL'
-  | 'ENOBINDING';
+  | 'ENOBINDING'
+  | 'EBADCORE'
+  | 'ENOBINARY';
 
 /**
  * An error from pyspy-node, with a stable machine-readable {@link code}.

@@ -20,6 +20,7 @@
  * @module
  */
 export { dump, dumpSync } from './dump.js';
+export { dumpCore, type DumpCoreOptions } from './dump-core.js';
 export { PyspyError, type ErrorCode } from './errors.js';
 export { formatText, type TextFormatOptions } from './format/text.js';
 export { formatJson, toJsonTraces, type JsonFrame, type JsonStackTrace } from './format/json.js';

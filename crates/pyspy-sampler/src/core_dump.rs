@@ -1,0 +1,130 @@
+//! `dump --core`: every thread's Python stack out of a core file.
+//!
+//! The same discovery and stack reader as a live dump, over a
+//! [`pyspy_core::CoreFile`] instead of a process: nothing is paused and
+//! nothing changes under the reader. A thread's status comes from the
+//! registers the core recorded (`orig_rax` is the system call it was in, `rdi`
+//! its first argument: a futex inside the GIL means it waited for the GIL).
+//! Native frames are not read from cores yet.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use pyspy_core::{CoreFile, CoreOptions};
+use pyspy_cpython::{find_interpreter, Frame, GilLocation, StackWalker, ThreadStack};
+use pyspy_process::{Activity, MemoryExt, Target};
+
+use crate::filenames::ShortFilenames;
+use crate::session::{DumpConfig, ProcessDump};
+use crate::status::classify;
+use crate::Error;
+
+/// Reads every thread's Python stack out of the core file at `path`.
+/// `config.native` and `config.subprocesses` are refused (`EINVAL`);
+/// `nonblocking` means nothing for a core.
+pub fn dump_core(
+    path: &Path,
+    options: CoreOptions,
+    config: &DumpConfig,
+) -> Result<ProcessDump, Error> {
+    if config.native {
+        return Err(Error::Invalid(
+            "--native is not available for core files yet: their native stacks are not unwound"
+                .into(),
+        ));
+    }
+    if config.subprocesses {
+        return Err(Error::Invalid(
+            "--subprocesses does not apply to a core file (it holds one process)".into(),
+        ));
+    }
+    let core = Arc::new(CoreFile::open(path, options)?);
+    let interpreter = find_interpreter(&*core)?;
+    let mut walker = StackWalker::new(core.clone(), interpreter.layout);
+    let mut states = Vec::new();
+    let holder = walker.sample_threads(interpreter.runtime, interpreter.interp, &mut states)?;
+    let names = walker.thread_names(interpreter.interp).unwrap_or_default();
+    walker.walk_threads(&states)?;
+    let gil = match interpreter.gil {
+        GilLocation::At { addr, len } => Some(addr as u64..(addr + len) as u64),
+        GilLocation::Behind { slot, len } => core
+            .read_usize(slot)
+            .ok()
+            .filter(|g| *g != 0)
+            .map(|g| g as u64..(g + len) as u64),
+        GilLocation::Unknown => None,
+    };
+    let registers: HashMap<u64, (i64, u64)> = core
+        .threads()
+        .iter()
+        .map(|t| (t.tid as u64, (t.syscall(), t.arg0())))
+        .collect();
+    let mut short = ShortFilenames::default();
+    let mut raw = Vec::new();
+    let mut threads = Vec::with_capacity(states.len());
+    for (i, ts) in states.iter().enumerate() {
+        raw.clear();
+        walker.resolve_walk(i, &mut raw)?;
+        let mut frames = Vec::with_capacity(raw.len());
+        for f in &raw {
+            let info = walker.code(f.code)?;
+            let locals = if config.locals {
+                Some(walker.locals_limited(
+                    f.addr,
+                    &info,
+                    config.locals_level.max(1) as usize * pyspy_cpython::MAX_REPR,
+                )?)
+            } else {
+                None
+            };
+            let filename = info.filename.to_string();
+            frames.push(Frame {
+                name: info.name.to_string(),
+                short_filename: Some(if config.full_filenames {
+                    filename.clone()
+                } else {
+                    short.get(&*core, &filename)
+                }),
+                filename,
+                line: f.line,
+                module: None,
+                locals,
+            });
+        }
+        let owns_gil = holder != 0 && holder == ts.addr;
+        let os_thread_id = (ts.native_thread_id != 0).then_some(ts.native_thread_id);
+        let activity =
+            os_thread_id
+                .and_then(|tid| registers.get(&tid))
+                .map(|&(nr, arg0)| match nr {
+                    -1 => Activity::Running,
+                    _ => Activity::Blocked {
+                        futex: (nr == libc::SYS_futex || nr == libc::SYS_restart_syscall)
+                            .then_some(arg0),
+                    },
+                });
+        let status = classify(activity, gil.as_ref(), owns_gil, !frames.is_empty());
+        threads.push(ThreadStack {
+            thread_id: ts.thread_id,
+            os_thread_id,
+            // A core's thread ids and CPython's are both the process's own.
+            namespace_thread_id: None,
+            thread_name: names.get(&ts.thread_id).cloned(),
+            active: status.is_active(),
+            status,
+            owns_gil,
+            frames,
+        });
+    }
+    Ok(ProcessDump {
+        pid: core.pid(),
+        namespace_pid: None,
+        command_line: core.command_line().to_owned(),
+        executable: core.exe()?,
+        python_version: interpreter.layout.version.to_string(),
+        threads,
+        parent_pid: None,
+        subprocesses: Vec::new(),
+    })
+}

@@ -1,0 +1,235 @@
+// `dump --core` / dumpCore(): stacks out of core files. On every supported
+// interpreter of the matrix, test/fixtures/dump_target.py is dumped with
+// `gcore` (Debian's gdb) while it runs, and the core's stacks must match the
+// fixture's own report frame for frame (the chroot builds' cores name paths
+// inside their root: read with --sysroot). A kernel core (SIGABRT under
+// `ulimit -c unlimited`) of a program aborting inside a Python call, a
+// gzip-compressed core, and bad inputs (not a core, an executable, a core of
+// a non-Python program, a truncated core, a core whose binaries are missing)
+// each give the stated result or a clear, coded error.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+
+import type { ProcessDump, PyspyError } from 'pyspy-node';
+
+import {
+  killAllChildren,
+  runCli,
+  spawnFixture,
+  spawnTracked,
+  supportedInterpreters,
+  type Interpreter,
+  type RunningFixture,
+} from '../helpers/pythons.js';
+
+const TIMEOUT = 180_000;
+const interpreters = supportedInterpreters();
+const work = mkdtempSync(path.join(tmpdir(), 'pyspy-core-'));
+
+afterEach(killAllChildren);
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+/** `gcore`'s path; the test fails loudly without it (Debian's `gdb` package). */
+function gcorePath(): string {
+  const found = spawnSync('sh', ['-c', 'command -v gcore'], { encoding: 'utf8' }).stdout.trim();
+  if (!found) throw new Error('gcore is missing: install Debian\'s gdb package (apt-get install gdb) to run the core-file tests');
+  return found;
+}
+
+/** Writes a core of running process `pid` with gcore; returns its path. */
+function gcore(pid: number, name: string): string {
+  const prefix = path.join(work, name);
+  execFileSync(gcorePath(), ['-o', prefix, String(pid)], { stdio: 'ignore', timeout: 120_000 });
+  const file = `${prefix}.${pid}`;
+  expect(existsSync(file), `gcore wrote ${file}`).toBe(true);
+  return file;
+}
+
+/**
+ * Makes the kernel dump core of `pid`, whose working directory is `cwd` on the host (the
+ * chroot's root: the fixtures run from `/` there): lifts its core-size limit, sends SIGABRT,
+ * waits for the `core` file (kernel.core_pattern is a plain "core" here, checked), and moves it
+ * out of the way. Returns the new path.
+ */
+async function kernelCore(pid: number, cwd: string): Promise<string> {
+  const pattern = readFileSync('/proc/sys/kernel/core_pattern', 'utf8').trim();
+  if (pattern.startsWith('|') || pattern.includes('/')) {
+    throw new Error(`kernel.core_pattern is ${JSON.stringify(pattern)}: these tests need a plain file name such as "core"`);
+  }
+  execFileSync('prlimit', ['--pid', String(pid), '--core=unlimited']);
+  const file = path.join(cwd, pattern.replace(/%p/g, String(pid)));
+  rmSync(file, { force: true });
+  process.kill(pid, 'SIGABRT');
+  // The file is complete once the process has gone (the kernel writes it while the process exits).
+  for (let i = 0; i < 600 && existsSync(`/proc/${pid}`) && readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z'; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  expect(existsSync(file), `the kernel wrote ${file}`).toBe(true);
+  const moved = path.join(work, `kernel-core.${pid}`);
+  copyFileSync(file, moved);
+  rmSync(file);
+  return moved;
+}
+
+/** The core options for `interp`'s cores: the chroot as sysroot. */
+function coreOptions(interp: Interpreter): { sysroot?: string } {
+  return interp.root ? { sysroot: interp.root } : {};
+}
+
+/** The core's stacks must be the fixture's own, frame for frame. */
+function expectMatchesFixture(dump: ProcessDump, fx: RunningFixture, where: string): void {
+  const { report } = fx;
+  expect(dump.pid, `${where}: pid`).toBe(fx.pid);
+  expect(dump.pythonVersion, `${where}: version`).toBe(report.version_info.join('.'));
+  expect(dump.threads.map((t) => t.threadId).sort(), `${where}: thread ids`).toEqual(report.threads.map((t) => t.ident).sort());
+  for (const want of report.threads) {
+    const got = dump.threads.find((t) => t.threadId === want.ident)!;
+    const label = `${where}: thread "${want.name}"`;
+    expect(got.osThreadId, `${label} os_thread_id`).toBe(want.native_id);
+    expect(got.threadName, `${label} name`).toBe(want.name);
+    const actual = got.frames.map(({ name, filename, line }) => ({ name, filename, line }));
+    const expected = want.frames.map(({ name, filename, line }) => ({ name, filename, line }));
+    if (want.ident === report.busy.ident) {
+      expect(actual[0]?.name, `${label} innermost function`).toBe(report.busy.function);
+      const [lo, hi] = report.busy.line_range;
+      expect(actual[0]!.line, `${label} busy line`).toBeGreaterThanOrEqual(lo);
+      expect(actual[0]!.line, `${label} busy line`).toBeLessThanOrEqual(hi);
+      expected[0]!.line = actual[0]!.line;
+      expect(got.active, `${label} active`).toBe(true);
+    } else {
+      expect(got.status, `${label} status`).toBe('idle');
+    }
+    expect(actual, `${label} frames (innermost first)`).toEqual(expected);
+  }
+}
+
+describe.each(interpreters.map((i) => [i.id, i] as [string, Interpreter]))('%s', (_id, interp) => {
+  // gdb cannot read the thread stacks of a process whose C library is newer than the host's
+  // (it writes zeros there), so the chroot builds' cores come from the kernel: their paths are
+  // then the ones inside the chroot, read with --sysroot.
+  const how = interp.root ? 'a kernel core (SIGABRT), read with --sysroot,' : 'a gcore core';
+  it(`${how} gives exactly the stacks the fixture reported`, { timeout: TIMEOUT }, async () => {
+    const { dumpCore } = await import('pyspy-node');
+    const fx = await spawnFixture(interp, 'dump_target.py', [], { via: 'shell' });
+    const core = interp.root ? await kernelCore(fx.pid, interp.root) : gcore(fx.pid, `gcore-${interp.id}`);
+    await fx.kill();
+    try {
+      expectMatchesFixture(await dumpCore(core, coreOptions(interp)), fx, `${interp.id} core`);
+    } finally {
+      rmSync(core, { force: true });
+    }
+  });
+});
+
+describe('core files: CLI, compressed, kernel cores, locals', () => {
+  const interp = interpreters.find((i) => i.id === 'debian-3.11')!;
+
+  it('dump --core --json and a gzip-compressed core give the same stacks', { timeout: TIMEOUT }, async () => {
+    const fx = await spawnFixture(interp, 'dump_target.py', [], { via: 'shell' });
+    const core = gcore(fx.pid, 'cli');
+    await fx.kill();
+    const res = await runCli(['dump', '--core', core, '--json']);
+    expect(res.code, res.stderr).toBe(0);
+    const threads = JSON.parse(res.stdout) as { thread_id: number; status: string; frames: { name: string; line: number }[] }[];
+    expect(threads.map((t) => t.thread_id).sort()).toEqual(fx.report.threads.map((t) => t.ident).sort());
+    const gz = `${core}.gz`;
+    writeFileSync(gz, gzipSync(readFileSync(core), { level: 1 }));
+    rmSync(core);
+    const { dumpCore } = await import('pyspy-node');
+    const fromGz = await dumpCore(gz);
+    expect(fromGz.threads.map((t) => [t.threadId, t.frames.map((f) => [f.name, f.line])])).toEqual(
+      threads.map((t) => [t.thread_id, t.frames.map((f) => [f.name, f.line])]),
+    );
+    const text = await runCli(['dump', '--core', gz, '--locals']);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^Process \d+: /);
+    expect(text.stdout).toMatch(/Arguments:|Locals:/);
+    rmSync(gz);
+  });
+
+  it('a kernel core of a program that aborts inside a Python call', { timeout: TIMEOUT }, async () => {
+    const dir = mkdtempSync(path.join(work, 'kernel-'));
+    const script = [
+      'import os, threading',
+      'def crash_here(depth):',
+      '    if depth == 0:',
+      '        os.abort()',
+      '    crash_here(depth - 1)',
+      'threading.Thread(target=lambda: __import__("time").sleep(60), name="bystander", daemon=True).start()',
+      'crash_here(3)',
+    ].join('\n');
+    const res = spawnSync('sh', ['-c', `ulimit -c unlimited && exec ${interp.argv.join(' ')} -c '${script}'`], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+    expect(res.signal ?? res.status, res.stderr).not.toBe(0);
+    const core = readdirSync(dir).find((f) => f === 'core' || f.startsWith('core.'));
+    if (core === undefined) {
+      throw new Error(
+        `the kernel wrote no core into ${dir} (kernel.core_pattern is ${JSON.stringify(readFileSync('/proc/sys/kernel/core_pattern', 'utf8').trim())}; this test needs a plain file pattern such as "core")`,
+      );
+    }
+    const { dumpCore } = await import('pyspy-node');
+    const result = await dumpCore(path.join(dir, core), { executable: interp.binary });
+    const main = result.threads.find((t) => t.threadName === 'MainThread')!;
+    expect(main.frames.map((f) => f.name)).toEqual(['crash_here', 'crash_here', 'crash_here', 'crash_here', '<module>']);
+    expect(result.threads.map((t) => t.threadName).sort()).toEqual(['MainThread', 'bystander']);
+    expect(statSync(path.join(dir, core)).size).toBeGreaterThan(0);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('core files: bad input gets a coded error', () => {
+  async function codeOf(file: string, options = {}): Promise<{ code: string; message: string }> {
+    const { dumpCore } = await import('pyspy-node');
+    try {
+      await dumpCore(file, options);
+    } catch (err) {
+      return { code: (err as PyspyError).code, message: (err as Error).message };
+    }
+    throw new Error(`dumpCore(${file}) succeeded`);
+  }
+
+  it('not a core file: text, an executable, a missing file', { timeout: TIMEOUT }, async () => {
+    const text = path.join(work, 'not-a-core.txt');
+    writeFileSync(text, 'hello\n');
+    expect(await codeOf(text)).toMatchObject({ code: 'EBADCORE', message: expect.stringContaining('not an ELF file') });
+    expect(await codeOf('/bin/sleep')).toMatchObject({ code: 'EBADCORE', message: expect.stringContaining('not a core file') });
+    expect((await codeOf(path.join(work, 'nowhere'))).code).toBe('EIO');
+    const cli = await runCli(['dump', '--core', text]);
+    expect(cli.code).toBe(1);
+    expect(cli.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('a core of a program that is not Python', { timeout: TIMEOUT }, async () => {
+    const sleeper = await spawnTracked('sleep', ['100']);
+    const core = gcore(sleeper.pid, 'sleep');
+    await sleeper.kill();
+    expect((await codeOf(core)).code).toBe('ENOTPYTHON');
+    rmSync(core);
+  });
+
+  it('a truncated core, and a core whose executable is gone (found again with --executable)', { timeout: TIMEOUT }, async () => {
+    const host = interpreters.find((i) => i.id === 'debian-3.11')!;
+    // A copy of the interpreter that is deleted once the core is written.
+    const gone = path.join(work, 'python-gone');
+    copyFileSync(host.binary, gone);
+    chmodSync(gone, 0o755);
+    const fx = await spawnFixture({ ...host, argv: [gone], binary: gone }, 'dump_target.py', [], { via: 'shell' });
+    const core = gcore(fx.pid, 'gone');
+    await fx.kill();
+    rmSync(gone);
+    expect(await codeOf(core)).toMatchObject({ code: 'ENOBINARY', message: expect.stringContaining(gone) });
+    expect((await codeOf(core)).message).toContain('--executable');
+    const { dumpCore } = await import('pyspy-node');
+    const found = await dumpCore(core, { executable: host.binary });
+    expect(found.threads.map((t) => t.threadId).sort()).toEqual(fx.report.threads.map((t) => t.ident).sort());
+    const half = `${core}.half`;
+    writeFileSync(half, readFileSync(core).subarray(0, Math.floor(statSync(core).size / 2)));
+    expect(await codeOf(half, { executable: host.binary })).toMatchObject({ code: 'EBADCORE', message: expect.stringContaining('truncated') });
+    rmSync(core);
+    rmSync(half);
+  });
+});
