@@ -11,16 +11,25 @@ use crate::{Error, Session};
 /// How long a launched command may take to show a Python interpreter.
 const LAUNCH_ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Starts `argv` with inherited standard streams.
-pub(crate) fn spawn(argv: &[String]) -> Result<Child, Error> {
+/// Starts `argv` with inherited standard streams, or with none (`/dev/null`)
+/// when `capture` (py-spy's hidden `--capture`: the command's output stays
+/// out of the profiler's).
+pub(crate) fn spawn(argv: &[String], capture: bool) -> Result<Child, Error> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| Error::Launch("no command given".into()))?;
+    let stream = |fd| {
+        if capture {
+            std::process::Stdio::null()
+        } else {
+            inherited(fd)
+        }
+    };
     Command::new(program)
         .args(args)
-        .stdin(inherited(0))
-        .stdout(inherited(1))
-        .stderr(inherited(2))
+        .stdin(stream(0))
+        .stdout(stream(1))
+        .stderr(stream(2))
         .spawn()
         .map_err(|e| Error::Launch(format!("could not start '{program}': {e}")))
 }

@@ -58,6 +58,9 @@ pub struct RecordConfig {
     /// Give samples of threads waiting to take the GIL a `<GIL wait>` leaf
     /// frame, so contention shows per function.
     pub gil_wait_frames: bool,
+    /// A launched command gets `/dev/null` for its standard streams
+    /// (py-spy's hidden `--capture`).
+    pub capture_output: bool,
 }
 
 impl Default for RecordConfig {
@@ -76,6 +79,7 @@ impl Default for RecordConfig {
             native: false,
             gc_frames: true,
             gil_wait_frames: false,
+            capture_output: false,
         }
     }
 }
@@ -154,7 +158,7 @@ impl Recorder {
             }
             Target::Pid(pid) => (vec![Session::attach(*pid)?], None, *pid),
             Target::Command(argv) => {
-                let mut child = launch::spawn(argv)?;
+                let mut child = launch::spawn(argv, config.capture_output)?;
                 let pid = child.id() as Pid;
                 let sessions = if config.subprocesses {
                     first_in_tree(pid, Some(&mut child))?

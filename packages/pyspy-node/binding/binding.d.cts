@@ -275,6 +275,11 @@ export interface BindingRecordOptions {
    * GIL. @default false
    */
   gilWaitFrames?: boolean
+  /**
+   * A launched command's standard streams go to `/dev/null`.
+   * @default false
+   */
+  captureOutput?: boolean
 }
 
 /** One unique stack of one thread with its sample count. */

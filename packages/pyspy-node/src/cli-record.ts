@@ -60,6 +60,7 @@ interface RecordFlags {
   native?: boolean;
   gcFrames?: boolean;
   gilWaitFrames?: boolean;
+  capture?: boolean;
 }
 
 /**
@@ -108,6 +109,7 @@ export function addRecordCommand(program: Command, deps: RecordCliDeps, setExitC
     .option('--gil-wait-frames', 'a <GIL wait> leaf frame on samples of threads waiting to take the GIL (shows contention per function)')
     // Hidden in py-spy too.
     .addOption(new Option('--hideprogress', 'do not show the progress line').hideHelp())
+    .addOption(new Option('--capture', "give a launched command /dev/null for its output instead of the terminal").hideHelp())
     .addHelpText(
       'after',
       [
@@ -183,6 +185,7 @@ async function runRecord(deps: RecordCliDeps, flags: RecordFlags, command: strin
     native: flags.native ?? false,
     gcFrames: flags.gcFrames ?? true,
     gilWaitFrames: flags.gilWaitFrames ?? false,
+    captureOutput: flags.capture ?? false,
     ...(deps.stderrIsTTY && !flags.hideprogress ? { onProgress: (p: Progress) => progress.draw(p) } : {}),
   };
   let profile: Profile;

@@ -84,6 +84,11 @@ export interface RecordOptions {
    */
   gilWaitFrames?: boolean;
   /**
+   * With `command`: give it `/dev/null` for stdin, stdout and stderr instead
+   * of this process's (py-spy's hidden `--capture`). @default false
+   */
+  captureOutput?: boolean;
+  /**
    * Also sample the target's Python descendants (multiprocessing workers,
    * `subprocess` children, pre-fork workers, ones started later), each on
    * its own native thread; every stack gets `process PID:"CMD"` root frames.

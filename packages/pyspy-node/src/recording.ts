@@ -161,6 +161,7 @@ function toBindingOptions(options: Omit<RecordOptions, 'onProgress'>, batches: b
     native: options.native ?? false,
     gcFrames: options.gcFrames ?? true,
     gilWaitFrames: options.gilWaitFrames ?? false,
+    captureOutput: options.captureOutput ?? false,
     batches,
   };
 }

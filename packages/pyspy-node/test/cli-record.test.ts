@@ -76,6 +76,7 @@ describe('pyspy-node record: arguments', () => {
       native: false,
       gcFrames: true,
       gilWaitFrames: false,
+      captureOutput: false,
       batches: false,
     });
     expect(stderr).toBe(
@@ -110,10 +111,19 @@ describe('pyspy-node record: arguments', () => {
       native: false,
       gcFrames: false,
       gilWaitFrames: true,
+      captureOutput: false,
       batches: false,
     });
     expect(stderr).toMatch(/^pyspy-node> Sampling process 250 times a second for 2 seconds\. Press Control-C to exit\.\n/);
     expect(readFileSync(out, 'utf8')).toBe('raw|python3 app.py --port 80');
+  });
+
+  it('--capture (hidden, as in py-spy) gives a launched command /dev/null for its streams', async () => {
+    const { code, binding, stdout } = await run(['record', '-o', path.join(dir, 'c.svg'), '--capture', '--', 'python3', 'app.py']);
+    expect(code).toBe(0);
+    expect(binding.startRecorder).toHaveBeenCalledWith(expect.objectContaining({ command: ['python3', 'app.py'], captureOutput: true }));
+    const help = await run(['record', '--help']);
+    expect(help.stdout + stdout).not.toContain('--capture');
   });
 
   it('passes the command options through without --', async () => {

@@ -35,6 +35,7 @@ describe('record', () => {
       native: false,
       gcFrames: true,
       gilWaitFrames: false,
+      captureOutput: false,
       batches: false,
     });
     expect(profile).toBeInstanceOf(Profile);
@@ -82,6 +83,7 @@ describe('record', () => {
       native: false,
       gcFrames: true,
       gilWaitFrames: false,
+      captureOutput: false,
       batches: false,
     });
   });

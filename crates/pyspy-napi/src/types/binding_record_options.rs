@@ -52,6 +52,9 @@ pub struct BindingRecordOptions {
     /// A `<GIL wait>` leaf frame on samples of threads waiting to take the
     /// GIL. @default false
     pub gil_wait_frames: Option<bool>,
+    /// A launched command's standard streams go to `/dev/null`.
+    /// @default false
+    pub capture_output: Option<bool>,
 }
 
 impl BindingRecordOptions {
@@ -137,6 +140,7 @@ impl BindingRecordOptions {
                 native: self.native.unwrap_or(false),
                 gc_frames: self.gc_frames.unwrap_or(true),
                 gil_wait_frames: self.gil_wait_frames.unwrap_or(false),
+                capture_output: self.capture_output.unwrap_or(false),
             },
         ))
     }
