@@ -187,10 +187,11 @@ describe.each(matrix.map((i) => [i.id, i] as [string, Interpreter]))('%s', (_id,
       }
     }
     const before = readStats();
-    // Paused reads (--blocking) take each sample at its scheduled moment: the default mode retries a
-    // torn read a moment later, and stacks tear only outside collections, which under load would
-    // tilt samples toward collections.
-    const res = await runCli(['record', '-p', String(fx.pid), '-o', file, '-f', 'raw', '-r', '200', '-d', '8', '--blocking']);
+    // --nonblocking takes each sample at its scheduled moment (the collector's flag and the GIL
+    // holder come from one read): the default mode retries a torn read a moment later, and stacks
+    // tear only outside collections, which under load tilts samples toward collections; paused
+    // reads (--blocking) keep the moment but reach too few samples on a loaded machine.
+    const res = await runCli(['record', '-p', String(fx.pid), '-o', file, '-f', 'raw', '-r', '200', '-d', '8', '--nonblocking']);
     const after = readStats();
     expect(res.code, res.stderr).toBe(0);
     const stacks = parseRaw(readFileSync(file, 'utf8')).filter((s) => s.frames.some((f) => f.name === 'make_cycles'));
