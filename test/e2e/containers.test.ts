@@ -25,7 +25,7 @@ import {
   startContainer,
   type Container,
 } from '../helpers/container.js';
-import { killAllChildren, loadMatrix, runCli, type CliResult, type DumpTargetReport } from '../helpers/pythons.js';
+import { killAllChildren, loadMatrix, runCli, shownName, type CliResult, type DumpTargetReport } from '../helpers/pythons.js';
 import { cleanupRecord, outputDir, parseRaw, parseSummary, sleep, startCli, totalCount } from '../helpers/record.js';
 
 const TIMEOUT = 180_000;
@@ -93,9 +93,9 @@ function expectMatches(threads: JsonThread[], c: Container, report: DumpTargetRe
     // Exactly one thread computes; the others sleep or wait on a lock.
     expect(got.active, `${label} active`).toBe(want.ident === report.busy.ident);
     const python = got.frames.filter((f) => f.module === null).map(({ name, filename, line }) => ({ name, filename, line }));
-    const expected = want.frames.map(({ name, filename, line }) => ({ name, filename, line }));
+    const expected = want.frames.map((f) => ({ name: shownName(f), filename: f.filename, line: f.line }));
     if (want.ident === report.busy.ident) {
-      expect(python[0]?.name, `${label} innermost`).toBe(report.busy.function);
+      expect(python[0]?.name, `${label} innermost`).toBe(report.busy.shown);
       expect(python.slice(1), `${label} frames`).toEqual(expected.slice(1));
     } else {
       expect(python, `${label} frames`).toEqual(expected);
@@ -151,7 +151,7 @@ describe('a container, profiled from the host', () => {
     for (const s of stacks) leaves.set(s.frames.at(-1)!.name, (leaves.get(s.frames.at(-1)!.name) ?? 0) + s.count);
     const all = JSON.stringify(Object.fromEntries(leaves));
     // Every sample is the spinner's (a sleeper counted as busy was the bug).
-    expect(leaves.get('spin') ?? 0, all).toBe(summary.samples);
+    expect(leaves.get('Worker.spin') ?? 0, all).toBe(summary.samples);
     for (const s of stacks) {
       expect(s.frames.map((f) => f.name), 'no sleeper or lock-waiter frame').not.toEqual(
         expect.arrayContaining(['naps']),
@@ -198,7 +198,7 @@ describe('a container, profiled from the host', () => {
       .split('\n')
       .slice(4)
       .map((l) => /\d+\.\d\ds +(\S+) \(/.exec(l)?.[1]);
-    expect(functions, last).toContain('spin');
+    expect(functions, last).toContain('Worker.spin');
     expect(functions, last).not.toContain('naps');
   });
 

@@ -18,6 +18,7 @@ import {
   hostInterpreter,
   killAllChildren,
   runCli,
+  shownName,
   spawnFixture,
   type CliResult,
   type DumpTargetReport,
@@ -61,9 +62,9 @@ function expectExactDump(stdout: string, fx: RunningFixture<DumpTargetReport>): 
     expect(got.thread_name).toBe(want.name);
     expect(got.active, `${want.name} active`).toBe(want.ident === report.busy.ident);
     const frames = got.frames.map(({ name, filename, line }) => ({ name, filename, line }));
-    const expected = want.frames.map(({ name, filename, line }) => ({ name, filename, line }));
+    const expected = want.frames.map((f) => ({ name: shownName(f), filename: f.filename, line: f.line }));
     if (want.ident === report.busy.ident) {
-      expect(frames[0]?.name).toBe(report.busy.function);
+      expect(frames[0]?.name).toBe(report.busy.shown);
       expect(frames.slice(1)).toEqual(expected.slice(1));
     } else {
       expect(frames, `${want.name} frames`).toEqual(expected);
@@ -96,15 +97,15 @@ describe.each(['EPERM', 'ENOSYS'])('process_vm_readv refused with %s (seccomp)',
     expect(summary.samples).toBeGreaterThan(50);
     const stacks = parseRaw(readFileSync(file, 'utf8'));
     expect(totalCount(stacks)).toBe(summary.samples);
-    const spin = stacks.filter((s) => s.frames.at(-1)?.name === fx.report.busy.function);
+    const spin = stacks.filter((s) => s.frames.at(-1)?.name === fx.report.busy.shown);
     expect(totalCount(spin), 'every sample is the spinner').toBe(summary.samples);
     // Whole stacks: the spinner's frames below its innermost, as reported.
     const busy = fx.report.threads.find((t) => t.ident === fx.report.busy.ident)!;
-    const outer = busy.frames.slice(1).map((f) => f.name).reverse();
+    const outer = busy.frames.slice(1).map(shownName).reverse();
     for (const s of spin) expect(s.frames.slice(0, -1).map((f) => f.name)).toEqual(outer);
 
     const top = await topTables(refusing(errno), fx.pid);
-    expect(top.at(-1), top.join('\n\n')).toMatch(new RegExp(`\\s${fx.report.busy.function} \\(`));
+    expect(top.at(-1), top.join('\n\n')).toMatch(new RegExp(`\\s${fx.report.busy.shown} \\(`));
     expect(top.at(-1)).not.toMatch(/\snaps \(/);
   });
 });
