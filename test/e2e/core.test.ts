@@ -20,6 +20,7 @@ import type { ProcessDump, PyspyError } from 'pyspy-node';
 import {
   killAllChildren,
   runCli,
+  shownName,
   spawnFixture,
   spawnTracked,
   supportedInterpreters,
@@ -93,9 +94,9 @@ function expectMatchesFixture(dump: ProcessDump, fx: RunningFixture, where: stri
     expect(got.osThreadId, `${label} os_thread_id`).toBe(want.native_id);
     expect(got.threadName, `${label} name`).toBe(want.name);
     const actual = got.frames.map(({ name, filename, line }) => ({ name, filename, line }));
-    const expected = want.frames.map(({ name, filename, line }) => ({ name, filename, line }));
+    const expected = want.frames.map((f) => ({ name: shownName(f), filename: f.filename, line: f.line }));
     if (want.ident === report.busy.ident) {
-      expect(actual[0]?.name, `${label} innermost function`).toBe(report.busy.function);
+      expect(actual[0]?.name, `${label} innermost function`).toBe(report.busy.shown);
       const [lo, hi] = report.busy.line_range;
       expect(actual[0]!.line, `${label} busy line`).toBeGreaterThanOrEqual(lo);
       expect(actual[0]!.line, `${label} busy line`).toBeLessThanOrEqual(hi);

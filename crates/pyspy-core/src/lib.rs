@@ -264,6 +264,11 @@ impl pyspy_process::Target for CoreFile {
         self.threads.iter().map(|t| t.tid).collect()
     }
 
+    fn own_tids(&self) -> Vec<Pid> {
+        // The kernel and gdb record the ids the process itself saw.
+        self.tids()
+    }
+
     fn host_path(&self, target_path: &str) -> PathBuf {
         match &self.options.sysroot {
             Some(root) => root.join(target_path.trim_start_matches('/')),

@@ -382,10 +382,7 @@ fn pthread_tid_offset<T: Target>(process: &T, layout: &Layout, interp: usize) ->
     }
     let o = &layout.offsets;
     // The descriptors hold the tids of the target's own PID namespace.
-    let tids: Vec<pyspy_process::Pid> = pyspy_process::thread_ids(process.pid())
-        .into_iter()
-        .map(|(_, own)| own)
-        .collect();
+    let tids = process.own_tids();
     let mut seen = Vec::new();
     let mut addr = process
         .read_usize(interp.wrapping_add(o.interp_threads_head))

@@ -19,6 +19,9 @@ pub trait Target: Memory {
     fn read_mapped_file(&self, map: &MapRange) -> Result<MappedFile, Error>;
     /// Its OS thread ids.
     fn tids(&self) -> Vec<Pid>;
+    /// Its thread ids as it sees them itself (in its own PID namespace:
+    /// what C libraries and CPython store).
+    fn own_tids(&self) -> Vec<Pid>;
     /// Where a path as the target sees it can be opened from here.
     fn host_path(&self, target_path: &str) -> PathBuf;
 }
@@ -38,6 +41,12 @@ impl Target for crate::Process {
     }
     fn tids(&self) -> Vec<Pid> {
         crate::Process::tids(self)
+    }
+    fn own_tids(&self) -> Vec<Pid> {
+        crate::thread_ids(crate::Process::pid(self))
+            .into_iter()
+            .map(|(_, own)| own)
+            .collect()
     }
     fn host_path(&self, target_path: &str) -> PathBuf {
         crate::Process::host_path(self, target_path)
@@ -59,6 +68,9 @@ impl<T: Target + ?Sized> Target for std::sync::Arc<T> {
     }
     fn tids(&self) -> Vec<Pid> {
         (**self).tids()
+    }
+    fn own_tids(&self) -> Vec<Pid> {
+        (**self).own_tids()
     }
     fn host_path(&self, target_path: &str) -> PathBuf {
         (**self).host_path(target_path)
