@@ -67,7 +67,10 @@ describe('pyspy-node dump', () => {
   it.each([
     [['dump', '--pid', 'abc'], 'Error: invalid pid "abc"'],
     [['dump', '--pid', '0'], 'Error: invalid pid "0"'],
-    [['dump'], "Error: required option '-p, --pid <pid>' not specified"],
+    [['dump'], 'Error: dump needs exactly one of --pid and --core'],
+    [['dump', '--pid', '1', '--core', 'core.1'], 'Error: dump needs exactly one of --pid and --core'],
+    [['dump', '--pid', '1', '--sysroot', '/'], 'Error: --executable and --sysroot apply to --core only'],
+    [['dump', '--core', 'core.1', '--native'], 'Error: --native, --subprocesses and --nonblocking do not apply to --core'],
     [['dump', '--pid', '1', '--frob'], "Error: unknown option '--frob'"],
     [['dump', '--pid', '1', '--native', '--nonblocking'], "Error: --native cannot be combined with --nonblocking: a thread's native stack can only be read while the thread is paused"],
     [['top', '--pid', '1', '--native', '--nonblocking'], "Error: --native cannot be combined with --nonblocking: a thread's native stack can only be read while the thread is paused"],
