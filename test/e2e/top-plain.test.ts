@@ -30,7 +30,7 @@ interface Table {
   rows: { ownPct: number; totalPct: number; ownTime: number; totalTime: number; function: string; where: string }[];
 }
 
-const ROW = /^\s*(\d+\.\d\d)%\s+(\d+\.\d\d)%\s+(\d+\.\d\d)s\s+(\d+\.\d\d)s\s+(\S+) \((.+)\)$/;
+const ROW = /^\s*(\d+\.\d\d)%\s+(\d+\.\d\d)%\s+(\d+\.\d\d)s\s+(\d+\.\d\d)s\s+(\S+)(?: \((.+)\))?$/;
 
 /** Parses every table of `stdout`; throws on a line that fits no table. */
 function parseTables(stdout: string): Table[] {
@@ -54,7 +54,7 @@ function parseTables(stdout: string): Table[] {
           ownTime: Number(m[3]),
           totalTime: Number(m[4]),
           function: m[5]!,
-          where: m[6]!,
+          where: m[6] ?? "",
         };
       }),
     };

@@ -54,6 +54,7 @@ describe('formatJson', () => {
       'namespace_pid',
       'active',
       'owns_gil',
+      'status',
       'frames',
       'process_info',
     ]);

@@ -106,6 +106,12 @@ describe('top text', () => {
     ]);
   });
 
+  it('prints synthetic frames (<GC>) without an empty file', () => {
+    const text = plainTable(figures({ rows: [{ function: '<GC>', file: '', line: 0, ownPct: 5, totalPct: 5, ownTime: 0.2, totalTime: 0.2 }] }), INFO);
+    expect(text).toMatch(/ {2}<GC>\n/);
+    expect(text).not.toContain('<GC> (');
+  });
+
   it('shows the share waiting for the GIL when it was measured', () => {
     expect(figureLines(figures({ gil: 100, active: 400, gilWait: 300 }), INFO)[2]).toBe(
       'GIL: 100.00%, Active: 400.00%, GIL wait: 300.00%, Threads: 1',

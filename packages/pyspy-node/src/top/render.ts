@@ -92,8 +92,10 @@ export function rowText(row: TopRow, lines: boolean): string {
     formatSeconds(row.ownTime),
     formatSeconds(row.totalTime),
   ];
-  const where = lines ? `${clean(row.file)}:${row.line}` : clean(row.file);
   const numbers = cells.map((text, i) => text.padStart(COLUMNS[i]!.width)).join('');
+  // Synthetic frames (`<GC>`, `<GIL wait>`) have no file.
+  if (row.file === '') return `${numbers}  ${clean(row.function)}`;
+  const where = lines ? `${clean(row.file)}:${row.line}` : clean(row.file);
   return `${numbers}  ${clean(row.function)} (${where})`;
 }
 
