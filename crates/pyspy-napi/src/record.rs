@@ -10,12 +10,13 @@ use napi::bindgen_prelude::{AsyncTask, Buffer, Either};
 use napi::{Env, Task};
 use napi_derive::napi;
 use pyspy_output::{encode_to_vec, Format, OutputOptions};
+use pyspy_push::Pusher;
 use pyspy_sampler::{Finished, Recorder};
 
 use crate::panic_guard;
 use crate::types::{
-    BindingError, BindingFinish, BindingFinishResult, BindingProgress, BindingRecordOptions,
-    BindingStacks,
+    BindingError, BindingFinish, BindingFinishResult, BindingProgress, BindingPushStats,
+    BindingRecordOptions, BindingStacks,
 };
 
 /// A recording in progress (or finished, holding its profile).
@@ -23,6 +24,7 @@ use crate::types::{
 pub struct BindingRecorder {
     recorder: Arc<Mutex<Option<Recorder>>>,
     finished: Arc<Mutex<Option<Finished>>>,
+    pusher: Arc<Mutex<Option<Pusher>>>,
     pid: i32,
     python_version: String,
 }
@@ -41,7 +43,7 @@ pub fn start_recorder(options: BindingRecordOptions) -> AsyncTask<StartTask> {
 /// The work behind `startRecorder`.
 pub struct StartTask {
     options: BindingRecordOptions,
-    started: Option<Recorder>,
+    started: Option<(Recorder, Option<Pusher>)>,
 }
 
 impl Task for StartTask {
@@ -50,8 +52,34 @@ impl Task for StartTask {
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
         let outcome = panic_guard::catch(|| {
-            let (target, config) = self.options.to_config()?;
-            Recorder::start(&target, config).map_err(BindingError::from)
+            let (target, mut config) = self.options.to_config()?;
+            let push = match &self.options.push {
+                Some(p) => {
+                    let push = p.to_config(&config)?;
+                    // Before attaching or launching anything: a bad URL or
+                    // a dead server is an error, not a silent recording.
+                    Pusher::check(&push)?;
+                    config.batches = true;
+                    Some(push)
+                }
+                None => None,
+            };
+            let recorder = Recorder::start(&target, config)?;
+            let pusher = match push {
+                Some(push) => {
+                    let batches = recorder.batch_taker();
+                    let source = move || batches.take().map(|(profile, _)| profile);
+                    match Pusher::start(push, source) {
+                        Ok(p) => Some(p),
+                        Err(e) => {
+                            recorder.stop();
+                            return Err(e.into());
+                        }
+                    }
+                }
+                None => None,
+            };
+            Ok((recorder, pusher))
         })
         .and_then(|r| r);
         Ok(match outcome {
@@ -67,8 +95,13 @@ impl Task for StartTask {
         if let Some(err) = output {
             return Ok(Either::B(err));
         }
-        let recorder = self.started.take().expect("compute set the recorder");
+        let Some((recorder, pusher)) = self.started.take() else {
+            return Ok(Either::B(BindingError::internal(
+                "startRecorder resolved without a recorder",
+            )));
+        };
         Ok(Either::A(BindingRecorder {
+            pusher: Arc::new(Mutex::new(pusher)),
             pid: recorder.pid(),
             python_version: recorder.python_version().to_owned(),
             recorder: Arc::new(Mutex::new(Some(recorder))),
@@ -118,6 +151,18 @@ impl BindingRecorder {
         guard.as_ref().is_none_or(Recorder::is_finished)
     }
 
+    /// Pushing so far, with the warning lines not yet read; null when not
+    /// pushing or once finished (the finish summary has the rest).
+    #[napi]
+    pub fn push_stats(&self) -> Option<BindingPushStats> {
+        let guard = self.pusher.lock().unwrap_or_else(|p| p.into_inner());
+        let pusher = guard.as_ref()?;
+        Some(BindingPushStats::new(
+            pusher.stats(),
+            pusher.take_warnings(),
+        ))
+    }
+
     /// Asks sampling to stop; `finish` then resolves promptly.
     #[napi]
     pub fn stop(&self) {
@@ -148,6 +193,7 @@ impl BindingRecorder {
         AsyncTask::new(FinishTask {
             recorder: self.recorder.clone(),
             finished: self.finished.clone(),
+            pusher: self.pusher.clone(),
         })
     }
 
@@ -200,6 +246,7 @@ impl BindingRecorder {
 pub struct FinishTask {
     recorder: Arc<Mutex<Option<Recorder>>>,
     finished: Arc<Mutex<Option<Finished>>>,
+    pusher: Arc<Mutex<Option<Pusher>>>,
 }
 
 impl Task for FinishTask {
@@ -236,9 +283,20 @@ impl Task for FinishTask {
         };
         let outcome =
             panic_guard::catch(|| recorder.finish().map_err(BindingError::from)).and_then(|r| r);
+        // Sampling has ended: the pusher cuts the last window and flushes
+        // (bounded by its flush timeout).
+        let pusher = self.pusher.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let push = pusher.and_then(|p| {
+            panic_guard::catch(move || {
+                let (stats, warnings) = p.finish();
+                BindingPushStats::new(stats, warnings)
+            })
+            .ok()
+        });
         Ok(match outcome {
             Ok(finished) => {
-                let summary = BindingFinish::from(&finished);
+                let mut summary = BindingFinish::from(&finished);
+                summary.push = push;
                 *self.finished.lock().unwrap_or_else(|p| p.into_inner()) = Some(finished);
                 BindingFinishResult {
                     finish: Some(summary),

@@ -26,6 +26,6 @@ pub use error::Error;
 pub use process_loop::{GC_LEAF, GIL_WAIT_LEAF};
 pub use pyspy_cpython::{Frame, LocalVariable, ThreadStack, ThreadStatus, Version};
 pub use pyspy_output::Profile;
-pub use record::{Finished, Progress, RecordConfig, Recorder, StopReason, Target};
+pub use record::{BatchTaker, Finished, Progress, RecordConfig, Recorder, StopReason, Target};
 pub use session::{dump, DumpConfig, ProcessDump, RawSample, RawThread, ReadMode, Session};
 pub use sink::BatchCounts;

@@ -10,6 +10,7 @@ import type { BindingFinish, BindingRecordOptions, BindingRecorder } from '../bi
 import type { Binding } from './binding.js';
 import { fromBindingError, PyspyError } from './errors.js';
 import { assertPid } from './pid.js';
+import { toBindingPush } from './push.js';
 import type { RecordOptions } from './record.js';
 
 /** The part of the native binding recording needs; tests pass fakes. */
@@ -142,6 +143,9 @@ function toBindingOptions(options: Omit<RecordOptions, 'onProgress'>, batches: b
       "the native and nonblocking options cannot be used together: a thread's native stack can only be read while the thread is paused",
     );
   }
+  if (batches && options.push !== undefined) {
+    throw new PyspyError('EINVAL', 'push is an option of record, not of sample or top');
+  }
   if (options.function && options.nolineno) {
     throw new PyspyError('EINVAL', 'the function and nolineno options cannot be used together');
   }
@@ -162,6 +166,7 @@ function toBindingOptions(options: Omit<RecordOptions, 'onProgress'>, batches: b
     gcFrames: options.gcFrames ?? true,
     gilWaitFrames: options.gilWaitFrames ?? false,
     batches,
+    ...(options.push !== undefined ? { push: toBindingPush(options.push) } : {}),
   };
 }
 

@@ -3,7 +3,7 @@ use std::time::Duration;
 use napi_derive::napi;
 use pyspy_sampler::{LineMode, ReadMode, RecordConfig, Target};
 
-use crate::types::BindingError;
+use crate::types::{BindingError, BindingPushOptions};
 
 /// Options of `startRecorder`; mirrors `pyspy_sampler::RecordConfig` plus
 /// the target. Exactly one of `pid` and `command` must be set.
@@ -52,6 +52,9 @@ pub struct BindingRecordOptions {
     /// A `<GIL wait>` leaf frame on samples of threads waiting to take the
     /// GIL. @default false
     pub gil_wait_frames: Option<bool>,
+    /// Push a window every interval to Grafana Pyroscope (the recorder then
+    /// owns the batches: `takeBatch` returns null).
+    pub push: Option<BindingPushOptions>,
 }
 
 impl BindingRecordOptions {
