@@ -14,7 +14,7 @@ import path from 'node:path';
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { killAllChildren, loadMatrix, runCli, spawnFixture } from '../helpers/pythons.js';
+import { FIXTURES_DIR, killAllChildren, loadMatrix, runCli, spawnFixture } from '../helpers/pythons.js';
 import {
   functionTotals,
   freePort,
@@ -127,10 +127,43 @@ describe('record --push', () => {
 
     expect(await labelValues(server.url, 'pid', selector, startMs, endMs)).toEqual([String(fx.pid)]);
     expect(await labelValues(server.url, 'env', selector, startMs, endMs)).toEqual(['test']);
+    // Per-sample thread names become labels too (snake_case: Pyroscope refuses spaces).
+    expect(await labelValues(server.url, 'thread_name', selector, startMs, endMs)).toEqual(['MainThread']);
     expect(await labelValues(server.url, 'service_name', `{run="${run}"}`, startMs, endMs)).toEqual(['pyspy-e2e']);
     const command = await labelValues(server.url, 'command', selector, startMs, endMs);
     expect(command.length).toBe(1);
     expect(command[0]).toContain(RECORD_FIXTURE);
+  });
+
+  it('-s -- CMD: each process is its own series, and the last window is pushed when the command exits', { timeout: 180_000 }, async () => {
+    const run = runId();
+    const file = path.join(outputDir(), 'tree.txt');
+    const startMs = Date.now() - 1000;
+    const res = await runCli([
+      'record', '-s', '-o', file, '-f', 'raw',
+      '--push', server.url, '--app-name', 'pyspy-tree', '--tag', `run=${run}`, '--push-interval', '1',
+      '--', '/usr/bin/python3.11', path.join(FIXTURES_DIR, 'subprocess_tree.py'), 'pool', '3',
+    ]);
+    expect(res.code, res.stderr).toBe(0);
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    const localPids = new Set<string>();
+    for (const line of lines) for (const m of line.matchAll(/(?:^|;)process (\d+):"/g)) localPids.add(m[1]!);
+    // The parent and its 3 pool workers.
+    expect(localPids.size, [...localPids].join(',')).toBeGreaterThanOrEqual(4);
+    const pushed = pushSummary(res.stderr);
+    expect(pushed?.samples, res.stderr).toBe(totalCount(parseRaw(readFileSync(file, 'utf8'))));
+
+    const selector = `{service_name="pyspy-tree", run="${run}"}`;
+    const endMs = Date.now() + 1000;
+    const pids = await labelValues(server.url, 'pid', selector, startMs, endMs);
+    expect(new Set(pids)).toEqual(localPids);
+    // A worker's series holds its own stacks, without the process root frames of the file.
+    // A worker: the innermost process root of a stack that runs burn.
+    const burning = lines.find((l) => l.includes('burn ('))!;
+    const worker = [...burning.matchAll(/(?:^|;)process (\d+):"/g)].pop()![1]!;
+    const totals = await functionTotals(server.url, CPU, `{service_name="pyspy-tree", run="${run}", pid="${worker}"}`, startMs, endMs);
+    expect(totals.self.get('burn') ?? 0, [...totals.self.keys()].join(', ')).toBeGreaterThan(0);
+    expect([...totals.self.keys()].some((name) => name.startsWith('process '))).toBe(false);
   });
 
   it('refuses a server that cannot be reached, a bad URL, https and a bad tag, before attaching', { timeout: 120_000 }, async () => {
