@@ -166,6 +166,27 @@ describe('record --push', () => {
     expect([...totals.self.keys()].some((name) => name.startsWith('process '))).toBe(false);
   });
 
+  it('--idle pushes wall-clock profiles (idle threads included), named wall', { timeout: 120_000 }, async () => {
+    const fx = await spawnFixture<RecordTargetReport>(interpreter(matrix, 'debian-3.11'), RECORD_FIXTURE, ['--mode', 'mixed'], {
+      via: 'shell',
+    });
+    const run = runId();
+    const startMs = Date.now() - 1000;
+    const res = await runCli([
+      'record', '-p', String(fx.pid), '-d', '3', '--idle',
+      '--push', server.url, '--app-name', 'pyspy-wall', '--tag', `run=${run}`, '--push-interval', '1',
+    ]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stderr).not.toContain('Wrote'); // no -o: no file
+    const selector = `{service_name="pyspy-wall", run="${run}"}`;
+    const endMs = Date.now() + 1000;
+    const wall = await functionTotals(server.url, 'wall:wall:nanoseconds:wall:nanoseconds', selector, startMs, endMs);
+    expect(wall.self.get('nap') ?? 0, [...wall.self.keys()].join(', ')).toBeGreaterThan(0);
+    expect(wall.self.get('work_three') ?? 0).toBeGreaterThan(0);
+    expect((await functionTotals(server.url, CPU, selector, startMs, endMs)).total).toBe(0);
+    expect(await labelValues(server.url, 'thread_name', selector, startMs, endMs)).toEqual(['MainThread', 'napper']);
+  });
+
   it('refuses a server that cannot be reached, a bad URL, https and a bad tag, before attaching', { timeout: 120_000 }, async () => {
     const fx = await spawnFixture<RecordTargetReport>(interpreter(matrix, 'debian-3.11'), RECORD_FIXTURE, ['--mode', 'ratio'], {
       via: 'shell',

@@ -180,7 +180,7 @@ export interface FunctionTotals {
 }
 
 interface FlameGraph {
-  flamegraph?: { names: string[]; levels: { values: (string | number)[] }[]; total: string | number };
+  flamegraph?: { names: string[]; levels: { values: (string | number)[] }[]; total?: string | number };
 }
 
 /**
@@ -210,7 +210,7 @@ export async function functionTotals(
       self.set(name, (self.get(name) ?? 0) + v[i + 2]!);
     }
   }
-  return { self, total: Number(fg.total) };
+  return { self, total: Number(fg.total ?? 0) };
 }
 
 /** The values of label `name` among series matching `selector`. */

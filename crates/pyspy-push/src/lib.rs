@@ -363,10 +363,19 @@ impl Pusher {
 
 impl Drop for Pusher {
     fn drop(&mut self) {
-        // Dropped without finish(): end the threads without waiting on the
-        // server.
+        if self.windower.is_none() && self.uploader.is_none() {
+            return; // finished
+        }
+        // Dropped without finish(): tell both threads to end at once and do
+        // not wait for them (an upload in flight may take its timeout; the
+        // caller, possibly the JS thread, must not).
         self.shared.stop_now.store(true, Ordering::Relaxed);
-        self.end(Duration::ZERO);
+        {
+            let mut st = self.shared.lock();
+            st.stopping = true;
+            st.deadline = Some(Instant::now());
+        }
+        self.shared.wake.notify_all();
     }
 }
 
