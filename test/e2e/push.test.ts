@@ -14,7 +14,7 @@ import path from 'node:path';
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { FIXTURES_DIR, killAllChildren, loadMatrix, runCli, spawnFixture } from '../helpers/pythons.js';
+import { FIXTURES_DIR, killAllChildren, loadMatrix, runCli, spawnFixture, spawnPythonCode } from '../helpers/pythons.js';
 import {
   functionTotals,
   freePort,
@@ -267,5 +267,47 @@ describe('record --push', () => {
     // than the windows pushed before the kill could (at most those of the run
     // up to then, at 100 Hz, with a 1 s window's slack).
     expect(local).toBeGreaterThan(((downAt - began) / 1000 + 1) * 100);
+  });
+
+  it('--all-pythons: every matching Python on the host is its own series, new ones found, exited ones dropped', { timeout: 240_000 }, async () => {
+    const run = runId();
+    const mark = `pyspy_host_${run}`;
+    // A marker in the command line keeps other Pythons on the machine (other tests') out.
+    const code = `import os\n${mark} = 1\nprint('READY %d' % os.getpid(), flush=True)\nwhile True: sum(range(1000))\n`;
+    const first = await Promise.all(['debian-3.11', 'pyenv-3.12.1', 'debian-3.14'].map((id) => spawnPythonCode(interpreter(matrix, id), code)));
+    const selector = `{service_name="pyspy-host", run="${run}"}`;
+    const began = Date.now() - 1000;
+    const cli = startCli([
+      'record', '--all-pythons', '--match', mark, '--push', server.url, '--app-name', 'pyspy-host', '--tag', `run=${run}`, '--push-interval', '1',
+    ]);
+    const pidsNow = async () => new Set(await labelValues(server.url, 'pid', selector, began, Date.now() + 1000));
+    const has = async (pids: number[]) => {
+      const seen = await pidsNow();
+      return pids.every((p) => seen.has(String(p)));
+    };
+    // Limits, not timings: they only turn a hang into a failure.
+    expect(await eventually(() => has(first.map((c) => c.pid)), 60_000), cli.stderr()).toBe(true);
+    const late = await spawnPythonCode(interpreter(matrix, 'pyenv-3.10.13'), code);
+    expect(await eventually(() => has([late.pid]), 60_000), cli.stderr()).toBe(true);
+    const gone = first[1]!;
+    process.kill(gone.pid, 'SIGKILL');
+    await gone.exited;
+    const goneAt = Date.now();
+    // A few more windows, then stop.
+    const lateSeries = async (fromMs: number) =>
+      (await functionTotals(server.url, CPU, `{service_name="pyspy-host", run="${run}", pid="${late.pid}"}`, fromMs, Date.now() + 1000)).total;
+    expect(await eventually(async () => (await lateSeries(goneAt + 2000)) > 0, 60_000), cli.stderr()).toBe(true);
+    cli.child.kill('SIGINT');
+    const res = await cli.result;
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stderr).toMatch(/Pushed \d+ windows/);
+    const all = [...first, late].map((c) => String(c.pid)).sort();
+    expect([...(await pidsNow())].sort()).toEqual(all);
+    // Nothing of the killed process after it was gone (windows cut 1 s apart, plus slack).
+    const after = await functionTotals(server.url, CPU, `{service_name="pyspy-host", run="${run}", pid="${gone.pid}"}`, goneAt + 2000, Date.now() + 1000);
+    expect(after.total).toBe(0);
+    // The live ones each run their loop.
+    const totals = await functionTotals(server.url, CPU, `{service_name="pyspy-host", run="${run}", pid="${late.pid}"}`, began, Date.now() + 1000);
+    expect(totals.self.get('<module>') ?? 0, [...totals.self.keys()].join(', ')).toBeGreaterThan(0);
   });
 });

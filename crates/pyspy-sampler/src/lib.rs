@@ -13,6 +13,7 @@
 mod aggregate;
 mod error;
 mod filenames;
+mod host;
 mod launch;
 mod process_loop;
 mod record;
@@ -23,6 +24,7 @@ mod tree;
 
 pub use aggregate::{Aggregator, LineMode};
 pub use error::Error;
+pub use host::{HostFilter, HostRecorder};
 pub use process_loop::{GC_LEAF, GIL_WAIT_LEAF};
 pub use pyspy_cpython::{Frame, LocalVariable, ThreadStack, ThreadStatus, Version};
 pub use pyspy_output::Profile;

@@ -316,6 +316,16 @@ export interface BindingRecordOptions {
    * owns the batches: `takeBatch` returns null).
    */
   push?: BindingPushOptions
+  /**
+   * Every CPython process on the machine (found within a second of
+   * starting, dropped when they exit), each its own series; needs `push`
+   * and neither `pid` nor `command`.
+   */
+  allPythons?: boolean
+  /** With `allPythons`: only processes whose command line contains this. */
+  matchCommand?: string
+  /** With `allPythons`: only processes of this user id. */
+  uid?: number
 }
 
 /** One unique stack of one thread with its sample count. */

@@ -66,6 +66,9 @@ interface RecordFlags {
   pushInterval?: number;
   pushToken?: string;
   pushTenant?: string;
+  allPythons?: boolean;
+  match?: string;
+  uid?: number;
 }
 
 /**
@@ -121,6 +124,9 @@ export function addRecordCommand(program: Command, deps: RecordCliDeps, setExitC
     .option('--push-interval <seconds>', 'seconds per pushed window (default: 10)', (text) => parsePositive(text, 'push interval'))
     .option('--push-token <token>', 'bearer token for the Pyroscope server')
     .option('--push-tenant <id>', 'tenant id for the Pyroscope server (X-Scope-OrgID)')
+    .option('--all-pythons', 'with --push: every CPython process on this machine (new ones within a second), each its own series; no file')
+    .option('--match <text>', 'with --all-pythons: only processes whose command line contains this text')
+    .option('--uid <uid>', 'with --all-pythons: only processes of this user id', parseUid)
     .addHelpText(
       'after',
       [
@@ -152,6 +158,8 @@ export function addRecordCommand(program: Command, deps: RecordCliDeps, setExitC
  */
 async function runRecord(deps: RecordCliDeps, flags: RecordFlags, command: string[]): Promise<number> {
   if (flags.native && flags.nonblocking) throw new UsageError("--native cannot be combined with --nonblocking: a thread's native stack can only be read while the thread is paused");
+  if (flags.allPythons) return runAllPythons(deps, flags, command);
+  if (flags.match !== undefined || flags.uid !== undefined) throw new UsageError('--match and --uid need --all-pythons');
   if (flags.pid !== undefined && command.length > 0) {
     throw new UsageError('give either --pid or a command to launch, not both');
   }
@@ -279,6 +287,74 @@ export function pushLine(stats: PushStats, url: string): string {
   if (stats.failed > 0) parts.push(`refused ${stats.failed}`);
   if (stats.retries > 0) parts.push(`retried sends ${stats.retries}`);
   return parts.join('; ');
+}
+
+/** `record --all-pythons --push URL`: streams until Ctrl-C, SIGTERM or --duration. */
+async function runAllPythons(deps: RecordCliDeps, flags: RecordFlags, command: string[]): Promise<number> {
+  if (flags.push === undefined) throw new UsageError('--all-pythons needs --push <url>: it only streams to a server');
+  if (flags.pid !== undefined || command.length > 0) throw new UsageError('--all-pythons cannot be combined with --pid or a command');
+  if (flags.output !== undefined) throw new UsageError('--all-pythons writes no file: leave out --output');
+  const controller = new AbortController();
+  let interrupted: 'SIGINT' | 'SIGTERM' | undefined;
+  const unsubscribe = deps.onSignal((signal) => {
+    interrupted ??= signal;
+    controller.abort();
+  });
+  const duration = flags.duration === Number.POSITIVE_INFINITY ? undefined : flags.duration;
+  let profile: Profile;
+  try {
+    profile = await recordWith(
+      deps.binding(),
+      {
+        allPythons: true,
+        ...(flags.match !== undefined ? { match: flags.match } : {}),
+        ...(flags.uid !== undefined ? { uid: flags.uid } : {}),
+        rate: flags.rate,
+        ...(duration === undefined ? {} : { duration }),
+        signal: controller.signal,
+        gil: flags.gil ?? false,
+        idle: flags.idle ?? false,
+        threads: flags.threads ?? false,
+        function: flags.function ?? false,
+        nolineno: flags.nolineno ?? false,
+        nonblocking: flags.nonblocking ?? false,
+        blocking: flags.blocking ?? false,
+        fullFilenames: flags.fullFilenames ?? false,
+        native: flags.native ?? false,
+        gcFrames: flags.gcFrames ?? true,
+        gilWaitFrames: flags.gilWaitFrames ?? false,
+        push: {
+          url: flags.push,
+          ...(flags.appName !== undefined ? { appName: flags.appName } : {}),
+          tags: Object.fromEntries(flags.tag),
+          ...(flags.pushInterval !== undefined ? { interval: flags.pushInterval } : {}),
+          ...(flags.pushToken !== undefined ? { token: flags.pushToken } : {}),
+          ...(flags.pushTenant !== undefined ? { tenant: flags.pushTenant } : {}),
+          onWarning: (line: string) => deps.stderr(`${PREFIX}${line}\n`),
+        },
+      },
+      {
+        onStart: () => {
+          const every = flags.pushInterval ?? 10;
+          deps.stderr(
+            `${PREFIX}Sampling every Python process on this machine ${flags.rate} times a second; pushing to ${redactUrl(flags.push ?? '')} every ${every} second${every === 1 ? '' : 's'} as service_name=${flags.appName ?? DEFAULT_APP_NAME}. Press Control-C to exit.\n`,
+          );
+        },
+      },
+    );
+  } finally {
+    unsubscribe();
+  }
+  const why = stopLine(interrupted, profile.reason);
+  if (why) deps.stderr(`${PREFIX}${why}\n`);
+  if (profile.push) deps.stderr(`${PREFIX}${pushLine(profile.push, flags.push)}\n`);
+  return 0;
+}
+
+function parseUid(text: string): number {
+  const value = /^\s*\d+\s*$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isInteger(value)) throw new InvalidArgumentError('The uid must be a non-negative integer.');
+  return value;
 }
 
 /** `url` without the password of `user:password@`. */

@@ -101,6 +101,18 @@ export interface RecordOptions {
    */
   push?: PushOptions;
   /**
+   * Host-wide (with `push`, instead of `pid`/`command`): every CPython
+   * process on the machine, found within a second of starting and dropped
+   * when it exits, each its own series. Runs until `signal` aborts or
+   * `duration` ends; the resolved profile holds no stacks (they went to the
+   * server). @default false
+   */
+  allPythons?: boolean;
+  /** With `allPythons`: only processes whose command line contains this text. */
+  match?: string;
+  /** With `allPythons`: only processes of this (real) user id. */
+  uid?: number;
+  /**
    * Called about every 250 ms while recording, and once more with the final
    * numbers when sampling has ended; never after {@link record} settles. If it
    * throws, sampling stops and {@link record} rejects with that error.

@@ -122,7 +122,15 @@ export class Sleeper {
 
 function toBindingOptions(options: Omit<RecordOptions, 'onProgress'>, batches: boolean): BindingRecordOptions {
   const { pid, command } = options;
-  if ((pid === undefined) === (command === undefined)) {
+  if (options.allPythons) {
+    if (pid !== undefined || command !== undefined) {
+      throw new PyspyError('EINVAL', 'allPythons cannot be combined with pid or command');
+    }
+    if (options.push === undefined) throw new PyspyError('EINVAL', 'allPythons needs push: it only streams to a server');
+    if (options.uid !== undefined && !(Number.isInteger(options.uid) && options.uid >= 0)) {
+      throw new PyspyError('EINVAL', `uid must be a non-negative integer, got ${String(options.uid)}`);
+    }
+  } else if ((pid === undefined) === (command === undefined)) {
     throw new PyspyError('EINVAL', 'give exactly one of pid (a running process) and command (a program to launch)');
   }
   if (pid !== undefined) assertPid(pid);
@@ -150,7 +158,15 @@ function toBindingOptions(options: Omit<RecordOptions, 'onProgress'>, batches: b
     throw new PyspyError('EINVAL', 'the function and nolineno options cannot be used together');
   }
   return {
-    ...(pid !== undefined ? { pid } : { command: [...(command ?? [])] }),
+    ...(options.allPythons
+      ? {
+          allPythons: true,
+          ...(options.match !== undefined ? { matchCommand: options.match } : {}),
+          ...(options.uid !== undefined ? { uid: options.uid } : {}),
+        }
+      : pid !== undefined
+        ? { pid }
+        : { command: [...(command ?? [])] }),
     rate: options.rate ?? 100,
     ...(options.duration !== undefined ? { duration: options.duration } : {}),
     gil: options.gil ?? false,

@@ -367,6 +367,9 @@ describe('pyspy-node record --push', () => {
     [['--tag', 'a=b'], 'need --push <url>'],
     [['--app-name', 'x'], 'need --push <url>'],
     [['--push', 'http://h', '--push-interval', '0'], 'The push interval must be a number above 0'],
+    [['--all-pythons'], '--all-pythons needs --push <url>'],
+    [['--all-pythons', '--push', 'http://h'], '--all-pythons cannot be combined with --pid or a command'],
+    [['--match', 'x'], '--match and --uid need --all-pythons'],
   ])('%j fails with one clear line and exit code 1', async (args, message) => {
     const { code, stderr, binding } = await run(['record', '-p', '1', ...args]);
     expect(code).toBe(1);

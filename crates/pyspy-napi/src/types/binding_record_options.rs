@@ -55,6 +55,14 @@ pub struct BindingRecordOptions {
     /// Push a window every interval to Grafana Pyroscope (the recorder then
     /// owns the batches: `takeBatch` returns null).
     pub push: Option<BindingPushOptions>,
+    /// Every CPython process on the machine (found within a second of
+    /// starting, dropped when they exit), each its own series; needs `push`
+    /// and neither `pid` nor `command`.
+    pub all_pythons: Option<bool>,
+    /// With `allPythons`: only processes whose command line contains this.
+    pub match_command: Option<String>,
+    /// With `allPythons`: only processes of this user id.
+    pub uid: Option<u32>,
 }
 
 impl BindingRecordOptions {
@@ -65,6 +73,8 @@ impl BindingRecordOptions {
             message: m,
         };
         let target = match (&self.pid, &self.command) {
+            // Host-wide: the target is a placeholder, never started.
+            (None, None) if self.all_pythons.unwrap_or(false) => Target::Pid(0),
             (Some(pid), None) => {
                 let pid = i32::try_from(*pid)
                     .ok()
