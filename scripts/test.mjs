@@ -19,6 +19,8 @@ const steps = [
   ['tsc --noEmit', () => npxRun('tsc', ['--noEmit', '-p', 'tsconfig.json'])],
   ['eslint', () => npxRun('eslint', ['.'])],
   ['cargo test', () => run('cargo', ['test', '--workspace'])],
+  // The push tests' Grafana Pyroscope server: built once per machine (see the script).
+  ['pyroscope server', () => run(process.execPath, ['scripts/pyroscope.mjs'])],
   [
     'vitest',
     () => {

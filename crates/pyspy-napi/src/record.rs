@@ -10,12 +10,13 @@ use napi::bindgen_prelude::{AsyncTask, Buffer, Either};
 use napi::{Env, Task};
 use napi_derive::napi;
 use pyspy_output::{encode_to_vec, Format, OutputOptions};
-use pyspy_sampler::{Finished, Recorder};
+use pyspy_push::Pusher;
+use pyspy_sampler::{Finished, HostFilter, HostRecorder, Recorder};
 
 use crate::panic_guard;
 use crate::types::{
-    BindingError, BindingFinish, BindingFinishResult, BindingProgress, BindingRecordOptions,
-    BindingStacks,
+    BindingError, BindingFinish, BindingFinishResult, BindingProgress, BindingPushStats,
+    BindingRecordOptions, BindingStacks,
 };
 
 /// A recording in progress (or finished, holding its profile).
@@ -23,6 +24,11 @@ use crate::types::{
 pub struct BindingRecorder {
     recorder: Arc<Mutex<Option<Recorder>>>,
     finished: Arc<Mutex<Option<Finished>>>,
+    pusher: Arc<Mutex<Option<Pusher>>>,
+    /// Host-wide mode (`allPythons`): no single recorder.
+    host: Arc<Mutex<Option<HostRecorder>>>,
+    /// Host-wide mode: when a duration ends it.
+    host_deadline: Option<std::time::Instant>,
     pid: i32,
     python_version: String,
 }
@@ -41,7 +47,13 @@ pub fn start_recorder(options: BindingRecordOptions) -> AsyncTask<StartTask> {
 /// The work behind `startRecorder`.
 pub struct StartTask {
     options: BindingRecordOptions,
-    started: Option<Recorder>,
+    started: Option<Started>,
+}
+
+/// What `startRecorder` started.
+enum Started {
+    One(Recorder, Option<Pusher>),
+    Host(HostRecorder, Pusher, Option<std::time::Duration>),
 }
 
 impl Task for StartTask {
@@ -50,8 +62,56 @@ impl Task for StartTask {
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
         let outcome = panic_guard::catch(|| {
-            let (target, config) = self.options.to_config()?;
-            Recorder::start(&target, config).map_err(BindingError::from)
+            let (target, mut config) = self.options.to_config()?;
+            let push = match &self.options.push {
+                Some(p) => {
+                    let push = p.to_config(&config)?;
+                    // Before attaching or launching anything: a bad URL or
+                    // a dead server is an error, not a silent recording.
+                    Pusher::check(&push)?;
+                    config.batches = true;
+                    Some(push)
+                }
+                None => None,
+            };
+            if self.options.all_pythons.unwrap_or(false) {
+                let invalid = |m: &str| BindingError {
+                    code: "EINVAL".into(),
+                    message: m.into(),
+                };
+                let Some(push) = push else {
+                    return Err(invalid(
+                        "allPythons needs push: it only streams to a server",
+                    ));
+                };
+                if self.options.pid.is_some() || self.options.command.is_some() {
+                    return Err(invalid("allPythons cannot be combined with pid or command"));
+                }
+                let filter = HostFilter {
+                    command_contains: self.options.match_command.clone(),
+                    uid: self.options.uid,
+                };
+                let duration = config.duration.take();
+                let host = HostRecorder::start(config, filter)?;
+                let pusher = Pusher::start(push, host.batch_source())?;
+                return Ok(Started::Host(host, pusher, duration));
+            }
+            let recorder = Recorder::start(&target, config)?;
+            let pusher = match push {
+                Some(push) => {
+                    let batches = recorder.batch_taker();
+                    let source = move || batches.take().map(|(profile, _)| profile);
+                    match Pusher::start(push, source) {
+                        Ok(p) => Some(p),
+                        Err(e) => {
+                            recorder.stop();
+                            return Err(e.into());
+                        }
+                    }
+                }
+                None => None,
+            };
+            Ok(Started::One(recorder, pusher))
         })
         .and_then(|r| r);
         Ok(match outcome {
@@ -67,8 +127,29 @@ impl Task for StartTask {
         if let Some(err) = output {
             return Ok(Either::B(err));
         }
-        let recorder = self.started.take().expect("compute set the recorder");
+        let (recorder, pusher) = match self.started.take() {
+            Some(Started::One(r, p)) => (r, p),
+            Some(Started::Host(host, pusher, duration)) => {
+                return Ok(Either::A(BindingRecorder {
+                    pusher: Arc::new(Mutex::new(Some(pusher))),
+                    host: Arc::new(Mutex::new(Some(host))),
+                    host_deadline: duration.map(|d| std::time::Instant::now() + d),
+                    recorder: Arc::new(Mutex::new(None)),
+                    finished: Arc::new(Mutex::new(None)),
+                    pid: 0,
+                    python_version: String::new(),
+                }))
+            }
+            None => {
+                return Ok(Either::B(BindingError::internal(
+                    "startRecorder resolved without a recorder",
+                )))
+            }
+        };
         Ok(Either::A(BindingRecorder {
+            host: Arc::new(Mutex::new(None)),
+            host_deadline: None,
+            pusher: Arc::new(Mutex::new(pusher)),
             pid: recorder.pid(),
             python_version: recorder.python_version().to_owned(),
             recorder: Arc::new(Mutex::new(Some(recorder))),
@@ -114,13 +195,37 @@ impl BindingRecorder {
     /// True once sampling has ended by itself (duration, target exit).
     #[napi]
     pub fn is_done(&self) -> bool {
+        if let Some(host) = self.host.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let timed_out = self
+                .host_deadline
+                .is_some_and(|d| std::time::Instant::now() >= d);
+            if timed_out {
+                host.stop();
+            }
+            return timed_out || host.is_stopped();
+        }
         let guard = self.recorder.lock().unwrap_or_else(|p| p.into_inner());
         guard.as_ref().is_none_or(Recorder::is_finished)
+    }
+
+    /// Pushing so far, with the warning lines not yet read; null when not
+    /// pushing or once finished (the finish summary has the rest).
+    #[napi]
+    pub fn push_stats(&self) -> Option<BindingPushStats> {
+        let guard = self.pusher.lock().unwrap_or_else(|p| p.into_inner());
+        let pusher = guard.as_ref()?;
+        Some(BindingPushStats::new(
+            pusher.stats(),
+            pusher.take_warnings(),
+        ))
     }
 
     /// Asks sampling to stop; `finish` then resolves promptly.
     #[napi]
     pub fn stop(&self) {
+        if let Some(h) = self.host.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            h.stop();
+        }
         if let Some(r) = self
             .recorder
             .lock()
@@ -148,6 +253,8 @@ impl BindingRecorder {
         AsyncTask::new(FinishTask {
             recorder: self.recorder.clone(),
             finished: self.finished.clone(),
+            pusher: self.pusher.clone(),
+            host: self.host.clone(),
         })
     }
 
@@ -200,6 +307,43 @@ impl BindingRecorder {
 pub struct FinishTask {
     recorder: Arc<Mutex<Option<Recorder>>>,
     finished: Arc<Mutex<Option<Finished>>>,
+    pusher: Arc<Mutex<Option<Pusher>>>,
+    host: Arc<Mutex<Option<HostRecorder>>>,
+}
+
+impl FinishTask {
+    /// Host-wide mode: stop scanning and sampling, push the last window.
+    fn finish_host(&self, host: HostRecorder) -> BindingFinishResult {
+        host.stop();
+        // Let each sampling thread end its current sample before the last
+        // window is cut.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let push = self.finish_pusher();
+        drop(host);
+        BindingFinishResult {
+            finish: Some(BindingFinish {
+                reason: "stopped".into(),
+                samples: push.as_ref().map_or(0.0, |p| p.samples),
+                errors: 0.0,
+                duration_ms: 0.0,
+                exit_code: None,
+                exit_signal: None,
+                push,
+            }),
+            error: None,
+        }
+    }
+
+    fn finish_pusher(&self) -> Option<BindingPushStats> {
+        let pusher = self.pusher.lock().unwrap_or_else(|p| p.into_inner()).take();
+        pusher.and_then(|p| {
+            panic_guard::catch(move || {
+                let (stats, warnings) = p.finish();
+                BindingPushStats::new(stats, warnings)
+            })
+            .ok()
+        })
+    }
 }
 
 impl Task for FinishTask {
@@ -207,6 +351,10 @@ impl Task for FinishTask {
     type JsValue = BindingFinishResult;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
+        let host = self.host.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(host) = host {
+            return Ok(self.finish_host(host));
+        }
         // Leave the recorder in place (progress and batches stay readable)
         // until its sampling thread has ended; the TypeScript layer calls
         // this only after `stop()` or `isDone()`, so the wait is short.
@@ -236,9 +384,13 @@ impl Task for FinishTask {
         };
         let outcome =
             panic_guard::catch(|| recorder.finish().map_err(BindingError::from)).and_then(|r| r);
+        // Sampling has ended: the pusher cuts the last window and flushes
+        // (bounded by its flush timeout).
+        let push = self.finish_pusher();
         Ok(match outcome {
             Ok(finished) => {
-                let summary = BindingFinish::from(&finished);
+                let mut summary = BindingFinish::from(&finished);
+                summary.push = push;
                 *self.finished.lock().unwrap_or_else(|p| p.into_inner()) = Some(finished);
                 BindingFinishResult {
                     finish: Some(summary),

@@ -14,6 +14,11 @@ pub struct OutputOptions {
     /// Speedscope `exporter` field and pprof comment naming the tool.
     /// Default `pyspy-node@<this crate's version>`.
     pub exporter: String,
+    /// Pprof label keys in snake_case (`thread_name`, `thread_id`,
+    /// `thread_native_id`) rather than py-spy's (`thread name`, ...):
+    /// Pyroscope takes string labels as series labels, whose names must be
+    /// identifiers. Default false.
+    pub snake_case_labels: bool,
 }
 
 impl Default for OutputOptions {
@@ -23,6 +28,7 @@ impl Default for OutputOptions {
             clock: Clock::Cpu,
             min_width: 0.1,
             exporter: concat!("pyspy-node@", env!("CARGO_PKG_VERSION")).to_owned(),
+            snake_case_labels: false,
         }
     }
 }

@@ -239,16 +239,13 @@ impl Recorder {
     /// What was sampled since the previous call, with its counts (requires
     /// [`RecordConfig::batches`]); `None` otherwise.
     pub fn take_batch(&self) -> Option<(Profile, BatchCounts)> {
-        let mut guard = self.shared.batch.lock().ok()?;
-        let batch = guard.as_mut()?;
-        let counts = BatchCounts {
-            elapsed: batch.since.elapsed(),
-            ..batch.counts
-        };
-        let profile = batch.agg.take();
-        batch.counts = BatchCounts::default();
-        batch.since = Instant::now();
-        Some((profile, counts))
+        take_batch(&self.shared)
+    }
+
+    /// A handle that takes batches from another thread, and still can once
+    /// the recording has finished (the last batch); see [`BatchTaker`].
+    pub fn batch_taker(&self) -> BatchTaker {
+        BatchTaker(self.shared.clone())
     }
 
     /// Waits for the sampling thread to end (call [`Recorder::stop`] first
@@ -279,6 +276,31 @@ impl Recorder {
             exit_status,
         })
     }
+}
+
+/// Takes batches of a recording from any thread (a pusher's windows); it
+/// shares the batch with [`Recorder::take_batch`], so one consumer only.
+#[derive(Clone)]
+pub struct BatchTaker(Arc<Shared>);
+
+impl BatchTaker {
+    /// Same as [`Recorder::take_batch`].
+    pub fn take(&self) -> Option<(Profile, BatchCounts)> {
+        take_batch(&self.0)
+    }
+}
+
+fn take_batch(shared: &Shared) -> Option<(Profile, BatchCounts)> {
+    let mut guard = shared.batch.lock().ok()?;
+    let batch = guard.as_mut()?;
+    let counts = BatchCounts {
+        elapsed: batch.since.elapsed(),
+        ..batch.counts
+    };
+    let profile = batch.agg.take();
+    batch.counts = BatchCounts::default();
+    batch.since = Instant::now();
+    Some((profile, counts))
 }
 
 impl Drop for Recorder {

@@ -19,6 +19,11 @@ export declare class BindingRecorder {
   progress(): BindingProgress
   /** True once sampling has ended by itself (duration, target exit). */
   isDone(): boolean
+  /**
+   * Pushing so far, with the warning lines not yet read; null when not
+   * pushing or once finished (the finish summary has the rest).
+   */
+  pushStats(): BindingPushStats | null
   /** Asks sampling to stop; `finish` then resolves promptly. */
   stop(): void
   /**
@@ -124,6 +129,8 @@ export interface BindingFinish {
   exitCode?: number
   /** A launched command's terminating signal number, when killed by one. */
   exitSignal?: number
+  /** What pushing did, when pushing (its warnings: the ones not yet read). */
+  push?: BindingPushStats
 }
 
 /** `finish()`'s result: exactly one of the two is set. */
@@ -217,6 +224,50 @@ export interface BindingProgress {
 }
 
 /**
+ * Continuous pushing to Grafana Pyroscope, part of `startRecorder`'s
+ * options; mirrors `pyspy_push::PushConfig`.
+ */
+export interface BindingPushOptions {
+  /** `http://[user:password@]host[:port][/prefix]`. */
+  url: string
+  /** The `service_name` label. */
+  appName: string
+  /** More labels, each `key=value`. */
+  tags?: Array<string>
+  /** Seconds per window. @default 10 */
+  interval?: number
+  /** Bearer token. */
+  token?: string
+  /** Tenant (`X-Scope-OrgID`). */
+  tenant?: string
+}
+
+/**
+ * What pushing did; mirrors `pyspy_push::PushStats`, plus the warning
+ * lines since the previous read.
+ */
+export interface BindingPushStats {
+  /** Windows the server accepted. */
+  pushed: number
+  /** Request bytes the server accepted. */
+  bytes: number
+  /** Stack samples in the accepted windows. */
+  samples: number
+  /** Windows dropped unsent (queue full, or still failing at the end). */
+  dropped: number
+  /** Windows the server refused for good (4xx). */
+  failed: number
+  /** Failed sends that were retried. */
+  retries: number
+  /** Windows waiting to be sent. */
+  queued: number
+  /** Bytes waiting to be sent. */
+  queuedBytes: number
+  /** New warning lines, one per kind of failure. */
+  warnings: Array<string>
+}
+
+/**
  * Options of `startRecorder`; mirrors `pyspy_sampler::RecordConfig` plus
  * the target. Exactly one of `pid` and `command` must be set.
  */
@@ -280,6 +331,21 @@ export interface BindingRecordOptions {
    * @default false
    */
   captureOutput?: boolean
+  /**
+   * Push a window every interval to Grafana Pyroscope (the recorder then
+   * owns the batches: `takeBatch` returns null).
+   */
+  push?: BindingPushOptions
+  /**
+   * Every CPython process on the machine (found within a second of
+   * starting, dropped when they exit), each its own series; needs `push`
+   * and neither `pid` nor `command`.
+   */
+  allPythons?: boolean
+  /** With `allPythons`: only processes whose command line contains this. */
+  matchCommand?: string
+  /** With `allPythons`: only processes of this user id. */
+  uid?: number
 }
 
 /** One unique stack of one thread with its sample count. */

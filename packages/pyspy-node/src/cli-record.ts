@@ -14,6 +14,7 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from './cli-error.js';
 import { parsePid } from './pid.js';
 import { formatFromPath, PROFILE_FORMATS, type Profile, type ProfileFormat } from './profile.js';
+import { DEFAULT_APP_NAME, type PushStats } from './push.js';
 import { recordWith, type Progress, type RecordOptions } from './record.js';
 import { EXIT_GRACE_MS, type RecordBinding } from './recording.js';
 
@@ -61,6 +62,15 @@ interface RecordFlags {
   gcFrames?: boolean;
   gilWaitFrames?: boolean;
   capture?: boolean;
+  push?: string;
+  appName?: string;
+  tag: [string, string][];
+  pushInterval?: number;
+  pushToken?: string;
+  pushTenant?: string;
+  allPythons?: boolean;
+  match?: string;
+  uid?: number;
 }
 
 /**
@@ -110,6 +120,18 @@ export function addRecordCommand(program: Command, deps: RecordCliDeps, setExitC
     // Hidden in py-spy too.
     .addOption(new Option('--hideprogress', 'do not show the progress line').hideHelp())
     .addOption(new Option('--capture', "give a launched command /dev/null for its output instead of the terminal").hideHelp())
+    .option(
+      '--push <url>',
+      'also push the samples to a Grafana Pyroscope server every --push-interval seconds (http://[user:password@]host[:port]); no file is written unless -o is given',
+    )
+    .option('--app-name <name>', `the service_name label in Pyroscope (default: ${DEFAULT_APP_NAME})`)
+    .option('--tag <key=value>', 'an extra label for the pushed series (repeatable)', collectTag, [])
+    .option('--push-interval <seconds>', 'seconds per pushed window (default: 10)', (text) => parsePositive(text, 'push interval'))
+    .option('--push-token <token>', 'bearer token for the Pyroscope server')
+    .option('--push-tenant <id>', 'tenant id for the Pyroscope server (X-Scope-OrgID)')
+    .option('--all-pythons', 'with --push: every CPython process on this machine (new ones within a second), each its own series; no file')
+    .option('--match <text>', 'with --all-pythons: only processes whose command line contains this text')
+    .option('--uid <uid>', 'with --all-pythons: only processes of this user id', parseUid)
     .addHelpText(
       'after',
       [
@@ -118,9 +140,14 @@ export function addRecordCommand(program: Command, deps: RecordCliDeps, setExitC
         '  $ pyspy-node record -o profile.svg -- python3 app.py --port 8080',
         '  $ pyspy-node record --pid 4242 --duration 30 --format speedscope -o profile.json',
         '  $ pyspy-node record -p 4242 --idle --threads --rate 250',
+        '  $ pyspy-node record -p 4242 --push http://localhost:4040 --app-name api --tag env=prod',
         '',
         'Press Control-C to stop recording; the file is written then. With a launched',
         "command, the exit code is the command's own (128+N when killed by signal N).",
+        'With --push and no --duration it runs until Control-C, SIGTERM or the program',
+        'exits, then pushes the last window. A server that cannot be reached at start is',
+        'an error (exit code 1); one that fails later is retried with backoff while',
+        'sampling goes on (warnings once per kind of failure; summary at the end).',
         '',
       ].join('\n'),
     )
@@ -136,20 +163,31 @@ export function addRecordCommand(program: Command, deps: RecordCliDeps, setExitC
  */
 async function runRecord(deps: RecordCliDeps, flags: RecordFlags, command: string[]): Promise<number> {
   if (flags.native && flags.nonblocking) throw new UsageError("--native cannot be combined with --nonblocking: a thread's native stack can only be read while the thread is paused");
+  if (flags.allPythons) return runAllPythons(deps, flags, command);
+  if (flags.match !== undefined || flags.uid !== undefined) throw new UsageError('--match and --uid need --all-pythons');
   if (flags.pid !== undefined && command.length > 0) {
     throw new UsageError('give either --pid or a command to launch, not both');
   }
   if (flags.pid === undefined && command.length === 0) {
     throw new UsageError('give --pid <pid> or a command to launch, e.g. `pyspy-node record -- python3 app.py`');
   }
+  const pushing = flags.push !== undefined;
+  if (!pushing && (flags.appName !== undefined || flags.tag.length > 0 || flags.pushInterval !== undefined || flags.pushToken !== undefined || flags.pushTenant !== undefined)) {
+    throw new UsageError('--app-name, --tag, --push-interval, --push-token and --push-tenant need --push <url>');
+  }
   const format = flags.format ?? (flags.output === undefined ? undefined : formatFromPath(flags.output)) ?? 'flamegraph';
+  // With --push the file is optional: written only when -o names it.
   const output =
-    flags.output ?? defaultOutputName(command[0] === undefined ? String(flags.pid) : command[0], format, deps.now());
+    pushing && flags.output === undefined
+      ? undefined
+      : (flags.output ?? defaultOutputName(command[0] === undefined ? String(flags.pid) : command[0], format, deps.now()));
   // Fail now rather than after a long recording.
-  try {
-    accessSync(path.dirname(path.resolve(output)), constants.W_OK);
-  } catch (err) {
-    throw new UsageError(`could not write '${output}': ${fsErrorText(err)}`);
+  if (output !== undefined) {
+    try {
+      accessSync(path.dirname(path.resolve(output)), constants.W_OK);
+    } catch (err) {
+      throw new UsageError(`could not write '${output}': ${fsErrorText(err)}`);
+    }
   }
   const launched = command.length > 0;
   const duration = flags.duration === Number.POSITIVE_INFINITY ? undefined : flags.duration;
@@ -187,6 +225,22 @@ async function runRecord(deps: RecordCliDeps, flags: RecordFlags, command: strin
     gilWaitFrames: flags.gilWaitFrames ?? false,
     captureOutput: flags.capture ?? false,
     ...(deps.stderrIsTTY && !flags.hideprogress ? { onProgress: (p: Progress) => progress.draw(p) } : {}),
+    ...(pushing
+      ? {
+          push: {
+            url: flags.push ?? '',
+            ...(flags.appName !== undefined ? { appName: flags.appName } : {}),
+            tags: Object.fromEntries(flags.tag),
+            ...(flags.pushInterval !== undefined ? { interval: flags.pushInterval } : {}),
+            ...(flags.pushToken !== undefined ? { token: flags.pushToken } : {}),
+            ...(flags.pushTenant !== undefined ? { tenant: flags.pushTenant } : {}),
+            onWarning: (line: string) => {
+              progress.clear();
+              deps.stderr(`${PREFIX}${line}\n`);
+            },
+          },
+        }
+      : {}),
   };
   let profile: Profile;
   try {
@@ -194,6 +248,12 @@ async function runRecord(deps: RecordCliDeps, flags: RecordFlags, command: strin
       onStart: ({ pid }) => {
         targetPid = pid;
         deps.stderr(`${PREFIX}${startLine(flags.rate, duration)}\n`);
+        if (pushing) {
+          const every = flags.pushInterval ?? 10;
+          deps.stderr(
+            `${PREFIX}Pushing to ${redactUrl(flags.push ?? '')} every ${every} second${every === 1 ? '' : 's'} as service_name=${flags.appName ?? DEFAULT_APP_NAME}\n`,
+          );
+        }
       },
       exitGraceMs: () => (interrupted === 'SIGINT' ? SIGINT_GRACE_MS : EXIT_GRACE_MS),
       kill: deps.kill,
@@ -205,6 +265,11 @@ async function runRecord(deps: RecordCliDeps, flags: RecordFlags, command: strin
 
   const why = stopLine(interrupted, profile.reason);
   if (why) deps.stderr(`${PREFIX}${why}\n`);
+  if (profile.push) deps.stderr(`${PREFIX}${pushLine(profile.push, flags.push ?? '')}\n`);
+  if (output === undefined) {
+    if (profile.samples === 0) deps.stderr(`${PREFIX}No samples were collected (${noSamplesDetail(profile, flags)})\n`);
+    return exitCodeOf(profile);
+  }
   if (profile.samples === 0) {
     throw new UsageError(`No samples were collected (${noSamplesDetail(profile, flags)}): no file written`);
   }
@@ -217,6 +282,97 @@ async function runRecord(deps: RecordCliDeps, flags: RecordFlags, command: strin
     `${PREFIX}Wrote ${PROFILE_FORMATS[format].description} to '${output}'. Samples: ${profile.samples} Errors: ${profile.errors}\n`,
   );
   return exitCodeOf(profile);
+}
+
+/** The end-of-run push summary; the URL without credentials. */
+export function pushLine(stats: PushStats, url: string): string {
+  const where = redactUrl(url);
+  const kib = (stats.bytes / 1024).toFixed(1);
+  const parts = [`Pushed ${stats.pushed} window${stats.pushed === 1 ? '' : 's'} (${stats.samples} samples, ${kib} KiB) to ${where}`];
+  if (stats.dropped > 0) parts.push(`dropped ${stats.dropped}`);
+  if (stats.failed > 0) parts.push(`refused ${stats.failed}`);
+  if (stats.retries > 0) parts.push(`retried sends ${stats.retries}`);
+  return parts.join('; ');
+}
+
+/** `record --all-pythons --push URL`: streams until Ctrl-C, SIGTERM or --duration. */
+async function runAllPythons(deps: RecordCliDeps, flags: RecordFlags, command: string[]): Promise<number> {
+  if (flags.push === undefined) throw new UsageError('--all-pythons needs --push <url>: it only streams to a server');
+  if (flags.pid !== undefined || command.length > 0) throw new UsageError('--all-pythons cannot be combined with --pid or a command');
+  if (flags.output !== undefined) throw new UsageError('--all-pythons writes no file: leave out --output');
+  const controller = new AbortController();
+  let interrupted: 'SIGINT' | 'SIGTERM' | undefined;
+  const unsubscribe = deps.onSignal((signal) => {
+    interrupted ??= signal;
+    controller.abort();
+  });
+  const duration = flags.duration === Number.POSITIVE_INFINITY ? undefined : flags.duration;
+  let profile: Profile;
+  try {
+    profile = await recordWith(
+      deps.binding(),
+      {
+        allPythons: true,
+        ...(flags.match !== undefined ? { match: flags.match } : {}),
+        ...(flags.uid !== undefined ? { uid: flags.uid } : {}),
+        rate: flags.rate,
+        ...(duration === undefined ? {} : { duration }),
+        signal: controller.signal,
+        gil: flags.gil ?? false,
+        idle: flags.idle ?? false,
+        threads: flags.threads ?? false,
+        function: flags.function ?? false,
+        nolineno: flags.nolineno ?? false,
+        nonblocking: flags.nonblocking ?? false,
+        blocking: flags.blocking ?? false,
+        fullFilenames: flags.fullFilenames ?? false,
+        native: flags.native ?? false,
+        gcFrames: flags.gcFrames ?? true,
+        gilWaitFrames: flags.gilWaitFrames ?? false,
+        push: {
+          url: flags.push,
+          ...(flags.appName !== undefined ? { appName: flags.appName } : {}),
+          tags: Object.fromEntries(flags.tag),
+          ...(flags.pushInterval !== undefined ? { interval: flags.pushInterval } : {}),
+          ...(flags.pushToken !== undefined ? { token: flags.pushToken } : {}),
+          ...(flags.pushTenant !== undefined ? { tenant: flags.pushTenant } : {}),
+          onWarning: (line: string) => deps.stderr(`${PREFIX}${line}\n`),
+        },
+      },
+      {
+        onStart: () => {
+          const every = flags.pushInterval ?? 10;
+          deps.stderr(
+            `${PREFIX}Sampling every Python process on this machine ${flags.rate} times a second; pushing to ${redactUrl(flags.push ?? '')} every ${every} second${every === 1 ? '' : 's'} as service_name=${flags.appName ?? DEFAULT_APP_NAME}. Press Control-C to exit.\n`,
+          );
+        },
+      },
+    );
+  } finally {
+    unsubscribe();
+  }
+  const why = stopLine(interrupted, profile.reason);
+  if (why) deps.stderr(`${PREFIX}${why}\n`);
+  if (profile.push) deps.stderr(`${PREFIX}${pushLine(profile.push, flags.push)}\n`);
+  return 0;
+}
+
+function parseUid(text: string): number {
+  const value = /^\s*\d+\s*$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isInteger(value)) throw new InvalidArgumentError('The uid must be a non-negative integer.');
+  return value;
+}
+
+/** `url` without the password of `user:password@`. */
+function redactUrl(url: string): string {
+  return url.replace(/^(\w+:\/\/)[^/@]*@/, '$1***@');
+}
+
+/** Collects repeated `--tag key=value` options. */
+function collectTag(text: string, previous: [string, string][]): [string, string][] {
+  const eq = text.indexOf('=');
+  if (eq <= 0) throw new InvalidArgumentError(`Expected key=value, got '${text}'.`);
+  return [...previous, [text.slice(0, eq), text.slice(eq + 1)]];
 }
 
 /**

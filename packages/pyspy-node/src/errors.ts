@@ -24,6 +24,8 @@
  * - `EFORMAT`: an unknown profile format.
  * - `EINVAL`: an argument is invalid (for example a pid that is not a
  *   positive integer).
+ * - `EPUSH`: the Pyroscope server given to `push` could not be reached, or
+ *   refused the first push (credentials, not a Pyroscope server).
  * - `EINTERNAL`: a bug in pyspy-node itself.
  * - `ENOBINDING`: the native addon for this platform is missing or failed to
  *   load.
@@ -45,6 +47,7 @@ export type ErrorCode =
   | 'ENOSAMPLES'
   | 'EFORMAT'
   | 'EINVAL'
+  | 'EPUSH'
   | 'EINTERNAL'
   | 'ENOBINDING'
   | 'EBADCORE'

@@ -4,7 +4,8 @@
  * - {@link dump} / {@link dumpSync}: every thread's Python stack, read once.
  * - {@link record}: sample a program until it exits, a duration runs out or
  *   a signal aborts; resolves with a {@link Profile} to encode or write as a
- *   flame graph, speedscope, raw, chrome trace or pprof file.
+ *   flame graph, speedscope, raw, chrome trace or pprof file; with `push`,
+ *   also streamed to a Grafana Pyroscope server window by window.
  * - {@link sample}: the same sampling, streamed as per-interval batches.
  * - {@link top}: live per-function (or per-line) shares and times, as
  *   snapshots: what `pyspy-node top` shows.
@@ -26,6 +27,7 @@ export { formatText, type TextFormatOptions } from './format/text.js';
 export { formatJson, toJsonTraces, type JsonFrame, type JsonStackTrace } from './format/json.js';
 export { parsePid } from './pid.js';
 export { Profile, type ProfileFormat, type StopReason, type TextProfileFormat } from './profile.js';
+export { type PushOptions, type PushStats } from './push.js';
 export { record, type Progress, type RecordOptions } from './record.js';
 export { sample, type SampleOptions } from './sample.js';
 export type { Batch, Stack, StackFrame, Stacks } from './stacks.js';

@@ -9,6 +9,7 @@ import path from 'node:path';
 
 import type { BindingFinish, BindingRecorder } from '../binding/binding.cjs';
 import { fromBindingError, PyspyError } from './errors.js';
+import { fromBindingPushStats, type PushStats } from './push.js';
 import { toStacks, type Stacks } from './stacks.js';
 
 /**
@@ -104,6 +105,8 @@ export class Profile {
   readonly pid: number;
   /** The target's Python version, e.g. `3.12.1`. */
   readonly pythonVersion: string;
+  /** What was pushed to Pyroscope (`push` option), else `null`. */
+  readonly push: PushStats | null;
 
   readonly #recorder: FinishedRecorder;
 
@@ -117,6 +120,7 @@ export class Profile {
     this.exitSignal = finish.exitSignal ?? null;
     this.pid = recorder.pid;
     this.pythonVersion = recorder.pythonVersion;
+    this.push = finish.push ? fromBindingPushStats(finish.push).stats : null;
   }
 
   /**

@@ -6,6 +6,7 @@
  */
 import { loadBinding } from './binding.js';
 import { Profile } from './profile.js';
+import { fromBindingPushStats, type PushOptions } from './push.js';
 import {
   finishRecorder,
   Sleeper,
@@ -96,6 +97,27 @@ export interface RecordOptions {
    */
   subprocesses?: boolean;
   /**
+   * Also push the samples to a Grafana Pyroscope server, one window every
+   * `push.interval` seconds (the last one when the recording ends); the
+   * resolved {@link Profile} still holds everything, and
+   * {@link Profile.push} says what was pushed. The server is contacted
+   * before the target is attached or launched: `EPUSH` if it cannot be
+   * reached or refuses the credentials. See {@link PushOptions}.
+   */
+  push?: PushOptions;
+  /**
+   * Host-wide (with `push`, instead of `pid`/`command`): every CPython
+   * process on the machine, found within a second of starting and dropped
+   * when it exits, each its own series. Runs until `signal` aborts or
+   * `duration` ends; the resolved profile holds no stacks (they went to the
+   * server). @default false
+   */
+  allPythons?: boolean;
+  /** With `allPythons`: only processes whose command line contains this text. */
+  match?: string;
+  /** With `allPythons`: only processes of this (real) user id. */
+  uid?: number;
+  /**
    * Called about every 250 ms while recording, and once more with the final
    * numbers when sampling has ended; never after {@link record} settles. If it
    * throws, sampling stops and {@link record} rejects with that error.
@@ -163,6 +185,13 @@ export async function recordWith(binding: RecordBinding, options: RecordOptions,
     sleeper.wake();
   };
   let failure: { error: unknown } | undefined;
+  const warn = (lines: string[]) => {
+    for (const line of lines) options.push?.onWarning?.(line);
+  };
+  const pollPush = () => {
+    const stats = recorder.pushStats();
+    if (stats) warn(stats.warnings);
+  };
   const report = () => {
     if (!onProgress || failure) return;
     try {
@@ -179,6 +208,7 @@ export async function recordWith(binding: RecordBinding, options: RecordOptions,
     while (!recorder.isDone()) {
       await sleeper.sleep(stopping ? STOP_POLL_MS : PROGRESS_INTERVAL_MS);
       if (!stopping && !recorder.isDone()) report();
+      if (options.push) pollPush();
     }
     report();
   } catch (error) {
@@ -190,6 +220,13 @@ export async function recordWith(binding: RecordBinding, options: RecordOptions,
     sleeper.wake();
   }
   const finish = await finishRecorder(recorder, options.command !== undefined, hooks);
+  if (finish.push) {
+    try {
+      warn(fromBindingPushStats(finish.push).warnings);
+    } catch (error) {
+      failure ??= { error };
+    }
+  }
   if (failure) throw failure.error;
   return Profile.fromRecorder(recorder, finish);
 }

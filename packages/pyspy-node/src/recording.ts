@@ -10,6 +10,7 @@ import type { BindingFinish, BindingRecordOptions, BindingRecorder } from '../bi
 import type { Binding } from './binding.js';
 import { fromBindingError, PyspyError } from './errors.js';
 import { assertPid } from './pid.js';
+import { toBindingPush } from './push.js';
 import type { RecordOptions } from './record.js';
 
 /** The part of the native binding recording needs; tests pass fakes. */
@@ -121,7 +122,15 @@ export class Sleeper {
 
 function toBindingOptions(options: Omit<RecordOptions, 'onProgress'>, batches: boolean): BindingRecordOptions {
   const { pid, command } = options;
-  if ((pid === undefined) === (command === undefined)) {
+  if (options.allPythons) {
+    if (pid !== undefined || command !== undefined) {
+      throw new PyspyError('EINVAL', 'allPythons cannot be combined with pid or command');
+    }
+    if (options.push === undefined) throw new PyspyError('EINVAL', 'allPythons needs push: it only streams to a server');
+    if (options.uid !== undefined && !(Number.isInteger(options.uid) && options.uid >= 0)) {
+      throw new PyspyError('EINVAL', `uid must be a non-negative integer, got ${String(options.uid)}`);
+    }
+  } else if ((pid === undefined) === (command === undefined)) {
     throw new PyspyError('EINVAL', 'give exactly one of pid (a running process) and command (a program to launch)');
   }
   if (pid !== undefined) assertPid(pid);
@@ -142,11 +151,22 @@ function toBindingOptions(options: Omit<RecordOptions, 'onProgress'>, batches: b
       "the native and nonblocking options cannot be used together: a thread's native stack can only be read while the thread is paused",
     );
   }
+  if (batches && options.push !== undefined) {
+    throw new PyspyError('EINVAL', 'push is an option of record, not of sample or top');
+  }
   if (options.function && options.nolineno) {
     throw new PyspyError('EINVAL', 'the function and nolineno options cannot be used together');
   }
   return {
-    ...(pid !== undefined ? { pid } : { command: [...(command ?? [])] }),
+    ...(options.allPythons
+      ? {
+          allPythons: true,
+          ...(options.match !== undefined ? { matchCommand: options.match } : {}),
+          ...(options.uid !== undefined ? { uid: options.uid } : {}),
+        }
+      : pid !== undefined
+        ? { pid }
+        : { command: [...(command ?? [])] }),
     rate: options.rate ?? 100,
     ...(options.duration !== undefined ? { duration: options.duration } : {}),
     gil: options.gil ?? false,
@@ -163,6 +183,7 @@ function toBindingOptions(options: Omit<RecordOptions, 'onProgress'>, batches: b
     gilWaitFrames: options.gilWaitFrames ?? false,
     captureOutput: options.captureOutput ?? false,
     batches,
+    ...(options.push !== undefined ? { push: toBindingPush(options.push) } : {}),
   };
 }
 

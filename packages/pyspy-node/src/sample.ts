@@ -24,7 +24,7 @@ const DONE_POLL_MS = 100;
  * Options for {@link sample}: those of {@link record} without `duration` and
  * `onProgress`, plus `interval`.
  */
-export interface SampleOptions extends Omit<RecordOptions, 'duration' | 'onProgress'> {
+export interface SampleOptions extends Omit<RecordOptions, 'duration' | 'onProgress' | 'push'> {
   /** Milliseconds each batch covers. @default 1000 */
   interval?: number;
 }

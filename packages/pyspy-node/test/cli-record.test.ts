@@ -345,3 +345,59 @@ describe('pyspy-node record: stopping and exit codes', () => {
     expect(startLine(50, 0.5)).toBe('Sampling process 50 times a second for 0.5 seconds. Press Control-C to exit.');
   });
 });
+
+describe('pyspy-node record --push', () => {
+  it('passes the push options, writes no file without -o, prints warnings and the summary', async () => {
+    const recorder = doneRecorder();
+    recorder.finishResult.finish!.push = {
+      pushed: 3, bytes: 2048, samples: 30, dropped: 1, failed: 0, retries: 2, queued: 0, queuedBytes: 0,
+      warnings: ['push: http://h:4040 failed (connection refused); retrying with backoff, sampling goes on'],
+    };
+    const cwd = process.cwd();
+    process.chdir(dir);
+    let result;
+    try {
+      result = await run([
+        'record', '-p', '7', '--push', 'http://me:pw@h:4040', '--app-name', 'api', '--tag', 'env=prod', '--tag', 'k=a=b',
+        '--push-interval', '5', '--push-tenant', 't1',
+      ], { recorder });
+    } finally {
+      process.chdir(cwd);
+    }
+    const { code, stderr, binding } = result;
+    expect(code, stderr).toBe(0);
+    expect(binding.startRecorder.mock.calls[0]?.[0].push).toEqual({
+      url: 'http://me:pw@h:4040', appName: 'api', tags: ['env=prod', 'k=a=b'], interval: 5, tenant: 't1',
+    });
+    expect(readdirSync(dir)).toEqual([]);
+    expect(stderr).toContain('pyspy-node> push: http://h:4040 failed (connection refused)');
+    expect(stderr).toContain('Pushing to http://***@h:4040 every 5 seconds as service_name=api');
+    expect(stderr).toContain('Pushed 3 windows (30 samples, 2.0 KiB) to http://***@h:4040; dropped 1; retried sends 2');
+    expect(stderr).not.toContain('pw');
+  });
+
+  it.each([
+    [['--push', 'http://h', '--tag', 'novalue'], "Expected key=value, got 'novalue'"],
+    [['--tag', 'a=b'], 'need --push <url>'],
+    [['--app-name', 'x'], 'need --push <url>'],
+    [['--push', 'http://h', '--push-interval', '0'], 'The push interval must be a number above 0'],
+    [['--all-pythons'], '--all-pythons needs --push <url>'],
+    [['--all-pythons', '--push', 'http://h'], '--all-pythons cannot be combined with --pid or a command'],
+    [['--match', 'x'], '--match and --uid need --all-pythons'],
+  ])('%j fails with one clear line and exit code 1', async (args, message) => {
+    const { code, stderr, binding } = await run(['record', '-p', '1', ...args]);
+    expect(code).toBe(1);
+    expect(stderr).toContain(message);
+    expect(binding.startRecorder).not.toHaveBeenCalled();
+  });
+
+  it('reports a server that cannot be reached as one line', async () => {
+    const { code, stderr } = await run(['record', '-p', '9', '--push', 'http://127.0.0.1:1'], {
+      recorder: { code: 'EPUSH', message: 'cannot push to http://127.0.0.1:1: the server cannot be reached (connection refused)' },
+    });
+    expect({ code, stderr }).toEqual({
+      code: 1,
+      stderr: 'Error: cannot push to http://127.0.0.1:1: the server cannot be reached (connection refused)\n',
+    });
+  });
+});

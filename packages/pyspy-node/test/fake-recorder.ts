@@ -6,6 +6,7 @@ import type {
   BindingError,
   BindingFinishResult,
   BindingProgress,
+  BindingPushStats,
   BindingRecordOptions,
   BindingRecorder,
   BindingStacks,
@@ -65,6 +66,9 @@ export class FakeRecorder implements BindingRecorder {
     return this.finishResult;
   });
   readonly stacks = vi.fn((): BindingStacks | null => bindingStacks);
+  /** What `pushStats()` answers (null: not pushing). */
+  pushStatsResult: BindingPushStats | null = null;
+  readonly pushStats = vi.fn((): BindingPushStats | null => this.pushStatsResult);
   readonly encode = vi.fn(
     (format: string, title?: string | null): Buffer | BindingError =>
       this.encoded ?? Buffer.from(`${format}|${title ?? 'pyspy-node'}`),

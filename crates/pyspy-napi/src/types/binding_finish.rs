@@ -1,7 +1,7 @@
 use napi_derive::napi;
 use pyspy_sampler::{Finished, StopReason};
 
-use crate::types::BindingError;
+use crate::types::{BindingError, BindingPushStats};
 
 /// How a recording ended.
 #[napi(object, object_from_js = false)]
@@ -19,6 +19,8 @@ pub struct BindingFinish {
     pub exit_code: Option<i32>,
     /// A launched command's terminating signal number, when killed by one.
     pub exit_signal: Option<i32>,
+    /// What pushing did, when pushing (its warnings: the ones not yet read).
+    pub push: Option<BindingPushStats>,
 }
 
 /// `finish()`'s result: exactly one of the two is set.
@@ -45,6 +47,7 @@ impl From<&Finished> for BindingFinish {
             duration_ms: f.profile.duration.as_secs_f64() * 1e3,
             exit_code: f.exit_status.and_then(|s| s.code()),
             exit_signal: f.exit_status.and_then(signal),
+            push: None,
         }
     }
 }

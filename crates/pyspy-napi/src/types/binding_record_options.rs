@@ -3,7 +3,7 @@ use std::time::Duration;
 use napi_derive::napi;
 use pyspy_sampler::{LineMode, ReadMode, RecordConfig, Target};
 
-use crate::types::BindingError;
+use crate::types::{BindingError, BindingPushOptions};
 
 /// Options of `startRecorder`; mirrors `pyspy_sampler::RecordConfig` plus
 /// the target. Exactly one of `pid` and `command` must be set.
@@ -55,6 +55,17 @@ pub struct BindingRecordOptions {
     /// A launched command's standard streams go to `/dev/null`.
     /// @default false
     pub capture_output: Option<bool>,
+    /// Push a window every interval to Grafana Pyroscope (the recorder then
+    /// owns the batches: `takeBatch` returns null).
+    pub push: Option<BindingPushOptions>,
+    /// Every CPython process on the machine (found within a second of
+    /// starting, dropped when they exit), each its own series; needs `push`
+    /// and neither `pid` nor `command`.
+    pub all_pythons: Option<bool>,
+    /// With `allPythons`: only processes whose command line contains this.
+    pub match_command: Option<String>,
+    /// With `allPythons`: only processes of this user id.
+    pub uid: Option<u32>,
 }
 
 impl BindingRecordOptions {
@@ -65,6 +76,8 @@ impl BindingRecordOptions {
             message: m,
         };
         let target = match (&self.pid, &self.command) {
+            // Host-wide: the target is a placeholder, never started.
+            (None, None) if self.all_pythons.unwrap_or(false) => Target::Pid(0),
             (Some(pid), None) => {
                 let pid = i32::try_from(*pid)
                     .ok()

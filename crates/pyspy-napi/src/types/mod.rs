@@ -9,6 +9,7 @@ mod binding_frame;
 mod binding_local_variable;
 mod binding_process_dump;
 mod binding_progress;
+mod binding_push;
 mod binding_record_options;
 mod binding_stacks;
 mod binding_thread_stack;
@@ -22,6 +23,7 @@ pub use self::{
 pub use self::{
     binding_finish::{BindingFinish, BindingFinishResult},
     binding_progress::BindingProgress,
+    binding_push::{BindingPushOptions, BindingPushStats},
     binding_record_options::BindingRecordOptions,
     binding_stacks::{BindingStack, BindingStackFrame, BindingStacks},
 };

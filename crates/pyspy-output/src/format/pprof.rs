@@ -5,7 +5,9 @@
 //! [`crate::Clock`]; the default), the time value being count × period.
 //! Each unique stack of each thread is one sample with its locations leaf
 //! first and labels `thread id` (Python's, numeric), `thread native id` (OS,
-//! numeric, when known), `thread name` (when known) and `pid` (numeric).
+//! numeric, when known), `thread name` (when known) and `pid` (numeric);
+//! with [`crate::OutputOptions::snake_case_labels`] the keys are
+//! `thread_id`, `thread_native_id`, `thread_name` (Pyroscope's rule).
 //! There is one Function per (name, filename, first line) and one Location
 //! per (function, line) with one Line and no mapping (Python code has no
 //! addresses). Functions have no `system_name`: when it equals the name,
@@ -132,7 +134,7 @@ fn build(profile: &Profile, options: &OutputOptions) -> Vec<u8> {
     let labels: Vec<Vec<u8>> = profile
         .threads
         .iter()
-        .map(|t| thread_labels(t, &mut strings))
+        .map(|t| thread_labels(t, options.snake_case_labels, &mut strings))
         .collect();
     for stack in &profile.stacks {
         if stack.frames.is_empty() || stack.count == 0 {
@@ -184,7 +186,14 @@ fn build(profile: &Profile, options: &OutputOptions) -> Vec<u8> {
 }
 
 /// The encoded `label` fields (3) every sample of `thread` carries.
-fn thread_labels(thread: &ThreadInfo, strings: &mut Strings) -> Vec<u8> {
+fn thread_labels(thread: &ThreadInfo, snake_case: bool, strings: &mut Strings) -> Vec<u8> {
+    let key = |k: &'static str| {
+        if snake_case {
+            k.replace(' ', "_")
+        } else {
+            k.to_owned()
+        }
+    };
     let mut out = Vec::new();
     let mut label = Vec::new();
     let mut num = |out: &mut Vec<u8>, key: u64, v: u64| {
@@ -193,14 +202,14 @@ fn thread_labels(thread: &ThreadInfo, strings: &mut Strings) -> Vec<u8> {
         proto::int(&mut label, 3, v);
         proto::bytes(out, 3, &label);
     };
-    num(&mut out, strings.get("thread id"), thread.thread_id);
+    num(&mut out, strings.get(&key("thread id")), thread.thread_id);
     if let Some(os) = thread.os_thread_id {
-        num(&mut out, strings.get("thread native id"), os);
+        num(&mut out, strings.get(&key("thread native id")), os);
     }
     num(&mut out, strings.get("pid"), thread.pid as i64 as u64);
     if let Some(name) = &thread.name {
         let mut label = Vec::new();
-        proto::int(&mut label, 1, strings.get("thread name"));
+        proto::int(&mut label, 1, strings.get(&key("thread name")));
         proto::int(&mut label, 2, strings.get(name));
         proto::bytes(&mut out, 3, &label);
     }

@@ -217,6 +217,19 @@ fn samples_carry_thread_labels() {
 }
 
 #[test]
+fn snake_case_labels_for_pyroscope() {
+    let options = OutputOptions {
+        snake_case_labels: true,
+        ..Default::default()
+    };
+    let d = decode(&encode_to_vec(&two_threads(), Format::Pprof, &options).unwrap());
+    let main = &d.labels[0];
+    assert_eq!(main["thread_name"], "MainThread");
+    assert_eq!(main["thread_native_id"], "101");
+    assert!(main.keys().all(|k| !k.contains(' ')), "{main:?}");
+}
+
+#[test]
 fn wall_clock_is_named_wall() {
     let options = OutputOptions {
         clock: Clock::Wall,

@@ -1,0 +1,225 @@
+/**
+ * A real Grafana Pyroscope server for the push tests: built once per machine
+ * by scripts/pyroscope.mjs (cached outside the checkout), started on
+ * 127.0.0.1 only with its data in a temporary directory, and queried through
+ * its Connect JSON API. {@link stopAllPyroscopes} (call it in `afterAll`)
+ * stops every server started here and removes its directory, pass or fail.
+ *
+ * @module
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+import { killChild } from './children.js';
+import { REPO_ROOT } from './pythons.js';
+
+/** How long the first build may take on a fresh machine (module downloads and compiling). */
+export const PYROSCOPE_BUILD_TIMEOUT_MS = 40 * 60_000;
+
+/**
+ * The server binary, building it when the cache lacks it. Throws (the tests
+ * fail loudly) when it cannot be had.
+ */
+export function pyroscopeBinary(): string {
+  const out = execFileSync(process.execPath, [path.join(REPO_ROOT, 'scripts/pyroscope.mjs')], {
+    cwd: REPO_ROOT,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    timeout: PYROSCOPE_BUILD_TIMEOUT_MS,
+  });
+  const lines = out.trim().split('\n');
+  return lines[lines.length - 1]!;
+}
+
+/** A free TCP port on loopback (bound, read, released). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      srv.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** A server's fixed identity: ports and data directory survive a restart. */
+export interface PyroscopeSite {
+  bin: string;
+  dir: string;
+  http: number;
+  grpc: number;
+  memberlist: number;
+}
+
+/** A running server. */
+export interface Pyroscope {
+  site: PyroscopeSite;
+  /** `http://127.0.0.1:PORT`. */
+  url: string;
+  child: ChildProcess;
+  /** Its log so far (stdout and stderr), for failure messages. */
+  log(): string;
+}
+
+const running = new Set<Pyroscope>();
+const sites = new Set<PyroscopeSite>();
+
+/** Reserves ports and a temporary data directory for a server. */
+export async function newSite(bin: string): Promise<PyroscopeSite> {
+  const site = {
+    bin,
+    dir: mkdtempSync(path.join(os.tmpdir(), 'pyspy-pyroscope-')),
+    http: await freePort(),
+    grpc: await freePort(),
+    memberlist: await freePort(),
+  };
+  sites.add(site);
+  return site;
+}
+
+/** Starts the server of `site` and waits for `/ready`. */
+export async function startPyroscope(site: PyroscopeSite, readyTimeoutMs = 60_000): Promise<Pyroscope> {
+  const lo = '127.0.0.1';
+  const args = [
+    '-self-profiling.disable-push=true',
+    '-usage-stats.enabled=false',
+    '-ingester.min-ready-duration=0s',
+    `-server.http-listen-address=${lo}`,
+    `-server.http-listen-port=${site.http}`,
+    `-server.grpc-listen-address=${lo}`,
+    `-server.grpc-listen-port=${site.grpc}`,
+    `-memberlist.bind-addr=${lo}`,
+    `-memberlist.bind-port=${site.memberlist}`,
+    `-memberlist.advertise-addr=${lo}`,
+    ...[
+      'ring.store',
+      'distributor.ring.store',
+      'query-scheduler.ring.store',
+      'overrides-exporter.ring.store',
+      'compactor.ring.store',
+      'store-gateway.sharding-ring.store',
+    ].map((flag) => `-${flag}=inmemory`),
+    ...[
+      'ingester.lifecycler.addr',
+      'distributor.ring.instance-addr',
+      'query-scheduler.ring.instance-addr',
+      'query-frontend.instance-addr',
+      'overrides-exporter.ring.instance-addr',
+      'compactor.ring.instance-addr',
+      'store-gateway.sharding-ring.instance-addr',
+    ].map((flag) => `-${flag}=${lo}`),
+    `-pyroscopedb.data-path=${path.join(site.dir, 'data')}`,
+    '-storage.backend=filesystem',
+    `-storage.filesystem.dir=${path.join(site.dir, 'shared')}`,
+  ];
+  const child = spawn(site.bin, args, { cwd: site.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  const keep = (chunk: Buffer) => {
+    log = (log + chunk.toString()).slice(-20_000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const server: Pyroscope = { site, url: `http://${lo}:${site.http}`, child, log: () => log };
+  running.add(server);
+  const started = Date.now();
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`pyroscope exited before it was ready (${child.exitCode ?? child.signalCode}):\n${log}`);
+    }
+    try {
+      const res = await fetch(`${server.url}/ready`);
+      if (res.ok && (await res.text()).trim() === 'ready') return server;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() - started > readyTimeoutMs) {
+      throw new Error(`pyroscope was not ready within ${readyTimeoutMs} ms:\n${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Kills `server` (SIGKILL: as abrupt as a crash) and waits for it to be gone. */
+export async function killPyroscope(server: Pyroscope): Promise<void> {
+  await killChild(server.child);
+  running.delete(server);
+}
+
+/** Stops every server started here and removes their data directories. */
+export async function stopAllPyroscopes(): Promise<void> {
+  await Promise.all([...running].map((s) => killPyroscope(s)));
+  for (const site of sites) rmSync(site.dir, { recursive: true, force: true });
+  sites.clear();
+}
+
+process.once('exit', () => {
+  for (const s of running) s.child.kill('SIGKILL');
+  for (const site of sites) rmSync(site.dir, { recursive: true, force: true });
+});
+
+/** POSTs a Connect JSON call and returns the parsed answer; throws on a non-2xx status. */
+export async function connectCall<T>(url: string, method: string, body: unknown): Promise<T> {
+  const res = await fetch(`${url}/${method}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method}: HTTP ${res.status}: ${text}`);
+  return JSON.parse(text) as T;
+}
+
+/** Self and total sample values per function name, from a merged flame graph. */
+export interface FunctionTotals {
+  self: Map<string, number>;
+  total: number;
+}
+
+interface FlameGraph {
+  flamegraph?: { names: string[]; levels: { values: (string | number)[] }[]; total?: string | number };
+}
+
+/**
+ * Queries `SelectMergeStacktraces` for `selector` over [startMs, endMs] and
+ * sums each function's self value (levels hold [offset, total, self, name] quads).
+ */
+export async function functionTotals(
+  url: string,
+  profileTypeID: string,
+  selector: string,
+  startMs: number,
+  endMs: number,
+): Promise<FunctionTotals> {
+  const answer = await connectCall<FlameGraph>(url, 'querier.v1.QuerierService/SelectMergeStacktraces', {
+    profileTypeID,
+    labelSelector: selector,
+    start: startMs,
+    end: endMs,
+  });
+  const self = new Map<string, number>();
+  const fg = answer.flamegraph;
+  if (!fg) return { self, total: 0 };
+  for (const level of fg.levels) {
+    const v = level.values.map(Number);
+    for (let i = 0; i + 3 < v.length; i += 4) {
+      const name = fg.names[v[i + 3]!]!;
+      self.set(name, (self.get(name) ?? 0) + v[i + 2]!);
+    }
+  }
+  return { self, total: Number(fg.total ?? 0) };
+}
+
+/** The values of label `name` among series matching `selector`. */
+export async function labelValues(url: string, name: string, selector: string, startMs: number, endMs: number): Promise<string[]> {
+  const answer = await connectCall<{ names?: string[] }>(url, 'querier.v1.QuerierService/LabelValues', {
+    name,
+    matchers: [selector],
+    start: startMs,
+    end: endMs,
+  });
+  return answer.names ?? [];
+}
