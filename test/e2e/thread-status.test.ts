@@ -100,10 +100,18 @@ function countStatuses(dumps: ProcessDump[], byTid: Map<number, string>): Status
       if (SPINNERS.includes(name)) {
         c.spinnerSeen++;
         if (!t.active) c.spinnerIdle++;
-        if (t.status === 'gil_wait') c.spinnerGilWait++;
+        if (t.status === 'gil_wait') {
+          c.spinnerGilWait++;
+          // A GIL wait is a futex wait (or its restart after one of our pauses).
+          expect(['futex', 'restart_syscall']).toContain(t.syscall);
+        }
         expect(t.active).toBe(t.status !== 'idle');
       } else if (IDLE_THREADS.includes(name) && (t.active || t.status !== 'idle')) {
         c.idleThreadsActive.push(`dump ${i}: ${name} ${t.status}`);
+      } else if (name === 'sleeper' && !['clock_nanosleep', 'nanosleep', 'select', 'pselect6', 'restart_syscall'].includes(t.syscall ?? '')) {
+        c.idleThreadsActive.push(`dump ${i}: the sleeper waits in ${t.syscall}, not a sleep`);
+      } else if (name === 'lock-waiter' && !['futex', 'restart_syscall'].includes(t.syscall ?? '')) {
+        c.idleThreadsActive.push(`dump ${i}: the lock waiter waits in ${t.syscall}, not a futex`);
       }
     }
   });

@@ -48,6 +48,9 @@ pub struct ThreadStack {
     pub active: bool,
     /// Running, waiting for the GIL, or idle, when read.
     pub status: ThreadStatus,
+    /// For a thread waiting (idle or for the GIL): the system call it was
+    /// blocked in (`futex`, `clock_nanosleep`, ...), when known.
+    pub syscall: Option<String>,
     /// Held the GIL when read.
     pub owns_gil: bool,
     /// Frames, innermost first.

@@ -50,10 +50,11 @@ pub use namespace::{namespace_pid, parse_nspid, thread_ids, TidMap};
 #[cfg(target_os = "linux")]
 pub use source::{ReadPath, DEBUG_ENV, FORCE_PROC_MEM_ENV};
 #[cfg(target_os = "linux")]
-pub use thread_files::{Activity, ThreadFiles};
+pub use thread_files::{syscall_name, Activity, ThreadFiles};
 #[cfg(not(target_os = "linux"))]
 pub use unsupported::{
-    namespace_pid, thread_ids, Activity, OsThread, PauseGuard, Process, ThreadFiles, TidMap,
+    namespace_pid, syscall_name, thread_ids, Activity, OsThread, PauseGuard, Process, ThreadFiles,
+    TidMap,
 };
 
 /// A process id.

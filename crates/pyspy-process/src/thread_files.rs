@@ -19,6 +19,8 @@ pub enum Activity {
     Blocked {
         /// The futex word's address, for a `futex` call.
         futex: Option<u64>,
+        /// The system call's number, when known.
+        syscall: Option<i64>,
     },
 }
 
@@ -79,12 +81,19 @@ impl ThreadFiles {
                 Some(Syscall::Running) => Activity::Running,
                 Some(Syscall::In { nr, arg0 }) => Activity::Blocked {
                     futex: futex_address(nr, arg0),
+                    syscall: Some(nr),
                 },
                 // Sleeping outside a system call (a page fault, say).
-                Some(Syscall::User) | None => Activity::Blocked { futex: None },
+                Some(Syscall::User) | None => Activity::Blocked {
+                    futex: None,
+                    syscall: None,
+                },
             }
         } else {
-            Activity::Blocked { futex: None }
+            Activity::Blocked {
+                futex: None,
+                syscall: None,
+            }
         };
         match n {
             Some(n) if activity != Activity::Running => {
@@ -109,6 +118,7 @@ impl ThreadFiles {
             Syscall::User => Some(Activity::Running),
             Syscall::In { nr, arg0 } => Some(Activity::Blocked {
                 futex: futex_address(nr, arg0),
+                syscall: Some(nr),
             }),
         }
     }
@@ -136,6 +146,41 @@ impl ThreadFiles {
 /// structures, which is all the caller compares it with.
 fn futex_address(nr: i64, arg0: u64) -> Option<u64> {
     (nr == libc::SYS_futex || nr == libc::SYS_restart_syscall).then_some(arg0)
+}
+
+/// The name of x86-64 system call `nr`, for the ones a blocked thread is
+/// commonly found in (`None` for the rest: the number is still known).
+pub fn syscall_name(nr: i64) -> Option<&'static str> {
+    if !cfg!(target_arch = "x86_64") {
+        return None;
+    }
+    Some(match nr {
+        0 => "read",
+        1 => "write",
+        7 => "poll",
+        17 => "pread64",
+        19 => "readv",
+        23 => "select",
+        34 => "pause",
+        35 => "nanosleep",
+        43 => "accept",
+        45 => "recvfrom",
+        47 => "recvmsg",
+        61 => "wait4",
+        202 => "futex",
+        219 => "restart_syscall",
+        230 => "clock_nanosleep",
+        232 => "epoll_wait",
+        247 => "waitid",
+        270 => "pselect6",
+        271 => "ppoll",
+        281 => "epoll_pwait",
+        288 => "accept4",
+        299 => "recvmmsg",
+        441 => "epoll_pwait2",
+        449 => "futex_waitv",
+        _ => return None,
+    })
 }
 
 /// A `/proc/PID/task/TID/syscall` line.
@@ -233,7 +278,10 @@ mod tests {
         let mut files = ThreadFiles::default();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
-            if let Some(Activity::Blocked { futex: Some(addr) }) = files.activity(pid, tid, true) {
+            if let Some(Activity::Blocked {
+                futex: Some(addr), ..
+            }) = files.activity(pid, tid, true)
+            {
                 // Rust's condvar waits on a futex word inside the Condvar.
                 let cv = &pair.1 as *const _ as u64;
                 assert!(
@@ -250,7 +298,7 @@ mod tests {
         // Unchanged schedstat: the same answer, from the cache.
         assert!(matches!(
             files.activity(pid, tid, true),
-            Some(Activity::Blocked { futex: Some(_) })
+            Some(Activity::Blocked { futex: Some(_), .. })
         ));
         *pair.0.lock().unwrap() = true;
         pair.1.notify_all();

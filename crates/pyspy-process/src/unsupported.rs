@@ -141,6 +141,8 @@ pub enum Activity {
     Blocked {
         /// The futex it waits on.
         futex: Option<u64>,
+        /// The system call.
+        syscall: Option<i64>,
     },
 }
 
@@ -167,4 +169,9 @@ pub fn namespace_pid(_pid: Pid) -> Option<Pid> {
 /// See the Linux version.
 pub fn thread_ids(_pid: Pid) -> Vec<(Pid, Pid)> {
     Vec::new()
+}
+
+/// See the Linux version.
+pub fn syscall_name(_nr: i64) -> Option<&'static str> {
+    None
 }

@@ -12,12 +12,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use pyspy_core::{CoreFile, CoreOptions};
-use pyspy_cpython::{find_interpreter, Frame, GilLocation, StackWalker, ThreadStack};
+use pyspy_cpython::{find_interpreter, Frame, GilLocation, StackWalker, ThreadStack, ThreadStatus};
 use pyspy_process::{Activity, MemoryExt, Target};
 
 use crate::filenames::ShortFilenames;
 use crate::session::{DumpConfig, ProcessDump};
-use crate::status::classify;
+use crate::status::{blocked_in, classify};
 use crate::Error;
 
 /// Reads every thread's Python stack out of the core file at `path`.
@@ -102,9 +102,11 @@ pub fn dump_core(
                     _ => Activity::Blocked {
                         futex: (nr == libc::SYS_futex || nr == libc::SYS_restart_syscall)
                             .then_some(arg0),
+                        syscall: Some(nr),
                     },
                 });
         let status = classify(activity, gil.as_ref(), owns_gil, !frames.is_empty());
+        let syscall = blocked_in(activity).filter(|_| status != ThreadStatus::Running);
         threads.push(ThreadStack {
             thread_id: ts.thread_id,
             os_thread_id,
@@ -113,6 +115,7 @@ pub fn dump_core(
             thread_name: names.get(&ts.thread_id).cloned(),
             active: status.is_active(),
             status,
+            syscall,
             owns_gil,
             frames,
         });

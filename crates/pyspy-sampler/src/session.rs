@@ -8,10 +8,10 @@ use pyspy_cpython::{
     ThreadStatus,
 };
 use pyspy_native::{MergedFrame, NativeStacks, NativeSymbol};
-use pyspy_process::{PauseGuard, Pid, Process, ThreadFiles, TidMap};
+use pyspy_process::{Activity, PauseGuard, Pid, Process, ThreadFiles, TidMap};
 
 use crate::filenames::ShortFilenames;
-use crate::status::{classify, GilRange};
+use crate::status::{blocked_in, classify, GilRange};
 use crate::Error;
 
 /// How a sample is kept consistent with the running target.
@@ -235,6 +235,11 @@ impl Session {
                 thread_name: self.names.get(&t.thread_id).cloned(),
                 active: t.status.is_active(),
                 status: t.status,
+                syscall: blocked_in(t.syscall.map(|nr| Activity::Blocked {
+                    futex: None,
+                    syscall: Some(nr),
+                }))
+                .filter(|_| t.status != ThreadStatus::Running),
                 owns_gil: t.owns_gil,
                 frames,
             });
@@ -389,6 +394,7 @@ impl Session {
                 .map(|tid| tid as u64);
             t.namespace_thread_id = own_tid.filter(|own| t.os_thread_id != Some(*own));
             t.owns_gil = holder != 0 && holder == ts.addr;
+            t.syscall = None;
             t.in_gc = gc_running && t.owns_gil;
             // Paused, a thread shows where it stopped: inside a system
             // call (waiting: sleep, lock, I/O, the GIL) or in user code
@@ -403,6 +409,9 @@ impl Session {
                     } else {
                         self.thread_files.activity(pid, tid as Pid, gil.is_some())
                     };
+                    if let Some(Activity::Blocked { syscall, .. }) = activity {
+                        t.syscall = syscall;
+                    }
                     classify(activity, gil.as_ref(), t.owns_gil, !t.frames.is_empty())
                 }
             };
@@ -452,6 +461,8 @@ pub struct RawThread {
     pub active: bool,
     /// Running, waiting for the GIL, or idle.
     pub status: ThreadStatus,
+    /// The system call a blocked thread was in, when read.
+    pub syscall: Option<i64>,
     /// Held the GIL while a garbage collection ran (it is the collector).
     pub in_gc: bool,
     /// Held the GIL.

@@ -45,6 +45,20 @@ impl GilRange {
     }
 }
 
+/// The name (else the number) of the system call a blocked thread was in.
+pub(crate) fn blocked_in(activity: Option<Activity>) -> Option<String> {
+    match activity {
+        Some(Activity::Blocked {
+            syscall: Some(nr), ..
+        }) => Some(
+            pyspy_process::syscall_name(nr)
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("syscall {nr}")),
+        ),
+        _ => None,
+    }
+}
+
 /// The status of a thread that the kernel found doing `activity` (`None`:
 /// unknown, then a thread with Python frames counts as running).
 pub(crate) fn classify(
@@ -60,9 +74,9 @@ pub(crate) fn classify(
     }
     match activity {
         Some(Activity::Running) => ThreadStatus::Running,
-        Some(Activity::Blocked { futex: Some(at) }) if gil.is_some_and(|g| g.contains(&at)) => {
-            ThreadStatus::GilWait
-        }
+        Some(Activity::Blocked {
+            futex: Some(at), ..
+        }) if gil.is_some_and(|g| g.contains(&at)) => ThreadStatus::GilWait,
         Some(Activity::Blocked { .. }) => ThreadStatus::Idle,
         None if has_frames => ThreadStatus::Running,
         None => ThreadStatus::Idle,
@@ -76,7 +90,12 @@ mod tests {
     #[test]
     fn a_futex_inside_the_gil_is_a_gil_wait() {
         let gil = 0x1000..0x10d0;
-        let blocked = |at| Some(Activity::Blocked { futex: Some(at) });
+        let blocked = |at| {
+            Some(Activity::Blocked {
+                futex: Some(at),
+                syscall: Some(202),
+            })
+        };
         assert_eq!(
             classify(blocked(0x1040), Some(&gil), false, true),
             ThreadStatus::GilWait
@@ -93,7 +112,10 @@ mod tests {
             classify(blocked(0x1040), None, false, true),
             ThreadStatus::Idle
         );
-        let sleeping = Some(Activity::Blocked { futex: None });
+        let sleeping = Some(Activity::Blocked {
+            futex: None,
+            syscall: Some(230),
+        });
         assert_eq!(
             classify(sleeping, Some(&gil), false, true),
             ThreadStatus::Idle

@@ -421,6 +421,8 @@ export interface BindingThreadStack {
   active: boolean
   /** `running`, `gil_wait` or `idle`. */
   status: string
+  /** For a waiting thread: the system call it was blocked in, when known. */
+  syscall: string | null
   /** Held the GIL when read. */
   ownsGil: boolean
   /** Frames, innermost first. */

@@ -90,6 +90,7 @@ export function toProcessDump(dump: BindingProcessDump): ProcessDump {
       threadName: thread.threadName ?? null,
       active: thread.active,
       status: thread.status as ThreadStatus,
+      syscall: thread.syscall ?? null,
       ownsGil: thread.ownsGil,
       frames: thread.frames.map((frame) => ({
         name: frame.name,

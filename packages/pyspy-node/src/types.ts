@@ -90,6 +90,12 @@ export interface ThreadStack {
    * I/O, sleep, locks, condition variables).
    */
   status: ThreadStatus;
+  /**
+   * For a thread that was waiting (`idle` or `gil_wait`): the system call it
+   * was blocked in (`futex`, `clock_nanosleep`, `epoll_wait`, ...; `syscall N`
+   * for a number without a name), else `null`.
+   */
+  syscall: string | null;
   /** Held the GIL when read. */
   ownsGil: boolean;
   /** Frames, innermost first. */

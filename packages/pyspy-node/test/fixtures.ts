@@ -20,6 +20,7 @@ export const bindingDump: BindingProcessDump = {
       threadName: 'worker-1',
       active: true,
       status: 'gil_wait',
+      syscall: 'futex',
       ownsGil: false,
       frames: [
         {
@@ -43,6 +44,7 @@ export const bindingDump: BindingProcessDump = {
       threadName: 'MainThread',
       active: true,
       status: 'running',
+      syscall: null,
       ownsGil: true,
       frames: [
         { name: 'spin', filename: '/home/me/demo.py', shortFilename: null, line: 12, module: null, locals: null },
@@ -59,7 +61,7 @@ export const withIdleThread: ProcessDump = {
   ...processDump,
   threads: [
     ...processDump.threads,
-    { pid: 4242, threadId: 0xabc, osThreadId: null, namespaceThreadId: null, threadName: null, active: false, status: 'idle', ownsGil: false, frames: [] },
+    { pid: 4242, threadId: 0xabc, osThreadId: null, namespaceThreadId: null, threadName: null, active: false, status: 'idle', syscall: 'clock_nanosleep', ownsGil: false, frames: [] },
   ],
 };
 
@@ -79,5 +81,6 @@ export const inContainer: ProcessDump = {
     namespaceThreadId: i === 0 ? 2 : 1,
     active: i === 0 ? false : t.active,
     status: i === 0 ? 'idle' : t.status,
+    syscall: i === 0 ? 'futex' : t.syscall,
   })),
 };

@@ -15,9 +15,12 @@ describe('formatJson', () => {
       'active',
       'owns_gil',
       'status',
+      'syscall',
       'frames',
       'process_info',
     ]);
+    // A waiting thread names the system call it waited in; a running one has no such key.
+    expect(traces[0]).toMatchObject({ status: 'gil_wait', syscall: 'futex' });
     expect(traces[1]).toEqual({
       pid: 4242,
       thread_id: 0x7f3a1d000740,

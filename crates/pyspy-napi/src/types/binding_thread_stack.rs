@@ -21,6 +21,8 @@ pub struct BindingThreadStack {
     pub active: bool,
     /// `running`, `gil_wait` or `idle`.
     pub status: String,
+    /// For a waiting thread: the system call it was blocked in, when known.
+    pub syscall: Option<String>,
     /// Held the GIL when read.
     pub owns_gil: bool,
     /// Frames, innermost first.
@@ -37,6 +39,7 @@ impl From<pyspy_sampler::ThreadStack> for BindingThreadStack {
             thread_name: t.thread_name,
             active: t.active,
             status: t.status.as_str().to_owned(),
+            syscall: t.syscall,
             owns_gil: t.owns_gil,
             frames: t.frames.into_iter().map(Into::into).collect(),
         }

@@ -28,6 +28,8 @@ export interface JsonStackTrace {
   owns_gil: boolean;
   /** See `ThreadStack.status` (not in py-spy's JSON). */
   status: ThreadStatus;
+  /** See `ThreadStack.syscall` (not in py-spy's JSON); only for a waiting thread whose call is known. */
+  syscall?: string;
   /** See `ThreadStack.frames`. */
   frames: JsonFrame[];
   /** Always `null`: py-spy fills it only for subprocesses, which `dump` does not follow yet. */
@@ -72,6 +74,7 @@ export function toJsonTraces(dump: ProcessDump): JsonStackTrace[] {
     active: thread.active,
     owns_gil: thread.ownsGil,
     status: thread.status,
+    ...(thread.syscall === null ? {} : { syscall: thread.syscall }),
     frames: thread.frames.map((frame) => ({
       name: frame.name,
       filename: frame.filename,
