@@ -11,6 +11,7 @@
 //! CPython (that is `pyspy-cpython`).
 #![deny(missing_docs)]
 
+mod activity;
 mod error;
 mod fake;
 #[cfg(target_os = "linux")]
@@ -36,6 +37,7 @@ mod unsupported;
 #[cfg(target_os = "linux")]
 mod vm_read;
 
+pub use activity::{syscall_name, Activity};
 pub use error::{Error, ReadError, HOW_TO_GET_PTRACE_RIGHTS};
 pub use fake::FakeMemory;
 pub use mapped_file::{map_file, MappedFile};
@@ -50,11 +52,10 @@ pub use namespace::{namespace_pid, parse_nspid, thread_ids, TidMap};
 #[cfg(target_os = "linux")]
 pub use source::{ReadPath, DEBUG_ENV, FORCE_PROC_MEM_ENV};
 #[cfg(target_os = "linux")]
-pub use thread_files::{syscall_name, Activity, ThreadFiles};
+pub use thread_files::ThreadFiles;
 #[cfg(not(target_os = "linux"))]
 pub use unsupported::{
-    namespace_pid, syscall_name, thread_ids, Activity, OsThread, PauseGuard, Process, ThreadFiles,
-    TidMap,
+    namespace_pid, thread_ids, OsThread, PauseGuard, Process, ThreadFiles, TidMap,
 };
 
 /// A process id.

@@ -6,23 +6,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use crate::Pid;
-
-/// What a thread was doing, as the kernel shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activity {
-    /// On a CPU or waiting for one; for a stopped thread, stopped in user
-    /// code (computing).
-    Running,
-    /// Blocked in a system call; `futex` is the address a `futex` wait
-    /// sleeps on (what tells a wait for the GIL from any other wait).
-    Blocked {
-        /// The futex word's address, for a `futex` call.
-        futex: Option<u64>,
-        /// The system call's number, when known.
-        syscall: Option<i64>,
-    },
-}
+use crate::{Activity, Pid};
 
 /// Open `stat`, `schedstat` and `syscall` files of one process's threads.
 #[derive(Default)]
@@ -79,10 +63,7 @@ impl ThreadFiles {
             match self.syscall(pid, tid) {
                 // Woken between the two reads.
                 Some(Syscall::Running) => Activity::Running,
-                Some(Syscall::In { nr, arg0 }) => Activity::Blocked {
-                    futex: futex_address(nr, arg0),
-                    syscall: Some(nr),
-                },
+                Some(Syscall::In { nr, arg0 }) => Activity::in_syscall(nr, arg0),
                 // Sleeping outside a system call (a page fault, say).
                 Some(Syscall::User) | None => Activity::Blocked {
                     futex: None,
@@ -116,10 +97,7 @@ impl ThreadFiles {
         match self.syscall(pid, tid)? {
             Syscall::Running => None,
             Syscall::User => Some(Activity::Running),
-            Syscall::In { nr, arg0 } => Some(Activity::Blocked {
-                futex: futex_address(nr, arg0),
-                syscall: Some(nr),
-            }),
+            Syscall::In { nr, arg0 } => Some(Activity::in_syscall(nr, arg0)),
         }
     }
 
@@ -136,51 +114,6 @@ impl ThreadFiles {
         let n = read(&mut self.syscall, pid, tid, "syscall", &mut buf)?;
         parse_syscall_line(&buf[..n])
     }
-}
-
-/// The futex word a thread in system call `nr` with first argument `arg0`
-/// waits on. A timed futex wait interrupted by a ptrace stop (ours: a
-/// previous pause) resumes as `restart_syscall`, whose argument registers
-/// are still the original call's; any other restarted call's first argument
-/// (a `timespec` on the stack, say) never lies inside the interpreter's
-/// structures, which is all the caller compares it with.
-fn futex_address(nr: i64, arg0: u64) -> Option<u64> {
-    (nr == libc::SYS_futex || nr == libc::SYS_restart_syscall).then_some(arg0)
-}
-
-/// The name of x86-64 system call `nr`, for the ones a blocked thread is
-/// commonly found in (`None` for the rest: the number is still known).
-pub fn syscall_name(nr: i64) -> Option<&'static str> {
-    if !cfg!(target_arch = "x86_64") {
-        return None;
-    }
-    Some(match nr {
-        0 => "read",
-        1 => "write",
-        7 => "poll",
-        17 => "pread64",
-        19 => "readv",
-        23 => "select",
-        34 => "pause",
-        35 => "nanosleep",
-        43 => "accept",
-        45 => "recvfrom",
-        47 => "recvmsg",
-        61 => "wait4",
-        202 => "futex",
-        219 => "restart_syscall",
-        230 => "clock_nanosleep",
-        232 => "epoll_wait",
-        247 => "waitid",
-        270 => "pselect6",
-        271 => "ppoll",
-        281 => "epoll_pwait",
-        288 => "accept4",
-        299 => "recvmmsg",
-        441 => "epoll_pwait2",
-        449 => "futex_waitv",
-        _ => return None,
-    })
 }
 
 /// A `/proc/PID/task/TID/syscall` line.

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::{Error, MapRange, Memory, Pid, ReadCounter, ReadError};
+use crate::{Activity, Error, MapRange, Memory, Pid, ReadCounter, ReadError};
 
 /// A live process (not supported on this platform yet).
 pub struct Process {
@@ -132,35 +132,6 @@ impl ThreadFiles {
     }
 }
 
-/// What a thread was doing (see the Linux version).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activity {
-    /// Running.
-    Running,
-    /// Blocked.
-    Blocked {
-        /// The futex it waits on.
-        futex: Option<u64>,
-        /// The system call.
-        syscall: Option<i64>,
-    },
-}
-
-/// Thread ids across PID namespaces (one namespace on this platform).
-#[derive(Debug, Default)]
-pub struct TidMap;
-
-impl TidMap {
-    /// See the Linux version: every tid is itself here.
-    pub fn host_tid(&mut self, _pid: Pid, own_tid: Pid) -> Option<Pid> {
-        Some(own_tid)
-    }
-    /// See the Linux version.
-    pub fn nested(&mut self, _pid: Pid) -> bool {
-        false
-    }
-}
-
 /// See the Linux version.
 pub fn namespace_pid(_pid: Pid) -> Option<Pid> {
     None
@@ -169,9 +140,4 @@ pub fn namespace_pid(_pid: Pid) -> Option<Pid> {
 /// See the Linux version.
 pub fn thread_ids(_pid: Pid) -> Vec<(Pid, Pid)> {
     Vec::new()
-}
-
-/// See the Linux version.
-pub fn syscall_name(_nr: i64) -> Option<&'static str> {
-    None
 }

@@ -99,11 +99,7 @@ pub fn dump_core(
                 .and_then(|tid| registers.get(&tid))
                 .map(|&(nr, arg0)| match nr {
                     -1 => Activity::Running,
-                    _ => Activity::Blocked {
-                        futex: (nr == libc::SYS_futex || nr == libc::SYS_restart_syscall)
-                            .then_some(arg0),
-                        syscall: Some(nr),
-                    },
+                    _ => Activity::in_syscall(nr, arg0),
                 });
         let status = classify(activity, gil.as_ref(), owns_gil, !frames.is_empty());
         let syscall = blocked_in(activity).filter(|_| status != ThreadStatus::Running);
