@@ -14,6 +14,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { measureHostWide, renderHostWide } from './host-wide.mjs';
+
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(HERE);
 const CACHE = path.join(ROOT, '.cache', 'bench');
@@ -48,6 +50,8 @@ Options:
   --tools LIST       comma-separated: pyspy-node,py-spy,cpython (all)
   --targets LIST     comma-separated matrix ids (default: pyenv-3.12.* when
                      present, else debian-3.11; and debian-3.15)
+  --no-host-wide     skip the host-wide mode (record --all-pythons --push over
+                     20 and 50 idle-ish processes; bench/host-wide.mjs)
   --out DIR          where RESULTS.md and results.json go (bench/)
   -h, --help         this help
 `;
@@ -66,6 +70,7 @@ function parseArgs(argv) {
     tools: ['pyspy-node', 'py-spy', 'cpython'],
     targets: null,
     out: null,
+    hostWide: true,
   };
   const explicit = new Set();
   for (let i = 0; i < argv.length; i++) {
@@ -89,6 +94,7 @@ function parseArgs(argv) {
         break;
       case '--smoke': o.smoke = true; break;
       case '--no-setup': o.setup = false; break;
+      case '--no-host-wide': o.hostWide = false; break;
       case '--reps': o.reps = Math.round(number()); explicit.add('reps'); break;
       case '--duration': o.duration = number(); explicit.add('duration'); break;
       case '--baseline': o.baseline = number(); explicit.add('baseline'); break;
@@ -784,6 +790,24 @@ async function main() {
     cleanup();
   }
 
+  let hostWide = null;
+  if (opts.hostWide) {
+    log('--- host-wide mode');
+    const host = targets.find((t) => !t.root) ?? targets[0];
+    try {
+      hostWide = await measureHostWide({
+        python: host.argv[0],
+        pyspyBin: pyspy.error ? undefined : pyspy.bin,
+        counts: opts.smoke ? [5] : [20, 50],
+        seconds: opts.smoke ? 3 : 10,
+        log,
+      });
+    } catch (err) {
+      hostWide = { error: err.message };
+      log(`host-wide: ${err.message}`);
+    }
+  }
+
   const loadEnd = os.loadavg();
   const results = {
     harness: 'bench/run.mjs',
@@ -801,6 +825,7 @@ async function main() {
     notes: [...notes, ...(cutNote ? [cutNote] : [])],
     availability,
     summary: summarizeAll(targets, workloads, opts.tools, runs, dumps, availability),
+    hostWide,
     runs,
     dumps,
     baselines,
@@ -970,6 +995,7 @@ function renderMarkdown(res, targets, workloads) {
     }
   }
 
+  L.push(...renderHostWide(res.hostWide));
   L.push('## How it was measured', '');
   L.push(...METHOD);
   return `${L.join('\n')}\n`;

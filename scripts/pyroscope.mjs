@@ -71,6 +71,47 @@ export function ensurePyroscope() {
   return bin;
 }
 
+/**
+ * The flags that run one server on 127.0.0.1 only: its own ports, every
+ * ring in memory (a single process), data under `dir`, and no calls home.
+ */
+export function pyroscopeArgs({ dir, http, grpc, memberlist, extraArgs = [] }) {
+  const lo = '127.0.0.1';
+  return [
+    '-self-profiling.disable-push=true',
+    '-usage-stats.enabled=false',
+    '-ingester.min-ready-duration=0s',
+    `-server.http-listen-address=${lo}`,
+    `-server.http-listen-port=${http}`,
+    `-server.grpc-listen-address=${lo}`,
+    `-server.grpc-listen-port=${grpc}`,
+    `-memberlist.bind-addr=${lo}`,
+    `-memberlist.bind-port=${memberlist}`,
+    `-memberlist.advertise-addr=${lo}`,
+    ...[
+      'ring.store',
+      'distributor.ring.store',
+      'query-scheduler.ring.store',
+      'overrides-exporter.ring.store',
+      'compactor.ring.store',
+      'store-gateway.sharding-ring.store',
+    ].map((flag) => `-${flag}=inmemory`),
+    ...[
+      'ingester.lifecycler.addr',
+      'distributor.ring.instance-addr',
+      'query-scheduler.ring.instance-addr',
+      'query-frontend.instance-addr',
+      'overrides-exporter.ring.instance-addr',
+      'compactor.ring.instance-addr',
+      'store-gateway.sharding-ring.instance-addr',
+    ].map((flag) => `-${flag}=${lo}`),
+    `-pyroscopedb.data-path=${join(dir, 'data')}`,
+    '-storage.backend=filesystem',
+    `-storage.filesystem.dir=${join(dir, 'shared')}`,
+    ...extraArgs,
+  ];
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   await main(() => {
     console.log(ensurePyroscope());

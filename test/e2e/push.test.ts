@@ -16,6 +16,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { FIXTURES_DIR, killAllChildren, loadMatrix, runCli, spawnFixture, spawnPythonCode } from '../helpers/pythons.js';
 import {
+  eventually,
   functionTotals,
   freePort,
   killPyroscope,
@@ -23,6 +24,8 @@ import {
   newSite,
   PYROSCOPE_BUILD_TIMEOUT_MS,
   pyroscopeBinary,
+  runId,
+  sleep,
   startPyroscope,
   stopAllPyroscopes,
   type Pyroscope,
@@ -59,11 +62,6 @@ afterAll(async () => {
   await stopAllPyroscopes();
 });
 
-/** A label value unique to one test run, so that queries see only its series. */
-function runId(): string {
-  return `r${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
-}
-
 /** `Pushed N windows (S samples, ...)` from the CLI's summary. */
 function pushSummary(stderr: string): { windows: number; samples: number; dropped: number } | null {
   const m = /Pushed (\d+) windows? \((\d+) samples[^)]*\)[^\n]*/.exec(stderr);
@@ -72,19 +70,6 @@ function pushSummary(stderr: string): { windows: number; samples: number; droppe
   return { windows: Number(m[1]), samples: Number(m[2]), dropped: dropped ? Number(dropped[1]) : 0 };
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Polls `check` every 200 ms until it is true; gives up (false) after `limitMs`. */
-async function eventually(check: () => Promise<boolean>, limitMs: number): Promise<boolean> {
-  const until = Date.now() + limitMs;
-  while (Date.now() < until) {
-    if (await check().catch(() => false)) return true;
-    await sleep(200);
-  }
-  return false;
-}
 
 describe('record --push', () => {
   it('pushes windows whose merged flame graph keeps the 3:1 split, with queryable labels', { timeout: 180_000 }, async () => {
@@ -269,12 +254,24 @@ describe('record --push', () => {
     expect(local).toBeGreaterThan(((downAt - began) / 1000 + 1) * 100);
   });
 
-  it('--all-pythons: every matching Python on the host is its own series, new ones found, exited ones dropped', { timeout: 240_000 }, async () => {
+  it('--all-pythons: five Pythons of different versions each their own series, two started later found, a stopped one dropped', { timeout: 240_000 }, async () => {
     const run = runId();
     const mark = `pyspy_host_${run}`;
     // A marker in the command line keeps other Pythons on the machine (other tests') out.
-    const code = `import os\n${mark} = 1\nprint('READY %d' % os.getpid(), flush=True)\nwhile True: sum(range(1000))\n`;
-    const first = await Promise.all(['debian-3.11', 'pyenv-3.12.1', 'debian-3.14'].map((id) => spawnPythonCode(interpreter(matrix, id), code)));
+    // About a third of a CPU each (seven of them share two cores with the rest of the suite).
+    const code = [
+      'import os, time',
+      `${mark} = 1`,
+      "print('READY %d' % os.getpid(), flush=True)",
+      'while True:',
+      '    t = time.time()',
+      '    while time.time() - t < 0.003: pass',
+      '    time.sleep(0.006)',
+      '',
+    ].join('\n');
+    // Five versions (host, pyenv shared builds, chroots), two more started later, one stopped.
+    const firstIds = ['debian-3.11', 'pyenv-3.12.1', 'debian-3.14', 'pyenv-3.9.18', 'debian-3.15'];
+    const first = await Promise.all(firstIds.map((id) => spawnPythonCode(interpreter(matrix, id), code)));
     const selector = `{service_name="pyspy-host", run="${run}"}`;
     const began = Date.now() - 1000;
     const cli = startCli([
@@ -287,8 +284,9 @@ describe('record --push', () => {
     };
     // Limits, not timings: they only turn a hang into a failure.
     expect(await eventually(() => has(first.map((c) => c.pid)), 60_000), cli.stderr()).toBe(true);
-    const late = await spawnPythonCode(interpreter(matrix, 'pyenv-3.10.13'), code);
-    expect(await eventually(() => has([late.pid]), 60_000), cli.stderr()).toBe(true);
+    const lateOnes = await Promise.all(['pyenv-3.10.13', 'debian-3.13'].map((id) => spawnPythonCode(interpreter(matrix, id), code)));
+    expect(await eventually(() => has(lateOnes.map((c) => c.pid)), 60_000), cli.stderr()).toBe(true);
+    const late = lateOnes[0]!;
     const gone = first[1]!;
     process.kill(gone.pid, 'SIGKILL');
     await gone.exited;
@@ -301,7 +299,7 @@ describe('record --push', () => {
     const res = await cli.result;
     expect(res.code, res.stderr).toBe(0);
     expect(res.stderr).toMatch(/Pushed \d+ windows/);
-    const all = [...first, late].map((c) => String(c.pid)).sort();
+    const all = [...first, ...lateOnes].map((c) => String(c.pid)).sort();
     expect([...(await pidsNow())].sort()).toEqual(all);
     // Nothing of the killed process after it was gone (windows cut 1 s apart, plus slack).
     const after = await functionTotals(server.url, CPU, `{service_name="pyspy-host", run="${run}", pid="${gone.pid}"}`, goneAt + 2000, Date.now() + 1000);

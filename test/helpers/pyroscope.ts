@@ -13,6 +13,7 @@ import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
+import { pyroscopeArgs } from '../../scripts/pyroscope.mjs';
 import { killChild } from './children.js';
 import { REPO_ROOT } from './pythons.js';
 
@@ -53,6 +54,8 @@ export interface PyroscopeSite {
   http: number;
   grpc: number;
   memberlist: number;
+  /** More server flags, e.g. `-auth.multitenancy-enabled=true`. */
+  extraArgs: string[];
 }
 
 /** A running server. */
@@ -69,13 +72,14 @@ const running = new Set<Pyroscope>();
 const sites = new Set<PyroscopeSite>();
 
 /** Reserves ports and a temporary data directory for a server. */
-export async function newSite(bin: string): Promise<PyroscopeSite> {
+export async function newSite(bin: string, extraArgs: string[] = []): Promise<PyroscopeSite> {
   const site = {
     bin,
     dir: mkdtempSync(path.join(os.tmpdir(), 'pyspy-pyroscope-')),
     http: await freePort(),
     grpc: await freePort(),
     memberlist: await freePort(),
+    extraArgs,
   };
   sites.add(site);
   return site;
@@ -84,38 +88,7 @@ export async function newSite(bin: string): Promise<PyroscopeSite> {
 /** Starts the server of `site` and waits for `/ready`. */
 export async function startPyroscope(site: PyroscopeSite, readyTimeoutMs = 60_000): Promise<Pyroscope> {
   const lo = '127.0.0.1';
-  const args = [
-    '-self-profiling.disable-push=true',
-    '-usage-stats.enabled=false',
-    '-ingester.min-ready-duration=0s',
-    `-server.http-listen-address=${lo}`,
-    `-server.http-listen-port=${site.http}`,
-    `-server.grpc-listen-address=${lo}`,
-    `-server.grpc-listen-port=${site.grpc}`,
-    `-memberlist.bind-addr=${lo}`,
-    `-memberlist.bind-port=${site.memberlist}`,
-    `-memberlist.advertise-addr=${lo}`,
-    ...[
-      'ring.store',
-      'distributor.ring.store',
-      'query-scheduler.ring.store',
-      'overrides-exporter.ring.store',
-      'compactor.ring.store',
-      'store-gateway.sharding-ring.store',
-    ].map((flag) => `-${flag}=inmemory`),
-    ...[
-      'ingester.lifecycler.addr',
-      'distributor.ring.instance-addr',
-      'query-scheduler.ring.instance-addr',
-      'query-frontend.instance-addr',
-      'overrides-exporter.ring.instance-addr',
-      'compactor.ring.instance-addr',
-      'store-gateway.sharding-ring.instance-addr',
-    ].map((flag) => `-${flag}=${lo}`),
-    `-pyroscopedb.data-path=${path.join(site.dir, 'data')}`,
-    '-storage.backend=filesystem',
-    `-storage.filesystem.dir=${path.join(site.dir, 'shared')}`,
-  ];
+  const args = pyroscopeArgs(site);
   const child = spawn(site.bin, args, { cwd: site.dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   const keep = (chunk: Buffer) => {
@@ -162,10 +135,10 @@ process.once('exit', () => {
 });
 
 /** POSTs a Connect JSON call and returns the parsed answer; throws on a non-2xx status. */
-export async function connectCall<T>(url: string, method: string, body: unknown): Promise<T> {
+export async function connectCall<T>(url: string, method: string, body: unknown, tenant?: string): Promise<T> {
   const res = await fetch(`${url}/${method}`, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
+    headers: { 'Content-Type': 'application/json', ...(tenant !== undefined ? { 'X-Scope-OrgID': tenant } : {}) },
     body: JSON.stringify(body),
   });
   const text = await res.text();
@@ -193,13 +166,14 @@ export async function functionTotals(
   selector: string,
   startMs: number,
   endMs: number,
+  tenant?: string,
 ): Promise<FunctionTotals> {
-  const answer = await connectCall<FlameGraph>(url, 'querier.v1.QuerierService/SelectMergeStacktraces', {
-    profileTypeID,
-    labelSelector: selector,
-    start: startMs,
-    end: endMs,
-  });
+  const answer = await connectCall<FlameGraph>(
+    url,
+    'querier.v1.QuerierService/SelectMergeStacktraces',
+    { profileTypeID, labelSelector: selector, start: startMs, end: endMs },
+    tenant,
+  );
   const self = new Map<string, number>();
   const fg = answer.flamegraph;
   if (!fg) return { self, total: 0 };
@@ -222,4 +196,26 @@ export async function labelValues(url: string, name: string, selector: string, s
     end: endMs,
   });
   return answer.names ?? [];
+}
+
+/** A label value unique to one test run, so that queries see only its series. */
+export function runId(): string {
+  return `r${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * Polls `check` every 200 ms until it is true; gives up (false) after
+ * `limitMs`. A limit, not a timing: it only turns a hang into a failure.
+ */
+export async function eventually(check: () => Promise<boolean>, limitMs: number): Promise<boolean> {
+  const until = Date.now() + limitMs;
+  while (Date.now() < until) {
+    if (await check().catch(() => false)) return true;
+    await sleep(200);
+  }
+  return false;
 }

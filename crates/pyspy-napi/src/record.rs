@@ -63,12 +63,22 @@ impl Task for StartTask {
     fn compute(&mut self) -> napi::Result<Self::Output> {
         let outcome = panic_guard::catch(|| {
             let (target, mut config) = self.options.to_config()?;
+            let mut start_warning = None;
             let push = match &self.options.push {
                 Some(p) => {
                     let push = p.to_config(&config)?;
                     // Before attaching or launching anything: a bad URL or
-                    // a dead server is an error, not a silent recording.
-                    Pusher::check(&push)?;
+                    // a dead server is an error, not a silent recording
+                    // (unless asked to wait for a server that is not up yet).
+                    match Pusher::check(&push) {
+                        Ok(()) => {}
+                        Err(e) if e.is_transient() && p.retry_forever.unwrap_or(false) => {
+                            start_warning = Some(format!(
+                                "push: {e}; sampling starts anyway, windows are queued and retried until it answers"
+                            ));
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
                     config.batches = true;
                     Some(push)
                 }
@@ -94,6 +104,9 @@ impl Task for StartTask {
                 let duration = config.duration.take();
                 let host = HostRecorder::start(config, filter)?;
                 let pusher = Pusher::start(push, host.batch_source())?;
+                if let Some(w) = start_warning {
+                    pusher.warn(w);
+                }
                 return Ok(Started::Host(host, pusher, duration));
             }
             let recorder = Recorder::start(&target, config)?;
@@ -102,7 +115,12 @@ impl Task for StartTask {
                     let batches = recorder.batch_taker();
                     let source = move || batches.take().map(|(profile, _)| profile);
                     match Pusher::start(push, source) {
-                        Ok(p) => Some(p),
+                        Ok(p) => {
+                            if let Some(w) = start_warning {
+                                p.warn(w);
+                            }
+                            Some(p)
+                        }
                         Err(e) => {
                             recorder.stop();
                             return Err(e.into());

@@ -16,6 +16,9 @@ pub enum Error {
         url: String,
         /// What went wrong and, where known, what to do.
         reason: String,
+        /// The server could not be reached or answered 5xx/408/429: it may
+        /// answer later (see [`Error::is_transient`]).
+        transient: bool,
     },
     /// A thread could not be started.
     #[error("could not start the {what} thread: {source}")]
@@ -28,6 +31,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// True when a later attempt may succeed: the server could not be
+    /// reached, or said it is busy or failing. A refusal of the URL or the
+    /// credentials is not transient.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Server {
+                transient: true,
+                ..
+            }
+        )
+    }
+
     /// Stable machine-readable code: `EINVAL`, `EUNSUPPORTED`, `EPUSH` or
     /// `EINTERNAL`.
     pub fn code(&self) -> &'static str {

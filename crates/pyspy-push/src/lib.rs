@@ -225,7 +225,13 @@ impl Pusher {
         // Pyroscope answers an empty push with 400 `invalid_argument` ("no
         // profiles received") after the auth check: that proves the URL,
         // the credentials and the API without storing anything.
-        let reason = match http.send(br#"{"series":[]}"#) {
+        let outcome = http.send(br#"{"series":[]}"#);
+        let transient = match &outcome {
+            Outcome::Unreachable(_) => true,
+            Outcome::Status(code, _) => upload::retryable(*code),
+            Outcome::Accepted => false,
+        };
+        let reason = match outcome {
             Outcome::Accepted => return Ok(()),
             Outcome::Status(400, text) if text.contains("invalid_argument") => return Ok(()),
             Outcome::Unreachable(e) => format!("the server cannot be reached ({e})"),
@@ -241,6 +247,7 @@ impl Pusher {
         Err(Error::Server {
             url: display,
             reason,
+            transient,
         })
     }
 
@@ -329,6 +336,12 @@ impl Pusher {
             queued_bytes: st.queue.bytes() as u64,
             ..st.stats
         }
+    }
+
+    /// Adds a warning line of the caller's (e.g. why the start check failed
+    /// when the caller chose to start anyway).
+    pub fn warn(&self, line: String) {
+        self.shared.lock().warnings.push(line);
     }
 
     /// Warning lines since the previous call (one per kind of failure).

@@ -76,7 +76,7 @@ fn one_line(text: &str) -> String {
 }
 
 /// Whether a status is worth retrying.
-fn retryable(status: u16) -> bool {
+pub(crate) fn retryable(status: u16) -> bool {
     status >= 500 || status == 408 || status == 429
 }
 

@@ -30,6 +30,9 @@ pub struct Aggregator {
     /// Per thread: index of its open span in the timeline.
     open_span: Vec<Option<usize>>,
     keep_timeline: bool,
+    /// Only count samples: keep no stacks (frames and threads are still
+    /// interned, for batches that re-intern from this aggregator's ids).
+    count_only: bool,
 }
 
 impl Aggregator {
@@ -37,6 +40,15 @@ impl Aggregator {
     pub fn new(timeline: bool) -> Self {
         Aggregator {
             keep_timeline: timeline,
+            ..Default::default()
+        }
+    }
+
+    /// An aggregation that only counts samples and interns labels: for a
+    /// recording that streams its batches and must not grow for days.
+    pub fn counting() -> Self {
+        Aggregator {
+            count_only: true,
             ..Default::default()
         }
     }
@@ -82,6 +94,10 @@ impl Aggregator {
     /// Counts one sample of `thread` whose stack is `key` = `[thread, frame
     /// ids root first...]`, taken at `at` since the recording began.
     pub fn add(&mut self, key: &[u32], at: Duration) {
+        if self.count_only {
+            self.profile.samples += 1;
+            return;
+        }
         let thread = key[0];
         let stack = match self.stacks.get(key) {
             Some(&id) => id,
@@ -134,8 +150,12 @@ impl Aggregator {
     /// The profile so far (leaving this aggregator empty and ready to reuse
     /// for the next batch).
     pub fn take(&mut self) -> Profile {
-        let timeline = self.keep_timeline;
-        std::mem::replace(self, Aggregator::new(timeline)).profile
+        let fresh = Aggregator {
+            keep_timeline: self.keep_timeline,
+            count_only: self.count_only,
+            ..Default::default()
+        };
+        std::mem::replace(self, fresh).profile
     }
 
     /// Read access to the profile so far.
@@ -182,6 +202,31 @@ mod tests {
             first_line: 1,
             kind: FrameKind::Python,
         }
+    }
+
+    #[test]
+    fn counting_keeps_no_stacks_however_many_samples() {
+        let mut a = Aggregator::counting();
+        let t = a.thread_id(1, 7, None, None);
+        let ids: Vec<u32> = (0..50)
+            .map(|i| a.frame_id(&label(&format!("f{i}"))))
+            .collect();
+        for n in 0..100_000u64 {
+            let i = (n % 50) as usize;
+            a.add(&[t, ids[i], ids[(i * 7) % 50]], Duration::from_millis(n));
+        }
+        assert_eq!(a.samples(), 100_000);
+        assert!(a.profile().stacks.is_empty());
+        assert!(a.profile().timeline.is_empty());
+        // Labels stay interned (batches re-intern from these ids).
+        assert_eq!(a.profile().frames.len(), 50);
+        let p = a.take();
+        assert_eq!(p.samples, 100_000);
+        a.add(&[0, 0], Duration::ZERO);
+        assert!(
+            a.profile().stacks.is_empty(),
+            "take() keeps the counting mode"
+        );
     }
 
     #[test]

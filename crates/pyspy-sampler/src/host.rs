@@ -32,6 +32,8 @@ struct Live {
     /// Pids found not to be (readable) Python, with their start time (pids
     /// are reused).
     rejected: HashMap<Pid, u64>,
+    /// The last samples of processes that exited since the previous batch.
+    departed: Profile,
 }
 
 /// Recording of every matching Python process on the host.
@@ -46,10 +48,13 @@ impl HostRecorder {
     /// scanner thread. `config.batches` is forced on.
     pub fn start(mut config: RecordConfig, filter: HostFilter) -> Result<HostRecorder, Error> {
         config.batches = true;
+        // Everything streams: a node agent must not grow with uptime.
+        config.keep_profile = false;
         config.subprocesses = false;
         let live = Arc::new(Mutex::new(Live {
             recorders: HashMap::new(),
             rejected: HashMap::new(),
+            departed: Profile::default(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
         scan(&live, &config, &filter);
@@ -84,8 +89,8 @@ impl HostRecorder {
     pub fn batch_source(&self) -> impl FnMut() -> Option<Profile> + Send + 'static {
         let live = self.live.clone();
         move || {
-            let live = live.lock().unwrap_or_else(|p| p.into_inner());
-            let mut merged = Profile::default();
+            let mut live = live.lock().unwrap_or_else(|p| p.into_inner());
+            let mut merged = std::mem::take(&mut live.departed);
             for r in live.recorders.values() {
                 if let Some((p, _)) = r.take_batch() {
                     append(&mut merged, p);
@@ -158,9 +163,17 @@ fn scan(live: &Mutex<Live>, config: &RecordConfig, filter: &HostFilter) {
         .collect();
     let mut guard = live.lock().unwrap_or_else(|p| p.into_inner());
     let live = &mut *guard;
-    // Exited (or no longer sampled): drop, keeping nothing of them.
-    live.recorders
-        .retain(|pid, r| seen.contains(pid) && !r.is_finished());
+    // Exited (or no longer sampled): drop, keeping only their last batch.
+    let departed = &mut live.departed;
+    live.recorders.retain(|pid, r| {
+        let keep = seen.contains(pid) && !r.is_finished();
+        if !keep {
+            if let Some((p, _)) = r.take_batch() {
+                append(departed, p);
+            }
+        }
+        keep
+    });
     live.rejected.retain(|pid, _| seen.contains(pid));
     for pid in seen {
         if live.recorders.contains_key(&pid) {

@@ -47,6 +47,11 @@ pub struct RecordConfig {
     pub full_filenames: bool,
     /// Keep batches for [`Recorder::take_batch`].
     pub batches: bool,
+    /// Keep the whole recording's stacks and timeline for
+    /// [`Recorder::finish`]. Off for a recording that only streams its
+    /// batches (pushing for days): the finished profile then has counts
+    /// but no stacks, and memory does not grow with the run's length.
+    pub keep_profile: bool,
     /// Also sample the target's Python descendants, each on its own thread.
     pub subprocesses: bool,
     /// Merge native (C, C++, Cython) frames into the stacks; every sample
@@ -75,6 +80,7 @@ impl Default for RecordConfig {
             mode: ReadMode::default(),
             full_filenames: false,
             batches: false,
+            keep_profile: true,
             subprocesses: false,
             native: false,
             gc_frames: true,
@@ -169,7 +175,7 @@ impl Recorder {
             }
         };
         let python_version = sessions[0].interpreter().layout.version.to_string();
-        let shared = Arc::new(Shared::new(config.batches));
+        let shared = Arc::new(Shared::new(config.batches, config.keep_profile));
         shared
             .processes
             .store(sessions.len() as u64, Ordering::Relaxed);

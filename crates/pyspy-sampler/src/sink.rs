@@ -61,7 +61,9 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(batches: bool) -> Self {
+    /// `keep_profile` false: the total only counts (see
+    /// [`crate::RecordConfig::keep_profile`]).
+    pub(crate) fn new(batches: bool, keep_profile: bool) -> Self {
         Shared {
             stop: AtomicBool::new(false),
             attempts: AtomicU64::new(0),
@@ -72,7 +74,11 @@ impl Shared {
             torn_reads: AtomicU64::new(0),
             paused_samples: AtomicU64::new(0),
             processes: AtomicU64::new(0),
-            total: Mutex::new(Aggregator::new(true)),
+            total: Mutex::new(if keep_profile {
+                Aggregator::new(true)
+            } else {
+                Aggregator::counting()
+            }),
             batch: Mutex::new(batches.then(Batch::new)),
             started: Instant::now(),
         }

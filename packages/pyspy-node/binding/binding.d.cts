@@ -240,6 +240,12 @@ export interface BindingPushOptions {
   token?: string
   /** Tenant (`X-Scope-OrgID`). */
   tenant?: string
+  /**
+   * A server that cannot be reached at start (or answers 5xx) is not an
+   * error: sampling starts and windows are queued and retried.
+   * @default false
+   */
+  retryForever?: boolean
 }
 
 /**
@@ -305,6 +311,12 @@ export interface BindingRecordOptions {
   fullFilenames?: boolean
   /** Keep batches for `takeBatch`. @default false */
   batches?: boolean
+  /**
+   * Keep the whole recording's stacks for `finish` (false: the finished
+   * profile has counts only, and memory does not grow with the run's
+   * length; for pushing without a file). @default true
+   */
+  keepProfile?: boolean
   /**
    * Also sample the target's Python descendants (started before or
    * during the recording), each on its own thread. @default false

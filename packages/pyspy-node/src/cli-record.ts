@@ -12,9 +12,9 @@ import path from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 
 import { UsageError } from './cli-error.js';
+import { addPushOptions, checkPushFlags, pushLine, pushOptionsOf, pushTarget, type PushFlags } from './cli-push.js';
 import { parsePid } from './pid.js';
 import { formatFromPath, PROFILE_FORMATS, type Profile, type ProfileFormat } from './profile.js';
-import { DEFAULT_APP_NAME, type PushStats } from './push.js';
 import { recordWith, type Progress, type RecordOptions } from './record.js';
 import { EXIT_GRACE_MS, type RecordBinding } from './recording.js';
 
@@ -42,7 +42,7 @@ export interface RecordCliDeps {
   now: () => Date;
 }
 
-interface RecordFlags {
+interface RecordFlags extends PushFlags {
   pid?: number;
   hideprogress?: boolean;
   output?: string;
@@ -62,15 +62,6 @@ interface RecordFlags {
   gcFrames?: boolean;
   gilWaitFrames?: boolean;
   capture?: boolean;
-  push?: string;
-  appName?: string;
-  tag: [string, string][];
-  pushInterval?: number;
-  pushToken?: string;
-  pushTenant?: string;
-  allPythons?: boolean;
-  match?: string;
-  uid?: number;
 }
 
 /**
@@ -82,7 +73,7 @@ interface RecordFlags {
  * launched command's, when it is passed through).
  */
 export function addRecordCommand(program: Command, deps: RecordCliDeps, setExitCode: (code: number) => void): void {
-  program
+  const record = program
     .command('record')
     .description('Record samples of a Python program and write them to a flame graph or another profile file')
     .usage('[options] [-- <command> [args...]]')
@@ -119,19 +110,8 @@ export function addRecordCommand(program: Command, deps: RecordCliDeps, setExitC
     .option('--gil-wait-frames', 'a <GIL wait> leaf frame on samples of threads waiting to take the GIL (shows contention per function)')
     // Hidden in py-spy too.
     .addOption(new Option('--hideprogress', 'do not show the progress line').hideHelp())
-    .addOption(new Option('--capture', "give a launched command /dev/null for its output instead of the terminal").hideHelp())
-    .option(
-      '--push <url>',
-      'also push the samples to a Grafana Pyroscope server every --push-interval seconds (http://[user:password@]host[:port]); no file is written unless -o is given',
-    )
-    .option('--app-name <name>', `the service_name label in Pyroscope (default: ${DEFAULT_APP_NAME})`)
-    .option('--tag <key=value>', 'an extra label for the pushed series (repeatable)', collectTag, [])
-    .option('--push-interval <seconds>', 'seconds per pushed window (default: 10)', (text) => parsePositive(text, 'push interval'))
-    .option('--push-token <token>', 'bearer token for the Pyroscope server')
-    .option('--push-tenant <id>', 'tenant id for the Pyroscope server (X-Scope-OrgID)')
-    .option('--all-pythons', 'with --push: every CPython process on this machine (new ones within a second), each its own series; no file')
-    .option('--match <text>', 'with --all-pythons: only processes whose command line contains this text')
-    .option('--uid <uid>', 'with --all-pythons: only processes of this user id', parseUid)
+    .addOption(new Option('--capture', "give a launched command /dev/null for its output instead of the terminal").hideHelp());
+  addPushOptions(record, parsePositive)
     .addHelpText(
       'after',
       [
@@ -146,8 +126,10 @@ export function addRecordCommand(program: Command, deps: RecordCliDeps, setExitC
         "command, the exit code is the command's own (128+N when killed by signal N).",
         'With --push and no --duration it runs until Control-C, SIGTERM or the program',
         'exits, then pushes the last window. A server that cannot be reached at start is',
-        'an error (exit code 1); one that fails later is retried with backoff while',
-        'sampling goes on (warnings once per kind of failure; summary at the end).',
+        'an error (exit code 1) unless --push-retry-forever; one that fails later is',
+        'retried with backoff while sampling goes on (warnings once per kind of',
+        'failure; summary at the end). Without -o nothing is kept locally, so memory',
+        'stays flat however long it runs.',
         '',
       ].join('\n'),
     )
@@ -163,8 +145,8 @@ export function addRecordCommand(program: Command, deps: RecordCliDeps, setExitC
  */
 async function runRecord(deps: RecordCliDeps, flags: RecordFlags, command: string[]): Promise<number> {
   if (flags.native && flags.nonblocking) throw new UsageError("--native cannot be combined with --nonblocking: a thread's native stack can only be read while the thread is paused");
+  checkPushFlags(flags);
   if (flags.allPythons) return runAllPythons(deps, flags, command);
-  if (flags.match !== undefined || flags.uid !== undefined) throw new UsageError('--match and --uid need --all-pythons');
   if (flags.pid !== undefined && command.length > 0) {
     throw new UsageError('give either --pid or a command to launch, not both');
   }
@@ -172,9 +154,6 @@ async function runRecord(deps: RecordCliDeps, flags: RecordFlags, command: strin
     throw new UsageError('give --pid <pid> or a command to launch, e.g. `pyspy-node record -- python3 app.py`');
   }
   const pushing = flags.push !== undefined;
-  if (!pushing && (flags.appName !== undefined || flags.tag.length > 0 || flags.pushInterval !== undefined || flags.pushToken !== undefined || flags.pushTenant !== undefined)) {
-    throw new UsageError('--app-name, --tag, --push-interval, --push-token and --push-tenant need --push <url>');
-  }
   const format = flags.format ?? (flags.output === undefined ? undefined : formatFromPath(flags.output)) ?? 'flamegraph';
   // With --push the file is optional: written only when -o names it.
   const output =
@@ -227,18 +206,10 @@ async function runRecord(deps: RecordCliDeps, flags: RecordFlags, command: strin
     ...(deps.stderrIsTTY && !flags.hideprogress ? { onProgress: (p: Progress) => progress.draw(p) } : {}),
     ...(pushing
       ? {
-          push: {
-            url: flags.push ?? '',
-            ...(flags.appName !== undefined ? { appName: flags.appName } : {}),
-            tags: Object.fromEntries(flags.tag),
-            ...(flags.pushInterval !== undefined ? { interval: flags.pushInterval } : {}),
-            ...(flags.pushToken !== undefined ? { token: flags.pushToken } : {}),
-            ...(flags.pushTenant !== undefined ? { tenant: flags.pushTenant } : {}),
-            onWarning: (line: string) => {
-              progress.clear();
-              deps.stderr(`${PREFIX}${line}\n`);
-            },
-          },
+          push: pushOptionsOf(flags, (line) => {
+            progress.clear();
+            deps.stderr(`${PREFIX}${line}\n`);
+          }),
         }
       : {}),
   };
@@ -248,15 +219,12 @@ async function runRecord(deps: RecordCliDeps, flags: RecordFlags, command: strin
       onStart: ({ pid }) => {
         targetPid = pid;
         deps.stderr(`${PREFIX}${startLine(flags.rate, duration)}\n`);
-        if (pushing) {
-          const every = flags.pushInterval ?? 10;
-          deps.stderr(
-            `${PREFIX}Pushing to ${redactUrl(flags.push ?? '')} every ${every} second${every === 1 ? '' : 's'} as service_name=${flags.appName ?? DEFAULT_APP_NAME}\n`,
-          );
-        }
+        if (pushing) deps.stderr(`${PREFIX}Pushing to ${pushTarget(flags)}\n`);
       },
       exitGraceMs: () => (interrupted === 'SIGINT' ? SIGINT_GRACE_MS : EXIT_GRACE_MS),
       kill: deps.kill,
+      // Pushing without a file: keep nothing locally, however long it runs.
+      keepProfile: output !== undefined,
     });
   } finally {
     unsubscribe();
@@ -282,17 +250,6 @@ async function runRecord(deps: RecordCliDeps, flags: RecordFlags, command: strin
     `${PREFIX}Wrote ${PROFILE_FORMATS[format].description} to '${output}'. Samples: ${profile.samples} Errors: ${profile.errors}\n`,
   );
   return exitCodeOf(profile);
-}
-
-/** The end-of-run push summary; the URL without credentials. */
-export function pushLine(stats: PushStats, url: string): string {
-  const where = redactUrl(url);
-  const kib = (stats.bytes / 1024).toFixed(1);
-  const parts = [`Pushed ${stats.pushed} window${stats.pushed === 1 ? '' : 's'} (${stats.samples} samples, ${kib} KiB) to ${where}`];
-  if (stats.dropped > 0) parts.push(`dropped ${stats.dropped}`);
-  if (stats.failed > 0) parts.push(`refused ${stats.failed}`);
-  if (stats.retries > 0) parts.push(`retried sends ${stats.retries}`);
-  return parts.join('; ');
 }
 
 /** `record --all-pythons --push URL`: streams until Ctrl-C, SIGTERM or --duration. */
@@ -329,23 +286,15 @@ async function runAllPythons(deps: RecordCliDeps, flags: RecordFlags, command: s
         native: flags.native ?? false,
         gcFrames: flags.gcFrames ?? true,
         gilWaitFrames: flags.gilWaitFrames ?? false,
-        push: {
-          url: flags.push,
-          ...(flags.appName !== undefined ? { appName: flags.appName } : {}),
-          tags: Object.fromEntries(flags.tag),
-          ...(flags.pushInterval !== undefined ? { interval: flags.pushInterval } : {}),
-          ...(flags.pushToken !== undefined ? { token: flags.pushToken } : {}),
-          ...(flags.pushTenant !== undefined ? { tenant: flags.pushTenant } : {}),
-          onWarning: (line: string) => deps.stderr(`${PREFIX}${line}\n`),
-        },
+        push: pushOptionsOf(flags, (line) => deps.stderr(`${PREFIX}${line}\n`)),
       },
       {
         onStart: () => {
-          const every = flags.pushInterval ?? 10;
           deps.stderr(
-            `${PREFIX}Sampling every Python process on this machine ${flags.rate} times a second; pushing to ${redactUrl(flags.push ?? '')} every ${every} second${every === 1 ? '' : 's'} as service_name=${flags.appName ?? DEFAULT_APP_NAME}. Press Control-C to exit.\n`,
+            `${PREFIX}Sampling every Python process on this machine ${flags.rate} times a second; pushing to ${pushTarget(flags)}. Press Control-C to exit.\n`,
           );
         },
+        keepProfile: false,
       },
     );
   } finally {
@@ -355,24 +304,6 @@ async function runAllPythons(deps: RecordCliDeps, flags: RecordFlags, command: s
   if (why) deps.stderr(`${PREFIX}${why}\n`);
   if (profile.push) deps.stderr(`${PREFIX}${pushLine(profile.push, flags.push)}\n`);
   return 0;
-}
-
-function parseUid(text: string): number {
-  const value = /^\s*\d+\s*$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isInteger(value)) throw new InvalidArgumentError('The uid must be a non-negative integer.');
-  return value;
-}
-
-/** `url` without the password of `user:password@`. */
-function redactUrl(url: string): string {
-  return url.replace(/^(\w+:\/\/)[^/@]*@/, '$1***@');
-}
-
-/** Collects repeated `--tag key=value` options. */
-function collectTag(text: string, previous: [string, string][]): [string, string][] {
-  const eq = text.indexOf('=');
-  if (eq <= 0) throw new InvalidArgumentError(`Expected key=value, got '${text}'.`);
-  return [...previous, [text.slice(0, eq), text.slice(eq + 1)]];
 }
 
 /**

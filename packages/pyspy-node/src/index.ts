@@ -6,6 +6,9 @@
  *   a signal aborts; resolves with a {@link Profile} to encode or write as a
  *   flame graph, speedscope, raw, chrome trace or pprof file; with `push`,
  *   also streamed to a Grafana Pyroscope server window by window.
+ * - {@link profileContinuously}: push a process, a command or every Python
+ *   on the host to Grafana Pyroscope until stopped, with a handle (stats,
+ *   `pushed`/`error` events, `stop()`).
  * - {@link sample}: the same sampling, streamed as per-interval batches.
  * - {@link top}: live per-function (or per-line) shares and times, as
  *   snapshots: what `pyspy-node top` shows.
@@ -20,6 +23,13 @@
  *
  * @module
  */
+export {
+  ContinuousProfiler,
+  profileContinuously,
+  type ContinuousEvents,
+  type ContinuousOptions,
+  type ContinuousSummary,
+} from './continuous.js';
 export { dump, dumpSync } from './dump.js';
 export { dumpCore, type DumpCoreOptions } from './dump-core.js';
 export { PyspyError, type ErrorCode } from './errors.js';

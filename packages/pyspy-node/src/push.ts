@@ -34,6 +34,13 @@ export interface PushOptions {
   /** Tenant id, sent as `X-Scope-OrgID`. */
   tenant?: string;
   /**
+   * A server that cannot be reached at start (or answers 5xx) is not an
+   * error: sampling starts, a warning says so, and windows are queued and
+   * retried until it answers. A refusal (bad URL, 401/403/404) still is.
+   * @default false
+   */
+  retryForever?: boolean;
+  /**
    * Called with each warning line: one per kind of failure (server down,
    * HTTP 5xx, refused windows, queue full), again after a recovery.
    */
@@ -85,6 +92,7 @@ export function toBindingPush(push: PushOptions): BindingPushOptions {
     ...(push.interval !== undefined ? { interval: push.interval } : {}),
     ...(push.token !== undefined ? { token: push.token } : {}),
     ...(push.tenant !== undefined ? { tenant: push.tenant } : {}),
+    ...(push.retryForever !== undefined ? { retryForever: push.retryForever } : {}),
   };
 }
 

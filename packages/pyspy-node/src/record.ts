@@ -174,7 +174,7 @@ export async function record(options: RecordOptions): Promise<Profile> {
  * @internal
  */
 export async function recordWith(binding: RecordBinding, options: RecordOptions, hooks: RecordHooks = {}): Promise<Profile> {
-  const recorder = await startRecorder(binding, options, false);
+  const recorder = await startRecorder(binding, options, false, hooks.keepProfile ?? true);
   const { signal, onProgress } = options;
   const sleeper = new Sleeper();
   let stopping = false;
@@ -189,8 +189,11 @@ export async function recordWith(binding: RecordBinding, options: RecordOptions,
     for (const line of lines) options.push?.onWarning?.(line);
   };
   const pollPush = () => {
-    const stats = recorder.pushStats();
-    if (stats) warn(stats.warnings);
+    const binding = recorder.pushStats();
+    if (!binding) return;
+    const { stats, warnings } = fromBindingPushStats(binding);
+    warn(warnings);
+    hooks.onPushStats?.(stats);
   };
   const report = () => {
     if (!onProgress || failure) return;

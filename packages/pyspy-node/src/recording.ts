@@ -10,7 +10,7 @@ import type { BindingFinish, BindingRecordOptions, BindingRecorder } from '../bi
 import type { Binding } from './binding.js';
 import { fromBindingError, PyspyError } from './errors.js';
 import { assertPid } from './pid.js';
-import { toBindingPush } from './push.js';
+import { toBindingPush, type PushStats } from './push.js';
 import type { RecordOptions } from './record.js';
 
 /** The part of the native binding recording needs; tests pass fakes. */
@@ -29,6 +29,14 @@ export interface RecordHooks {
   exitGraceMs?: () => number;
   /** Sends a signal to a process; default `process.kill`, errors ignored. */
   kill?: (pid: number, signal: NodeJS.Signals) => void;
+  /**
+   * Keep the whole recording's stacks for the resolved profile (default).
+   * Off for a recording that only pushes: its profile then has counts but
+   * no stacks, and memory does not grow with the run's length.
+   */
+  keepProfile?: boolean;
+  /** With `push`: the pushing counts, about every 250 ms while recording. */
+  onPushStats?: (stats: PushStats) => void;
 }
 
 /** Default of {@link RecordHooks.exitGraceMs}: long enough for a command that has just exited to be reaped. */
@@ -48,8 +56,9 @@ export async function startRecorder(
   binding: RecordBinding,
   options: Omit<RecordOptions, 'onProgress'>,
   batches: boolean,
+  keepProfile = true,
 ): Promise<BindingRecorder> {
-  const bindingOptions = toBindingOptions(options, batches);
+  const bindingOptions = toBindingOptions(options, batches, keepProfile);
   options.signal?.throwIfAborted();
   const started = await binding.startRecorder(bindingOptions);
   if (isBindingError(started)) throw fromBindingError(started);
@@ -120,7 +129,7 @@ export class Sleeper {
   }
 }
 
-function toBindingOptions(options: Omit<RecordOptions, 'onProgress'>, batches: boolean): BindingRecordOptions {
+function toBindingOptions(options: Omit<RecordOptions, 'onProgress'>, batches: boolean, keepProfile: boolean): BindingRecordOptions {
   const { pid, command } = options;
   if (options.allPythons) {
     if (pid !== undefined || command !== undefined) {
@@ -183,6 +192,7 @@ function toBindingOptions(options: Omit<RecordOptions, 'onProgress'>, batches: b
     gilWaitFrames: options.gilWaitFrames ?? false,
     captureOutput: options.captureOutput ?? false,
     batches,
+    keepProfile,
     ...(options.push !== undefined ? { push: toBindingPush(options.push) } : {}),
   };
 }

@@ -126,7 +126,8 @@ class BatchIterator implements AsyncIterableIterator<Batch> {
           this.#done = true; // return() came first
           return DONE;
         }
-        this.#recorder = await startRecorder(this.#binding(), this.#options, true);
+        // Only batches are read: keep no whole-run profile (top may run for days).
+        this.#recorder = await startRecorder(this.#binding(), this.#options, true, false);
       } catch (error) {
         this.#done = true;
         throw error;

@@ -78,6 +78,7 @@ describe('pyspy-node record: arguments', () => {
       gilWaitFrames: false,
       captureOutput: false,
       batches: false,
+      keepProfile: true,
     });
     expect(stderr).toBe(
       'pyspy-node> Sampling process 100 times a second. Press Control-C to exit.\n' +
@@ -113,6 +114,7 @@ describe('pyspy-node record: arguments', () => {
       gilWaitFrames: true,
       captureOutput: false,
       batches: false,
+      keepProfile: true,
     });
     expect(stderr).toMatch(/^pyspy-node> Sampling process 250 times a second for 2 seconds\. Press Control-C to exit\.\n/);
     expect(readFileSync(out, 'utf8')).toBe('raw|python3 app.py --port 80');
@@ -359,7 +361,7 @@ describe('pyspy-node record --push', () => {
     try {
       result = await run([
         'record', '-p', '7', '--push', 'http://me:pw@h:4040', '--app-name', 'api', '--tag', 'env=prod', '--tag', 'k=a=b',
-        '--push-interval', '5', '--push-tenant', 't1',
+        '--push-interval', '5', '--push-tenant', 't1', '--push-retry-forever',
       ], { recorder });
     } finally {
       process.chdir(cwd);
@@ -367,8 +369,10 @@ describe('pyspy-node record --push', () => {
     const { code, stderr, binding } = result;
     expect(code, stderr).toBe(0);
     expect(binding.startRecorder.mock.calls[0]?.[0].push).toEqual({
-      url: 'http://me:pw@h:4040', appName: 'api', tags: ['env=prod', 'k=a=b'], interval: 5, tenant: 't1',
+      url: 'http://me:pw@h:4040', appName: 'api', tags: ['env=prod', 'k=a=b'], interval: 5, tenant: 't1', retryForever: true,
     });
+    // No file: nothing kept locally, so a long run does not grow.
+    expect(binding.startRecorder.mock.calls[0]?.[0].keepProfile).toBe(false);
     expect(readdirSync(dir)).toEqual([]);
     expect(stderr).toContain('pyspy-node> push: http://h:4040 failed (connection refused)');
     expect(stderr).toContain('Pushing to http://***@h:4040 every 5 seconds as service_name=api');
@@ -380,6 +384,7 @@ describe('pyspy-node record --push', () => {
     [['--push', 'http://h', '--tag', 'novalue'], "Expected key=value, got 'novalue'"],
     [['--tag', 'a=b'], 'need --push <url>'],
     [['--app-name', 'x'], 'need --push <url>'],
+    [['--push-retry-forever'], 'need --push <url>'],
     [['--push', 'http://h', '--push-interval', '0'], 'The push interval must be a number above 0'],
     [['--all-pythons'], '--all-pythons needs --push <url>'],
     [['--all-pythons', '--push', 'http://h'], '--all-pythons cannot be combined with --pid or a command'],

@@ -37,6 +37,7 @@ describe('record', () => {
       gilWaitFrames: false,
       captureOutput: false,
       batches: false,
+      keepProfile: true,
     });
     expect(profile).toBeInstanceOf(Profile);
     expect(profile).toMatchObject({
@@ -85,6 +86,7 @@ describe('record', () => {
       gilWaitFrames: false,
       captureOutput: false,
       batches: false,
+      keepProfile: true,
     });
   });
 
@@ -302,7 +304,7 @@ describe('sample', () => {
       if (seen.length === 2) recorder.done = true;
     }
     expect(seen).toEqual([3, 4, 5]);
-    expect(binding.startRecorder).toHaveBeenCalledWith(expect.objectContaining({ pid: 1, batches: true }));
+    expect(binding.startRecorder).toHaveBeenCalledWith(expect.objectContaining({ pid: 1, batches: true, keepProfile: false }));
     expect(recorder.finish).toHaveBeenCalledTimes(1);
     expect(recorder.stop).not.toHaveBeenCalled();
   });

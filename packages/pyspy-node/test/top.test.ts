@@ -221,7 +221,7 @@ describe('pyspy-node top: plain mode', () => {
   it('prints a table every refresh, then that the process ended', async () => {
     const { code, stdout, stderr, binding, handlersLeft } = await run(['top', '--pid', '4242', '--delay', '0.005']);
     expect({ code, stderr, handlersLeft }).toEqual({ code: 0, stderr: '', handlersLeft: 0 });
-    expect(binding.startRecorder).toHaveBeenCalledWith(expect.objectContaining({ pid: 4242, rate: 100, batches: true }));
+    expect(binding.startRecorder).toHaveBeenCalledWith(expect.objectContaining({ pid: 4242, rate: 100, batches: true, keepProfile: false }));
     const tables = stdout.split('\n\n');
     expect(tables).toHaveLength(4);
     expect(tables[0]!.split('\n')).toEqual([

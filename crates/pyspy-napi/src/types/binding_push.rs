@@ -23,6 +23,10 @@ pub struct BindingPushOptions {
     pub token: Option<String>,
     /// Tenant (`X-Scope-OrgID`).
     pub tenant: Option<String>,
+    /// A server that cannot be reached at start (or answers 5xx) is not an
+    /// error: sampling starts and windows are queued and retried.
+    /// @default false
+    pub retry_forever: Option<bool>,
 }
 
 impl BindingPushOptions {

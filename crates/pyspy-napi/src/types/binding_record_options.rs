@@ -39,6 +39,10 @@ pub struct BindingRecordOptions {
     pub full_filenames: Option<bool>,
     /// Keep batches for `takeBatch`. @default false
     pub batches: Option<bool>,
+    /// Keep the whole recording's stacks for `finish` (false: the finished
+    /// profile has counts only, and memory does not grow with the run's
+    /// length; for pushing without a file). @default true
+    pub keep_profile: Option<bool>,
     /// Also sample the target's Python descendants (started before or
     /// during the recording), each on its own thread. @default false
     pub subprocesses: Option<bool>,
@@ -149,6 +153,7 @@ impl BindingRecordOptions {
                 mode,
                 full_filenames: self.full_filenames.unwrap_or(false),
                 batches: self.batches.unwrap_or(false),
+                keep_profile: self.keep_profile.unwrap_or(true),
                 subprocesses: self.subprocesses.unwrap_or(false),
                 native: self.native.unwrap_or(false),
                 gc_frames: self.gc_frames.unwrap_or(true),
