@@ -263,7 +263,8 @@ pub(crate) fn segment_flags(b: &[u8], offset: u64) -> Option<u32> {
         if u32_at(b, at)? != PT_LOAD {
             continue;
         }
-        let (flags, p_offset, filesz) = (u32_at(b, at + 4)?, u64_at(b, at + 8)?, u64_at(b, at + 32)?);
+        let (flags, p_offset, filesz) =
+            (u32_at(b, at + 4)?, u64_at(b, at + 8)?, u64_at(b, at + 32)?);
         let from = p_offset & !0xfff;
         if from == offset {
             return Some(flags);

@@ -210,13 +210,14 @@ impl pyspy_process::Target for CoreFile {
                 .iter()
                 .find(|l| l.vaddr <= f.start && f.start < l.vaddr.saturating_add(l.memsz))
                 .map(|l| l.flags)
-                // gcore writes no program header for the code of binaries:
-                // their own headers say what was mapped executable.
+                // gcore writes no program header for the code of binaries
+                // (and one for everything else): their own headers say what
+                // was mapped executable; without the file, it was code.
                 .or_else(|| {
                     let file = self.binary(&f.path).ok()?;
                     elf::segment_flags(&file, f.offset)
                 })
-                .unwrap_or(4)
+                .unwrap_or(5)
         };
         let mut maps: Vec<MapRange> = self
             .files

@@ -70,8 +70,6 @@ pub struct Merged {
     /// from there on are Python frames placed without the C call that runs
     /// them (a short unwind leaves them outermost, in order).
     pub cut: usize,
-    /// The outermost native frame unwound (instruction and stack pointer).
-    pub last: Option<(u64, u64)>,
 }
 
 /// One frame of a merged stack.
@@ -228,13 +226,7 @@ impl NativeStacks {
         }
         let mut groups = std::mem::take(&mut self.group_buf);
         let split = match self.groups.as_mut() {
-            Some(g) => g.split(
-                &*self.target,
-                &mut self.blocks,
-                thread,
-                python,
-                &mut groups,
-            ),
+            Some(g) => g.split(&*self.target, &mut self.blocks, thread, python, &mut groups),
             None => {
                 groups.clear();
                 Ok(())
@@ -244,11 +236,7 @@ impl NativeStacks {
             Err(addr) => Err(Error::Frames { tid, addr }),
             Ok(()) => self
                 .merge_groups(tid, &frames, end, &groups, python.len(), out)
-                .map(|cut| Merged {
-                    end,
-                    cut,
-                    last: frames.last().copied(),
-                }),
+                .map(|cut| Merged { end, cut }),
         };
         self.frames = frames;
         self.group_buf = groups;
@@ -272,6 +260,12 @@ impl NativeStacks {
             regs,
             out,
         )
+    }
+
+    /// The native frames of the last [`NativeStacks::merge`], innermost
+    /// first: instruction and stack pointers.
+    pub fn unwound(&self) -> &[(u64, u64)] {
+        &self.frames
     }
 
     /// The path of the binary mapped at `ip` when it could not be read or
@@ -390,4 +384,3 @@ impl NativeStacks {
         (self.symbols.len() - 1) as u32
     }
 }
-

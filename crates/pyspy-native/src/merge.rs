@@ -31,7 +31,11 @@ pub(crate) fn merge_frames(
         *g += 1;
     };
     for (i, &(ip, sp)) in frames.iter().enumerate() {
-        let upper = frames.get(i + 1).map_or(u64::MAX, |f| f.1);
+        // Where the last frame ends is known only when it is the outermost
+        // one; after a cut-short unwind, groups whose call lies beyond it
+        // stay for the leftovers, outside it.
+        let last_end = if end == End::Truncated { sp } else { u64::MAX };
+        let upper = frames.get(i + 1).map_or(last_end, |f| f.1);
         let mut consumed_here = false;
         while let Some(gr) = groups.get(g) {
             let Some(a) = gr.anchor else {
@@ -175,6 +179,18 @@ mod tests {
     fn no_call_found_appends_every_python_frame() {
         let out = run(&[1, 3], &[g(1, None), g(2, None)], End::Complete).unwrap();
         assert_eq!(out, vec![N(1), N(3), P(0), P(1), P(2)]);
+    }
+
+    #[test]
+    fn a_short_unwind_keeps_groups_beyond_its_last_frame_outside_it() {
+        // eval (anchor 0x1050), hidden, ext; the unwind stops in ext, and
+        // the next group's call (0x1350) is further out.
+        let groups = [g(1, Some(0x1050)), g(2, Some(0x1350))];
+        let out = run(&[9, 8, 3], &groups, End::Truncated).unwrap();
+        assert_eq!(out, vec![P(0), N(3), P(1), P(2)]);
+        // Had the unwind reached the outermost frame, ext would hold it.
+        let out = run(&[9, 8, 3], &groups, End::Complete).unwrap();
+        assert_eq!(out, vec![P(0), P(1), P(2), N(3)]);
     }
 
     #[test]

@@ -193,10 +193,8 @@ fn step_fp(target: &dyn Target, blocks: &mut Blocks, regs: &Registers) -> Step {
     if bp < sp || bp - sp > MAX_FP_STEP || bp % 8 != 0 {
         return Err(End::Truncated);
     }
-    let (Some(saved_bp), Some(ra)) = (
-        blocks.read_u64(target, bp),
-        blocks.read_u64(target, bp + 8),
-    ) else {
+    let (Some(saved_bp), Some(ra)) = (blocks.read_u64(target, bp), blocks.read_u64(target, bp + 8))
+    else {
         return Err(End::Truncated);
     };
     if ra == 0 {

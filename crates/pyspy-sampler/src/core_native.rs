@@ -79,9 +79,11 @@ impl CoreNative {
                     .collect();
             }
         };
-        let native = &mut self.native;
-        let marker = why_it_ends(&*self.core, regs, merged, |ip| native.unreadable_binary(ip))
-            .map(marker_frame);
+        // Frames past one in an unreadable binary come from frame pointers
+        // alone, if at all: that binary is why the stack ends (or may be wrong).
+        let ips: Vec<u64> = self.native.unwound().iter().map(|&(ip, _)| ip).collect();
+        let unreadable = ips.iter().find_map(|&ip| self.native.unreadable_binary(ip));
+        let marker = why_it_ends(&*self.core, regs, merged, unreadable).map(marker_frame);
         let mut out = Vec::with_capacity(self.merged.len() + 1);
         for (i, m) in self.merged.iter().enumerate() {
             if i == merged.cut {
@@ -104,13 +106,13 @@ impl CoreNative {
 }
 
 /// Why a thread's native frames end early, when they do: the core has no
-/// stack memory there, or only zeros, or a binary could not be read
-/// (`unreadable(ip)` names the binary at `ip` that could not be).
+/// stack memory there, or only zeros, or `unreadable`, a binary the unwind
+/// went through, could not be read.
 fn why_it_ends<M: Memory + ?Sized>(
     core: &M,
     regs: Registers,
     merged: Merged,
-    unreadable: impl FnOnce(u64) -> Option<Arc<str>>,
+    unreadable: Option<Arc<str>>,
 ) -> Option<String> {
     let sp = regs.sp().and_then(|sp| usize::try_from(sp).ok())?;
     let mut word = [0u8; 8];
@@ -126,17 +128,14 @@ fn why_it_ends<M: Memory + ?Sized>(
                 .to_owned(),
         );
     }
-    if merged.end != End::Truncated {
-        return None;
-    }
-    let (ip, _) = merged.last?;
-    Some(match unreadable(ip) {
-        Some(path) => format!(
+    if let Some(path) = unreadable {
+        return Some(format!(
             "<native stack ends: {path} could not be read (pass --executable or --sysroot to \
              find it)>"
-        ),
-        None => "<native stack ends: no unwind information or stack memory past here>".to_owned(),
-    })
+        ));
+    }
+    (merged.end == End::Truncated)
+        .then(|| "<native stack ends: no unwind information or stack memory past here>".to_owned())
 }
 
 /// Whether the stack at `sp` reads as zeros for [`ZERO_CHECK`] bytes (or to
@@ -159,11 +158,7 @@ mod tests {
     use pyspy_process::FakeMemory;
 
     fn merged(end: End) -> Merged {
-        Merged {
-            end,
-            cut: 1,
-            last: Some((0x7000, 0x4100)),
-        }
+        Merged { end, cut: 1 }
     }
 
     #[test]
@@ -172,24 +167,22 @@ mod tests {
         mem.place(0x1000, vec![0u8; 0x1000]);
         mem.place(0x4000, vec![7u8; 0x1000]);
         let at = |sp| Registers::from_ip_sp(0x7000, sp, None);
-        let none = |_| None;
-        let missing = |_| Some(Arc::from("/opt/lib/libgone.so"));
-        let why = |sp, end, f: &dyn Fn(u64) -> Option<Arc<str>>| {
-            why_it_ends(&mem, at(sp), merged(end), f)
-        };
-        assert!(why(0x9000, End::Truncated, &none)
-            .unwrap()
-            .contains("not in the core"));
-        assert!(why(0x1000, End::Complete, &none)
-            .unwrap()
-            .contains("all zeros"));
-        assert_eq!(why(0x4000, End::Complete, &none), None);
-        assert!(why(0x4000, End::Truncated, &missing)
-            .unwrap()
-            .contains("/opt/lib/libgone.so could not be read"));
-        assert!(why(0x4000, End::Truncated, &none)
-            .unwrap()
-            .contains("no unwind information"));
+        let missing = || Some(Arc::from("/opt/lib/libgone.so"));
+        let why = |sp, end, unreadable| why_it_ends(&mem, at(sp), merged(end), unreadable);
+        let text = why(0x9000, End::Truncated, None).unwrap();
+        assert!(text.contains("not in the core"), "{text}");
+        let text = why(0x1000, End::Complete, None).unwrap();
+        assert!(text.contains("all zeros"), "{text}");
+        assert_eq!(why(0x4000, End::Complete, None), None);
+        for end in [End::Truncated, End::Complete] {
+            let text = why(0x4000, end, missing()).unwrap();
+            assert!(
+                text.contains("/opt/lib/libgone.so could not be read"),
+                "{text}"
+            );
+        }
+        let text = why(0x4000, End::Truncated, None).unwrap();
+        assert!(text.contains("no unwind information"), "{text}");
     }
 
     #[test]
