@@ -275,3 +275,45 @@ pub(crate) fn segment_flags(b: &[u8], offset: u64) -> Option<u32> {
     }
     containing
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ELF64 file with these `PT_LOAD`s: `(flags, offset, filesz)`.
+    fn elf_with(loads: &[(u32, u64, u64)]) -> Vec<u8> {
+        let mut b = vec![0u8; 64];
+        b[..4].copy_from_slice(b"\x7fELF");
+        b[4] = 2;
+        b[5] = 1;
+        b[32..40].copy_from_slice(&64u64.to_le_bytes());
+        b[54..56].copy_from_slice(&56u16.to_le_bytes());
+        b[56..58].copy_from_slice(&(loads.len() as u16).to_le_bytes());
+        for &(flags, offset, filesz) in loads {
+            let mut p = vec![0u8; 56];
+            p[..4].copy_from_slice(&PT_LOAD.to_le_bytes());
+            p[4..8].copy_from_slice(&flags.to_le_bytes());
+            p[8..16].copy_from_slice(&offset.to_le_bytes());
+            p[32..40].copy_from_slice(&filesz.to_le_bytes());
+            b.extend(p);
+        }
+        b
+    }
+
+    #[test]
+    fn segment_flags_follow_the_mapped_offset() {
+        // r--, r-x, then rw- starting inside the text's last page.
+        let b = elf_with(&[(4, 0, 0x800), (5, 0x1000, 0x2000), (6, 0x2e10, 0x100)]);
+        assert_eq!(segment_flags(&b, 0), Some(4));
+        assert_eq!(segment_flags(&b, 0x1000), Some(5));
+        assert_eq!(
+            segment_flags(&b, 0x2000),
+            Some(6),
+            "the segment starting in that page"
+        );
+        assert_eq!(segment_flags(&b, 0x1800), Some(5), "inside the text");
+        assert_eq!(segment_flags(&b, 0x9000), None);
+        assert_eq!(segment_flags(b"not an elf", 0), None);
+        assert_eq!(segment_flags(&b[..100], 0x1000), None, "truncated headers");
+    }
+}

@@ -6,9 +6,10 @@
 //! read from the files its `NT_FILE` note names, found where they were, under
 //! a `sysroot` (cores taken in a container), or next to a given executable.
 //! It implements [`pyspy_process::Memory`] and [`pyspy_process::Target`], so
-//! the interpreter discovery and the stack reader use it exactly like a live
-//! process. It does not unwind native stacks, pause anything, or know about
-//! Python. x86-64 cores only.
+//! the interpreter discovery, the stack reader and the native unwinder
+//! (`pyspy-native`, from each thread's [`CoreThread::regs`]) use it exactly
+//! like a live process. It does not pause anything or know about Python.
+//! x86-64 cores only.
 #![deny(missing_docs)]
 
 mod elf;
