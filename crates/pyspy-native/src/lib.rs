@@ -1,4 +1,5 @@
-//! Native stacks of paused threads, merged with their Python frames
+//! Native stacks of paused threads (or of threads captured in a core file),
+//! merged with their Python frames
 //! (`--native`).
 //!
 //! [`NativeStacks`] belongs to one target: an attached process, or a core
