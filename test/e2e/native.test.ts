@@ -14,19 +14,18 @@ import path from 'node:path';
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { killAllChildren, loadMatrix, runCli, settleWithin, spawnFixture, type CliResult, type Interpreter, type RunningFixture } from '../helpers/pythons.js';
+import { killAllChildren, loadMatrix, runCli, settleWithin, spawnFixture, type CliResult, type Interpreter } from '../helpers/pythons.js';
 import { cleanupRecord, decodePprof, outputDir, parseFlamegraph, parseRaw, parseSummary, totalCount, type RawStack } from '../helpers/record.js';
 
 import {
   buildExtension,
-  describeFrame,
-  EXT_FILE,
+  expectMergedStacks,
+  fromCliJson,
   NATIVE_FIXTURE,
   nativeInterpreters,
-  pythonAndExtension,
   type BuiltExtension,
+  type Fixture,
   type NativeTargetReport,
-  type SeenFrame,
 } from './native-helpers.js';
 
 const TIMEOUT = 180_000;
@@ -34,10 +33,7 @@ const matrix = loadMatrix();
 const interpreters = nativeInterpreters(matrix);
 /** Where record, the text form, the library and a symbols-only build are checked too. */
 const RECORD_ON = ['pyenv-3.11.7', 'pyenv-3.12.1', 'debian-3.11', 'debian-3.14'];
-const CALL_BACK = `pyspy_native_call_back [${EXT_FILE}]`;
 const covered = new Map<string, string[]>();
-
-type Fixture = RunningFixture<NativeTargetReport>;
 
 function cover(interp: Interpreter, what: string): void {
   covered.set(interp.id, [...(covered.get(interp.id) ?? []), what]);
@@ -56,85 +52,6 @@ function startFixture(interp: Interpreter, ext: BuiltExtension, extra: string[] 
 function expectClean(res: CliResult, what: string): void {
   expect(res.stderr, `${what}: stderr`).not.toMatch(/panicked|stack backtrace|^\s+at /m);
   expect(res.code, `${what}: exit code; stderr: ${res.stderr}`).toBe(0);
-}
-
-interface SeenThread {
-  name: string | null;
-  osThreadId: number | null;
-  frames: SeenFrame[];
-}
-
-function fromCliJson(stdout: string): SeenThread[] {
-  return (JSON.parse(stdout) as Record<string, unknown>[]).map((t) => ({
-    name: t.thread_name as string | null,
-    osThreadId: t.os_thread_id as number | null,
-    frames: (t.frames as Record<string, unknown>[]).map((f) => ({
-      name: f.name as string,
-      filename: f.filename as string,
-      line: f.line as number,
-      module: f.module as string | null,
-    })),
-  }));
-}
-
-function thread(threads: SeenThread[], name: string): SeenThread {
-  const t = threads.find((x) => x.name === name);
-  expect(t, `thread "${name}" in ${JSON.stringify(threads.map((x) => x.name))}`).toBeDefined();
-  return t!;
-}
-
-/** The fixture's Python frames of a thread, by name, innermost first. */
-function reported(fx: Fixture, name: string): { name: string; filename: string }[] {
-  return fx.report.threads.find((t) => t.name === name)!.frames.map(({ name, filename }) => ({ name, filename }));
-}
-
-/**
- * Checks the merged stacks of a dump against the fixture's own report:
- * the callback thread is cb_inner, the C callback, cb_middle, the C callback,
- * cb_outer, then threading's frames; the busy thread is in the C spin, under
- * ext_spin, under c_busy_caller. `lines`: the extension has line tables.
- */
-function expectMergedStacks(threads: SeenThread[], fx: Fixture, where: string, lines: boolean): void {
-  const cb = thread(threads, 'callback');
-  const [inner, middle, outer, ...rest] = reported(fx, 'callback');
-  expect([inner!.name, middle!.name, outer!.name], `${where}: the fixture's own view`).toEqual(['cb_inner', 'cb_middle', 'cb_outer']);
-  const shown = (cb.frames.map(describeFrame).join('\n    '));
-  expect(pythonAndExtension(cb.frames), `${where}: callback thread, innermost first:\n    ${shown}`).toEqual([
-    'cb_inner',
-    CALL_BACK,
-    'cb_middle',
-    CALL_BACK,
-    'cb_outer',
-    ...rest.map((f) => f.name),
-  ]);
-  // Python frames are the interpreter's own, file for file.
-  const python = cb.frames.filter((f) => f.module === null).map(({ name, filename }) => ({ name, filename }));
-  expect(python, `${where}: callback thread's Python frames`).toEqual(reported(fx, 'callback'));
-  for (const f of cb.frames.filter((x) => x.module === EXT_FILE)) {
-    if (lines) {
-      expect(path.basename(f.filename), `${where}: ${f.name}'s source file`).toBe('pyspy_native_ext.c');
-      expect(f.line, `${where}: ${f.name}'s line`).toBeGreaterThan(0);
-    } else {
-      expect(path.basename(f.filename), `${where}: ${f.name}'s file (no line tables: the binary)`).toBe(EXT_FILE);
-      expect(f.line).toBe(0);
-    }
-  }
-
-  const busy = thread(threads, 'c-busy');
-  const got = pythonAndExtension(busy.frames);
-  const busyShown = busy.frames.map(describeFrame).join('\n    ');
-  // The spin calls pyspy_native_busy, and reads the clock between calls.
-  if (got?.[0] === `pyspy_native_busy [${EXT_FILE}]`) got.shift();
-  expect(got, `${where}: c-busy thread, innermost first:\n    ${busyShown}`).toEqual([
-    `pyspy_native_spin [${EXT_FILE}]`,
-    `ext_spin [${EXT_FILE}]`,
-    ...reported(fx, 'c-busy').map((f) => f.name),
-  ]);
-
-  const main = thread(threads, 'MainThread');
-  expect(main.frames.filter((f) => f.module === null).map((f) => f.name), `${where}: main thread`).toEqual(['main', '<module>']);
-  // Asleep in time.sleep: the C library's sleep is on top.
-  expect(main.frames[0]!.module, `${where}: main thread's innermost frame`).toMatch(/^libc[.-]/);
 }
 
 /** Records `-f format --native` from `fx` for `seconds` and checks the summary. */

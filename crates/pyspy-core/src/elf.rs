@@ -55,6 +55,8 @@ pub(crate) struct Parsed {
     pub psargs: String,
     /// `AT_ENTRY` from the auxiliary vector.
     pub entry: Option<u64>,
+    /// `AT_SYSINFO_EHDR`: where the vDSO is mapped.
+    pub vdso: Option<u64>,
 }
 
 const PT_LOAD: u32 = 1;
@@ -64,6 +66,7 @@ const NT_PRPSINFO: u32 = 3;
 const NT_AUXV: u32 = 6;
 const NT_FILE: u32 = 0x4649_4c45;
 const AT_ENTRY: u64 = 9;
+const AT_SYSINFO_EHDR: u64 = 33;
 const EM_X86_64: u16 = 62;
 /// `sizeof(struct elf_prstatus)` on x86-64, and where `pr_pid` and `pr_reg` sit.
 const PRSTATUS_SIZE: usize = 336;
@@ -197,10 +200,13 @@ fn parse_notes(mut b: &[u8], out: &mut Parsed) -> Result<(), String> {
                     out.psargs = c_string(&desc[PRPSINFO_PSARGS..PRPSINFO_PSARGS + 80]);
                 }
                 NT_AUXV => {
-                    out.entry = desc
-                        .chunks_exact(16)
-                        .find(|kv| u64_at(kv, 0) == Some(AT_ENTRY))
-                        .and_then(|kv| u64_at(kv, 8));
+                    let aux = |key| {
+                        desc.chunks_exact(16)
+                            .find(|kv| u64_at(kv, 0) == Some(key))
+                            .and_then(|kv| u64_at(kv, 8))
+                    };
+                    out.entry = aux(AT_ENTRY);
+                    out.vdso = aux(AT_SYSINFO_EHDR);
                 }
                 NT_FILE => parse_nt_file(desc, out)?,
                 _ => {}
@@ -233,4 +239,81 @@ fn parse_nt_file(desc: &[u8], out: &mut Parsed) -> Result<(), String> {
         });
     }
     Ok(())
+}
+
+/// The `PF_*` flags of the `PT_LOAD` segment of ELF file `b` that a mapping
+/// from file offset `offset` maps: gcore leaves executable segments of
+/// binaries out of the core entirely (no program header), so whether such
+/// a mapping was executable is known only from the binary. A loader maps a
+/// segment from its offset rounded down to a page; the segment starting in
+/// that page wins over one whose tail shares it.
+pub(crate) fn segment_flags(b: &[u8], offset: u64) -> Option<u32> {
+    if b.get(..4)? != b"\x7fELF" || b.get(4) != Some(&2) || b.get(5) != Some(&1) {
+        return None;
+    }
+    let phoff = u64_at(b, 32)?;
+    let phentsize = u64::from(u16_at(b, 54)?);
+    let phnum = u64::from(u16_at(b, 56)?);
+    if phentsize < 56 {
+        return None;
+    }
+    let mut containing = None;
+    for i in 0..phnum {
+        let at = usize::try_from(phoff.checked_add(i * phentsize)?).ok()?;
+        if u32_at(b, at)? != PT_LOAD {
+            continue;
+        }
+        let (flags, p_offset, filesz) =
+            (u32_at(b, at + 4)?, u64_at(b, at + 8)?, u64_at(b, at + 32)?);
+        let from = p_offset & !0xfff;
+        if from == offset {
+            return Some(flags);
+        }
+        if offset > from && offset < p_offset.saturating_add(filesz) && containing.is_none() {
+            containing = Some(flags);
+        }
+    }
+    containing
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ELF64 file with these `PT_LOAD`s: `(flags, offset, filesz)`.
+    fn elf_with(loads: &[(u32, u64, u64)]) -> Vec<u8> {
+        let mut b = vec![0u8; 64];
+        b[..4].copy_from_slice(b"\x7fELF");
+        b[4] = 2;
+        b[5] = 1;
+        b[32..40].copy_from_slice(&64u64.to_le_bytes());
+        b[54..56].copy_from_slice(&56u16.to_le_bytes());
+        b[56..58].copy_from_slice(&(loads.len() as u16).to_le_bytes());
+        for &(flags, offset, filesz) in loads {
+            let mut p = vec![0u8; 56];
+            p[..4].copy_from_slice(&PT_LOAD.to_le_bytes());
+            p[4..8].copy_from_slice(&flags.to_le_bytes());
+            p[8..16].copy_from_slice(&offset.to_le_bytes());
+            p[32..40].copy_from_slice(&filesz.to_le_bytes());
+            b.extend(p);
+        }
+        b
+    }
+
+    #[test]
+    fn segment_flags_follow_the_mapped_offset() {
+        // r--, r-x, then rw- starting inside the text's last page.
+        let b = elf_with(&[(4, 0, 0x800), (5, 0x1000, 0x2000), (6, 0x2e10, 0x100)]);
+        assert_eq!(segment_flags(&b, 0), Some(4));
+        assert_eq!(segment_flags(&b, 0x1000), Some(5));
+        assert_eq!(
+            segment_flags(&b, 0x2000),
+            Some(6),
+            "the segment starting in that page"
+        );
+        assert_eq!(segment_flags(&b, 0x1800), Some(5), "inside the text");
+        assert_eq!(segment_flags(&b, 0x9000), None);
+        assert_eq!(segment_flags(b"not an elf", 0), None);
+        assert_eq!(segment_flags(&b[..100], 0x1000), None, "truncated headers");
+    }
 }

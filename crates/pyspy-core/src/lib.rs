@@ -6,9 +6,10 @@
 //! read from the files its `NT_FILE` note names, found where they were, under
 //! a `sysroot` (cores taken in a container), or next to a given executable.
 //! It implements [`pyspy_process::Memory`] and [`pyspy_process::Target`], so
-//! the interpreter discovery and the stack reader use it exactly like a live
-//! process. It does not unwind native stacks, pause anything, or know about
-//! Python. x86-64 cores only.
+//! the interpreter discovery, the stack reader and the native unwinder
+//! (`pyspy-native`, from each thread's [`CoreThread::regs`]) use it exactly
+//! like a live process. It does not pause anything or know about Python.
+//! x86-64 cores only.
 #![deny(missing_docs)]
 
 mod elf;
@@ -60,6 +61,8 @@ pub struct CoreFile {
     pid: Pid,
     exe: String,
     command_line: String,
+    /// Where the vDSO was mapped (it has no file).
+    vdso: Option<u64>,
     options: CoreOptions,
     /// Binaries opened so far, by the path the core names (`None`: not found).
     opened: Mutex<HashMap<String, Option<Arc<MappedFile>>>>,
@@ -119,6 +122,7 @@ impl CoreFile {
             pid,
             exe,
             command_line: parsed.psargs,
+            vdso: parsed.vdso,
             options,
             opened: Mutex::new(HashMap::new()),
         })
@@ -202,17 +206,25 @@ impl pyspy_process::Target for CoreFile {
     }
 
     fn maps(&self) -> Result<Vec<MapRange>, Error> {
-        let perms = |start: u64| {
+        let perms = |f: &FileMap| {
             self.loads
                 .iter()
-                .find(|l| l.vaddr <= start && start < l.vaddr.saturating_add(l.memsz))
-                .map_or(4, |l| l.flags)
+                .find(|l| l.vaddr <= f.start && f.start < l.vaddr.saturating_add(l.memsz))
+                .map(|l| l.flags)
+                // gcore writes no program header for the code of binaries
+                // (and one for everything else): their own headers say what
+                // was mapped executable; without the file, it was code.
+                .or_else(|| {
+                    let file = self.binary(&f.path).ok()?;
+                    elf::segment_flags(&file, f.offset)
+                })
+                .unwrap_or(5)
         };
         let mut maps: Vec<MapRange> = self
             .files
             .iter()
             .map(|f| {
-                let p = perms(f.start);
+                let p = perms(f);
                 MapRange {
                     start: f.start as usize,
                     end: f.end as usize,
@@ -239,7 +251,9 @@ impl pyspy_process::Target for CoreFile {
                 exec: l.flags & 1 != 0,
                 offset: 0,
                 inode: 0,
-                path: None,
+                // Named as /proc/PID/maps names it, so the native unwinder
+                // reads the vDSO's unwind tables out of the core.
+                path: (Some(l.vaddr) == self.vdso).then(|| "[vdso]".to_owned()),
             });
         }
         maps.sort_by_key(|m| m.start);

@@ -144,3 +144,103 @@ fn damaged_input_is_refused_with_a_reason() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A core with an auxiliary vector naming the vDSO at 0x7000 (dumped, no
+/// file) and an `NT_FILE` entry for `lib` at 0x4000 from offset 0x1000 with
+/// no program header at all (as gcore leaves out the code of binaries).
+fn gcore_like(lib: &str) -> Vec<u8> {
+    let mut prstatus = vec![0u8; 336];
+    prstatus[32..36].copy_from_slice(&5u32.to_le_bytes());
+    let mut auxv = Vec::new();
+    for v in [33u64, 0x7000, 0, 0] {
+        auxv.extend_from_slice(&v.to_le_bytes());
+    }
+    let mut nt_file = Vec::new();
+    for v in [1u64, 0x1000, 0x4000, 0x5000, 1] {
+        nt_file.extend_from_slice(&v.to_le_bytes());
+    }
+    nt_file.extend_from_slice(lib.as_bytes());
+    nt_file.push(0);
+    let notes = [
+        note(1, &prstatus),
+        note(6, &auxv),
+        note(0x4649_4c45, &nt_file),
+    ]
+    .concat();
+    let phoff = 64u64;
+    let notes_at = phoff + 2 * 56;
+    let vdso_at = notes_at + notes.len() as u64;
+    let mut b = vec![0u8; 64];
+    b[..4].copy_from_slice(b"\x7fELF");
+    b[4] = 2;
+    b[5] = 1;
+    b[16..18].copy_from_slice(&4u16.to_le_bytes());
+    b[18..20].copy_from_slice(&62u16.to_le_bytes());
+    b[32..40].copy_from_slice(&phoff.to_le_bytes());
+    b[54..56].copy_from_slice(&56u16.to_le_bytes());
+    b[56..58].copy_from_slice(&2u16.to_le_bytes());
+    for (kind, flags, off, vaddr, size) in [
+        (4u32, 0u32, notes_at, 0u64, notes.len() as u64),
+        (1, 5, vdso_at, 0x7000, 0x10),
+    ] {
+        let mut p = vec![0u8; 56];
+        p[..4].copy_from_slice(&kind.to_le_bytes());
+        p[4..8].copy_from_slice(&flags.to_le_bytes());
+        p[8..16].copy_from_slice(&off.to_le_bytes());
+        p[16..24].copy_from_slice(&vaddr.to_le_bytes());
+        p[32..40].copy_from_slice(&size.to_le_bytes());
+        p[40..48].copy_from_slice(&size.to_le_bytes());
+        b.extend(p);
+    }
+    b.extend(notes);
+    b.extend_from_slice(&[0x7f; 16]);
+    b
+}
+
+/// An ELF file whose segments are r-- at offset 0 and r-x at 0x1000.
+fn text_at_0x1000() -> Vec<u8> {
+    let mut b = vec![0u8; 64];
+    b[..4].copy_from_slice(b"\x7fELF");
+    b[4] = 2;
+    b[5] = 1;
+    b[32..40].copy_from_slice(&64u64.to_le_bytes());
+    b[54..56].copy_from_slice(&56u16.to_le_bytes());
+    b[56..58].copy_from_slice(&2u16.to_le_bytes());
+    for (flags, off) in [(4u32, 0u64), (5, 0x1000)] {
+        let mut p = vec![0u8; 56];
+        p[..4].copy_from_slice(&1u32.to_le_bytes());
+        p[4..8].copy_from_slice(&flags.to_le_bytes());
+        p[8..16].copy_from_slice(&off.to_le_bytes());
+        p[32..40].copy_from_slice(&0x1000u64.to_le_bytes());
+        b.extend(p);
+    }
+    b.resize(0x2000, 0xcc);
+    b
+}
+
+#[test]
+fn maps_name_the_vdso_and_find_code_gcore_left_out() {
+    let dir = std::env::temp_dir().join(format!("pyspy-core-maps-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let lib = write(&dir, "libtext.so", &text_at_0x1000());
+    let core = write(&dir, "core", &gcore_like(lib.to_str().unwrap()));
+    let c = CoreFile::open(&core, CoreOptions::default()).unwrap();
+    let maps = c.maps().unwrap();
+    let text = maps.iter().find(|m| m.start == 0x4000).unwrap();
+    assert!(text.exec, "executable, from the binary's own segment flags");
+    assert_eq!(text.offset, 0x1000);
+    let vdso = maps.iter().find(|m| m.start == 0x7000).unwrap();
+    assert_eq!(vdso.path.as_deref(), Some("[vdso]"));
+    assert!(vdso.exec);
+    // Code is read from the file: the unwinder's view of it.
+    let mut buf = [0u8; 2];
+    c.read(0x4000, &mut buf).unwrap();
+    assert_eq!(buf, [0xcc, 0xcc]);
+
+    // Without the file, a mapping gcore left out is taken for code.
+    std::fs::remove_file(&lib).unwrap();
+    let c = CoreFile::open(&core, CoreOptions::default()).unwrap();
+    let maps = c.maps().unwrap();
+    assert!(maps.iter().find(|m| m.start == 0x4000).unwrap().exec);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pyspy_cpython::{find_interpreter, StackWalker};
-use pyspy_native::{MergedFrame, NativeStacks};
+use pyspy_native::{read_registers, MergedFrame, NativeStacks};
 use pyspy_process::{Pid, Process};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -45,14 +45,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("Thread {} (tid {}):", ts.thread_id, ts.native_thread_id);
         if raw_too {
             let mut ips = Vec::new();
-            let end = native.unwind(ts.native_thread_id as Pid, &mut ips)?;
+            let regs = read_registers(pid, ts.native_thread_id as Pid)?;
+            let end = native.unwind(regs, &mut ips);
             for (ip, sp) in &ips {
                 println!("    raw {ip:#x} sp {sp:#x}");
             }
             println!("    raw end: {end:?}");
         }
-        match native.merge(ts.native_thread_id as Pid, ts, &frames, &mut out) {
-            Ok(()) => {
+        let merged = read_registers(pid, ts.native_thread_id as Pid)
+            .and_then(|regs| native.merge(ts.native_thread_id as Pid, regs, ts, &frames, &mut out));
+        match merged {
+            Ok(_) => {
                 for m in &out {
                     match *m {
                         MergedFrame::Python(i) => {
@@ -115,10 +118,12 @@ fn sample_loop(
                 continue;
             }
             let m = Instant::now();
-            let r = native.merge(ts.native_thread_id as Pid, ts, &frames, &mut out);
+            let tid = ts.native_thread_id as Pid;
+            let r = read_registers(process.pid(), tid)
+                .and_then(|regs| native.merge(tid, regs, ts, &frames, &mut out));
             merging += m.elapsed();
             match r {
-                Ok(()) => ok += 1,
+                Ok(_) => ok += 1,
                 Err(e) => {
                     // One line per kind of failure (thread ids vary).
                     let msg = e.to_string();

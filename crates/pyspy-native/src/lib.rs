@@ -1,15 +1,20 @@
-//! Native stacks of paused threads, merged with their Python frames
+//! Native stacks of paused threads (or of threads captured in a core file),
+//! merged with their Python frames
 //! (`--native`).
 //!
-//! [`NativeStacks`] belongs to one attached process. For each thread of a
-//! sample, while the target is paused *by the calling thread* (ptrace
-//! requests are answered to the tracer thread only), [`NativeStacks::merge`]
-//! reads the thread's registers (`PTRACE_GETREGS`), unwinds its native
-//! stack with the call-frame information of each mapped binary (`.eh_frame`
-//! or `.debug_frame`, read with gimli from the file as the target sees it,
-//! through `/proc/PID/root` or `/proc/PID/map_files`), falling back to the
-//! frame-pointer chain, and symbolizes each frame (ELF symbols, DWARF line
-//! tables where present, C++/Rust/Cython names demangled). Then it merges:
+//! [`NativeStacks`] belongs to one target: an attached process, or a core
+//! file (anything that is a [`pyspy_process::Target`]). For each thread of a
+//! sample, [`NativeStacks::merge`] takes the thread's registers (from
+//! [`read_registers`] while the process is paused *by the calling thread*,
+//! since ptrace requests are answered to the tracer thread only; from a
+//! core's `NT_PRSTATUS` note through [`Registers::from_user_regs`]), unwinds
+//! its native stack from the target's memory with the call-frame
+//! information of each mapped binary (`.eh_frame` or `.debug_frame`, read
+//! with gimli from the file as the target sees it: through `/proc/PID/root`
+//! or `/proc/PID/map_files`, or where a core's binaries are found), falling
+//! back to the frame-pointer chain, and symbolizes each frame (ELF symbols,
+//! DWARF line tables where present, C++/Rust/Cython names demangled). Then
+//! it merges:
 //! walking the native frames from the innermost, each call of the
 //! interpreter's evaluation loop is replaced by the Python frames it runs
 //! (see `pyframes.rs`), other interpreter frames and thread start-up frames
@@ -22,6 +27,7 @@
 mod blocks;
 mod elf;
 mod error;
+mod merge;
 mod modules;
 mod pyframes;
 mod regs;
@@ -33,13 +39,14 @@ use std::sync::Arc;
 
 use gimli::UnwindContext;
 use pyspy_cpython::{Interpreter, RawFrame, ThreadState};
-use pyspy_process::{Pid, Process};
+use pyspy_process::{Pid, Target};
 
 pub use error::Error;
 pub use regs::{read_registers, Registers};
 pub use unwind::{End, MAX_NATIVE_FRAMES};
 
 use blocks::Blocks;
+use merge::merge_frames;
 use modules::Modules;
 use pyframes::{FrameGroups, Group};
 use symbols::Kind;
@@ -51,6 +58,20 @@ pub const SUPPORTED: bool = cfg!(all(target_os = "linux", target_arch = "x86_64"
 pub const NONBLOCKING_REFUSAL: &str = "--native cannot be combined with --nonblocking: a thread's \
      native stack can only be read while the thread is paused (its registers come from ptrace, \
      and its stack changes with every instruction it runs)";
+
+/// What native frames are read from: a live process, or a core file.
+pub type SharedTarget = Arc<dyn Target + Send + Sync>;
+
+/// How one merge went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Merged {
+    /// How the native unwind ended.
+    pub end: End,
+    /// Index of the merged stack where the native frames ended: frames
+    /// from there on are Python frames placed without the C call that runs
+    /// them (a short unwind leaves them outermost, in order).
+    pub cut: usize,
+}
 
 /// One frame of a merged stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,9 +118,9 @@ pub struct Stats {
     pub merge_failures: u64,
 }
 
-/// Native unwinding, symbolization and merging for one process.
+/// Native unwinding, symbolization and merging for one target.
 pub struct NativeStacks {
-    process: Arc<Process>,
+    target: SharedTarget,
     modules: Modules,
     blocks: Blocks,
     ctx: Box<UnwindContext<usize>>,
@@ -116,27 +137,27 @@ pub struct NativeStacks {
 const MAX_ADDRS: usize = 1 << 20;
 
 impl NativeStacks {
-    /// Prepares for `process`, whose interpreter is `interpreter`. Reads
+    /// Prepares for `target`, whose interpreter is `interpreter`. Reads
     /// the memory map; binaries are parsed on first use.
-    pub fn new(process: Arc<Process>, interpreter: &Interpreter) -> NativeStacks {
+    pub fn new(target: SharedTarget, interpreter: &Interpreter) -> NativeStacks {
         let mut interpreter_paths = vec![interpreter.binary_path.clone()];
-        if let Ok(exe) = process.exe() {
+        if let Ok(exe) = target.exe() {
             interpreter_paths.push(exe);
         }
-        let mut n = NativeStacks::build(process, interpreter_paths);
+        let mut n = NativeStacks::build(target, interpreter_paths);
         n.groups = Some(FrameGroups::new(&interpreter.layout));
         n
     }
 
     /// For a process that runs no Python: only [`NativeStacks::unwind`] and
     /// [`NativeStacks::symbolize`] (tests and diagnostics).
-    pub fn without_python(process: Arc<Process>) -> NativeStacks {
-        NativeStacks::build(process, Vec::new())
+    pub fn without_python(target: SharedTarget) -> NativeStacks {
+        NativeStacks::build(target, Vec::new())
     }
 
-    fn build(process: Arc<Process>, interpreter_paths: Vec<String>) -> NativeStacks {
+    fn build(target: SharedTarget, interpreter_paths: Vec<String>) -> NativeStacks {
         NativeStacks {
-            modules: Modules::new(&process, interpreter_paths),
+            modules: Modules::new(&*target, interpreter_paths),
             blocks: Blocks::default(),
             ctx: Box::new(UnwindContext::new()),
             groups: None,
@@ -145,7 +166,7 @@ impl NativeStacks {
             frames: Vec::new(),
             group_buf: Vec::new(),
             stats: Stats::default(),
-            process,
+            target,
         }
     }
 
@@ -176,23 +197,23 @@ impl NativeStacks {
         self.stats
     }
 
-    /// Unwinds thread `tid` (paused by the calling thread) and merges its
-    /// native frames with `python`, its Python frames (innermost first, as
-    /// the stack walker read them from `thread.top_frame`). Innermost first
-    /// into `out`.
+    /// Unwinds thread `tid` from `regs` (its registers: the thread is
+    /// paused, or captured in a core) and merges its native frames with
+    /// `python`, its Python frames (innermost first, as the stack walker
+    /// read them from `thread.top_frame`). Innermost first into `out`.
     pub fn merge(
         &mut self,
         tid: Pid,
+        regs: Registers,
         thread: &ThreadState,
         python: &[RawFrame],
         out: &mut Vec<MergedFrame>,
-    ) -> Result<(), Error> {
+    ) -> Result<Merged, Error> {
         out.clear();
-        let regs = read_registers(self.process.pid(), tid)?;
         let mut frames = std::mem::take(&mut self.frames);
         frames.clear();
         let end = unwind::unwind(
-            &self.process,
+            &*self.target,
             &mut self.modules,
             &mut self.blocks,
             &mut self.ctx,
@@ -206,13 +227,7 @@ impl NativeStacks {
         }
         let mut groups = std::mem::take(&mut self.group_buf);
         let split = match self.groups.as_mut() {
-            Some(g) => g.split(
-                &*self.process,
-                &mut self.blocks,
-                thread,
-                python,
-                &mut groups,
-            ),
+            Some(g) => g.split(&*self.target, &mut self.blocks, thread, python, &mut groups),
             None => {
                 groups.clear();
                 Ok(())
@@ -220,7 +235,9 @@ impl NativeStacks {
         };
         let result = match split {
             Err(addr) => Err(Error::Frames { tid, addr }),
-            Ok(()) => self.merge_groups(tid, &frames, end, &groups, python.len(), out),
+            Ok(()) => self
+                .merge_groups(tid, &frames, end, &groups, python.len(), out)
+                .map(|cut| Merged { end, cut }),
         };
         self.frames = frames;
         self.group_buf = groups;
@@ -231,20 +248,35 @@ impl NativeStacks {
         result
     }
 
-    /// Only the native frames of thread `tid` (paused by the calling
-    /// thread), innermost first, interpreter frames included: instruction
-    /// and stack pointers, and how the unwind ended.
-    pub fn unwind(&mut self, tid: Pid, out: &mut Vec<(u64, u64)>) -> Result<End, Error> {
+    /// Only the native frames of a thread whose registers are `regs`,
+    /// innermost first, interpreter frames included: instruction and stack
+    /// pointers, and how the unwind ended.
+    pub fn unwind(&mut self, regs: Registers, out: &mut Vec<(u64, u64)>) -> End {
         out.clear();
-        let regs = read_registers(self.process.pid(), tid)?;
-        Ok(unwind::unwind(
-            &self.process,
+        unwind::unwind(
+            &*self.target,
             &mut self.modules,
             &mut self.blocks,
             &mut self.ctx,
             regs,
             out,
-        ))
+        )
+    }
+
+    /// The native frames of the last [`NativeStacks::merge`], innermost
+    /// first: instruction and stack pointers.
+    pub fn unwound(&self) -> &[(u64, u64)] {
+        &self.frames
+    }
+
+    /// The path of the binary mapped at `ip` when it could not be read or
+    /// parsed (so its frames have no symbols and no unwind rules): why an
+    /// unwind that stopped there stopped.
+    pub fn unreadable_binary(&mut self, ip: u64) -> Option<Arc<str>> {
+        let m = self.modules.find(ip)?;
+        let module = self.modules.get(m);
+        let path = module.path.clone();
+        module.elf(&*self.target).is_none().then_some(path)
     }
 
     fn merge_groups(
@@ -255,7 +287,7 @@ impl NativeStacks {
         groups: &[Group],
         python_len: usize,
         out: &mut Vec<MergedFrame>,
-    ) -> Result<(), Error> {
+    ) -> Result<usize, Error> {
         let merged = merge_frames(frames, end, groups, python_len, out, |at, out| {
             let info = self.addr_info(at);
             if info.kind == Kind::Shown {
@@ -297,11 +329,11 @@ impl NativeStacks {
                 symbols: vec![id],
             };
         };
-        let process = self.process.clone();
+        let target = self.target.clone();
         let module = self.modules.get(m);
         let (interpreter, name, path) =
             (module.interpreter, module.name.clone(), module.path.clone());
-        let loaded = module.elf(&process);
+        let loaded = module.elf(&*target);
         let link = loaded.map_or(0, |(_, bias)| at.wrapping_sub(bias));
         let elf = loaded.map(|(e, _)| e);
         let symbol = elf.and_then(|e| e.symbol(link)).map(|(n, _)| n.to_owned());
@@ -351,161 +383,5 @@ impl NativeStacks {
     fn push_symbol(&mut self, s: NativeSymbol) -> u32 {
         self.symbols.push(s);
         (self.symbols.len() - 1) as u32
-    }
-}
-
-/// Walks the native frames (instruction and stack pointers, innermost
-/// first) and puts each group of Python frames where its C call is: in the
-/// native frame whose stack holds the group's anchor, or, for a group
-/// without one, at the next frame whose symbol is the evaluation loop.
-/// Groups go innermost first, in order; a group's frames come before
-/// (inside) the frame that runs it. `native(at, out)` classifies the code
-/// at `at` and, for a shown frame, pushes its frames. `Err(evals)` when the
-/// stacks do not fit together.
-fn merge_frames(
-    frames: &[(u64, u64)],
-    end: End,
-    groups: &[Group],
-    python_len: usize,
-    out: &mut Vec<MergedFrame>,
-    mut native: impl FnMut(u64, &mut Vec<MergedFrame>) -> Kind,
-) -> Result<(), usize> {
-    let (mut g, mut next_py, mut evals) = (0usize, 0usize, 0usize);
-    let emit = |g: &mut usize, next_py: &mut usize, out: &mut Vec<MergedFrame>| {
-        let n = groups[*g].len;
-        out.extend((*next_py..*next_py + n).map(MergedFrame::Python));
-        *next_py += n;
-        *g += 1;
-    };
-    for (i, &(ip, sp)) in frames.iter().enumerate() {
-        let upper = frames.get(i + 1).map_or(u64::MAX, |f| f.1);
-        let mut consumed_here = false;
-        while let Some(gr) = groups.get(g) {
-            let Some(a) = gr.anchor else {
-                break;
-            };
-            if a >= upper {
-                break;
-            }
-            if a < sp {
-                // Not on this stack (3.14+'s base frame lives in the thread
-                // state): fine for an empty group; a group of frames whose
-                // call was never found is not.
-                if gr.len > 0 {
-                    return Err(evals);
-                }
-                g += 1;
-                continue;
-            }
-            evals += 1;
-            consumed_here = true;
-            emit(&mut g, &mut next_py, out);
-        }
-        // A return address points after its call: name the call.
-        let at = if i == 0 { ip } else { ip.wrapping_sub(1) };
-        let kind = native(at, out);
-        if kind == Kind::Eval
-            && !consumed_here
-            && groups.get(g).is_some_and(|gr| gr.anchor.is_none())
-        {
-            evals += 1;
-            emit(&mut g, &mut next_py, out);
-        }
-    }
-    let left: usize = groups[g..].iter().map(|gr| gr.len).sum();
-    if left > 0 {
-        // No evaluation frame at all (the unwind stopped in a library
-        // before reaching the interpreter), or an unwind cut short: the
-        // Python frames left are the outermost ones, in order.
-        if evals == 0 || end == End::Truncated {
-            out.extend((next_py..python_len).map(MergedFrame::Python));
-        } else {
-            return Err(evals);
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use MergedFrame::{Native as N, Python as P};
-
-    /// Frames at ips 1.. with stack pointers 0x100 apart; ip 9 is the
-    /// evaluation loop, 8 is hidden, the rest are shown as Native(ip).
-    fn run(ips: &[u64], groups: &[Group], end: End) -> Result<Vec<MergedFrame>, usize> {
-        let frames: Vec<(u64, u64)> = ips
-            .iter()
-            .enumerate()
-            .map(|(i, &ip)| (ip, 0x1000 + 0x100 * i as u64))
-            .collect();
-        let python_len = groups.iter().map(|g| g.len).sum();
-        let mut out = Vec::new();
-        let mut next = 0;
-        merge_frames(&frames, end, groups, python_len, &mut out, |_, out| {
-            // Called once per frame, in order.
-            let ip = ips[next];
-            next += 1;
-            match ip {
-                9 => Kind::Eval,
-                8 => Kind::Hidden,
-                n => {
-                    out.push(N(n as u32));
-                    Kind::Shown
-                }
-            }
-        })?;
-        Ok(out)
-    }
-
-    fn g(len: usize, anchor: Option<u64>) -> Group {
-        Group { len, anchor }
-    }
-
-    #[test]
-    fn symbols_place_groups_in_order() {
-        // libc, eval(2 frames), hidden, ext, eval(1 frame), hidden
-        let out = run(
-            &[1, 9, 8, 3, 9, 8],
-            &[g(2, None), g(1, None)],
-            End::Complete,
-        )
-        .unwrap();
-        assert_eq!(out, vec![N(1), P(0), P(1), N(3), P(2)]);
-    }
-
-    #[test]
-    fn anchors_place_groups_without_symbols() {
-        // Frame i covers [0x1000 + 0x100 i, 0x1000 + 0x100 (i+1)).
-        let groups = [g(2, Some(0x1150)), g(1, Some(0x1450)), g(0, Some(0x10))];
-        let out = run(&[1, 8, 8, 3, 8, 8], &groups, End::Complete).unwrap();
-        assert_eq!(out, vec![N(1), P(0), P(1), N(3), P(2)]);
-    }
-
-    #[test]
-    fn an_empty_leading_group_is_consumed_by_its_call() {
-        let groups = [g(0, Some(0x1150)), g(1, Some(0x1450))];
-        let out = run(&[1, 8, 8, 3, 8, 8], &groups, End::Complete).unwrap();
-        assert_eq!(out, vec![N(1), N(3), P(0)]);
-    }
-
-    #[test]
-    fn too_few_calls_fail_unless_the_unwind_was_cut_short() {
-        let groups = [g(1, None), g(1, None)];
-        assert_eq!(run(&[1, 9, 3], &groups, End::Complete), Err(1));
-        let out = run(&[1, 9, 3], &groups, End::Truncated).unwrap();
-        assert_eq!(out, vec![N(1), P(0), N(3), P(1)]);
-    }
-
-    #[test]
-    fn no_call_found_appends_every_python_frame() {
-        let out = run(&[1, 3], &[g(1, None), g(2, None)], End::Complete).unwrap();
-        assert_eq!(out, vec![N(1), N(3), P(0), P(1), P(2)]);
-    }
-
-    #[test]
-    fn an_anchor_below_the_stack_with_frames_fails() {
-        let groups = [g(1, Some(0x10))];
-        assert_eq!(run(&[1, 9], &groups, End::Complete), Err(0));
     }
 }

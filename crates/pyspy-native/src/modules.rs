@@ -1,12 +1,13 @@
-//! The executable mappings of a process, each tied to its file (loaded and
-//! parsed on first use, through `/proc/PID/root` or `/proc/PID/map_files`),
-//! with the unwind rules looked up so far cached per address.
+//! The executable mappings of a target, each tied to its file (loaded and
+//! parsed on first use: through `/proc/PID/root` or `/proc/PID/map_files`
+//! for a live process, where a core's `NT_FILE` note says it was for a core
+//! file), with the unwind rules looked up so far cached per address.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use gimli::UnwindContext;
-use pyspy_process::{MapRange, Memory, Process};
+use pyspy_process::{MapRange, Target};
 
 use crate::elf::{Bytes, ElfFile, Rules};
 
@@ -45,9 +46,9 @@ impl Module {
     /// The parsed file and its load bias, loading it on first use; `None`
     /// when it cannot be read or parsed (then only frame pointers and
     /// addresses are left).
-    pub(crate) fn elf(&mut self, process: &Process) -> Option<(&ElfFile, u64)> {
+    pub(crate) fn elf(&mut self, target: &dyn Target) -> Option<(&ElfFile, u64)> {
         if let Load::NotYet = self.state {
-            self.state = match load(process, &self.map) {
+            self.state = match load(target, &self.map) {
                 Some(elf) => {
                     match elf.bias(self.map.start as u64, self.map.offset, self.map.exec) {
                         Some(b) => {
@@ -69,14 +70,14 @@ impl Module {
     /// The unwind rules at runtime address `addr` (cached).
     fn rules(
         &mut self,
-        process: &Process,
+        target: &dyn Target,
         addr: u64,
         ctx: &mut UnwindContext<usize>,
     ) -> Option<Arc<Rules>> {
         if let Some(r) = self.rules.get(&addr) {
             return r.clone();
         }
-        let (elf, bias) = self.elf(process)?;
+        let (elf, bias) = self.elf(target)?;
         let r = elf.rules(addr.wrapping_sub(bias), ctx).map(Arc::new);
         if self.rules.len() >= MAX_RULES {
             self.rules.clear();
@@ -86,16 +87,16 @@ impl Module {
     }
 }
 
-fn load(process: &Process, map: &MapRange) -> Option<ElfFile> {
+fn load(target: &dyn Target, map: &MapRange) -> Option<ElfFile> {
     let bytes = if map.path.as_deref() == Some("[vdso]") {
         if map.size() > MAX_VDSO {
             return None;
         }
         let mut v = vec![0u8; map.size()];
-        process.read(map.start, &mut v).ok()?;
+        target.read(map.start, &mut v).ok()?;
         Bytes::Owned(v)
     } else {
-        Bytes::Mapped(process.read_mapped_file(map).ok()?)
+        Bytes::Mapped(target.read_mapped_file(map).ok()?)
     };
     ElfFile::parse(bytes)
 }
@@ -111,20 +112,20 @@ pub(crate) struct Modules {
 
 impl Modules {
     /// Reads the target's maps.
-    pub(crate) fn new(process: &Process, interpreter_paths: Vec<String>) -> Modules {
+    pub(crate) fn new(target: &dyn Target, interpreter_paths: Vec<String>) -> Modules {
         let mut m = Modules {
             modules: Vec::new(),
             ranges: Vec::new(),
             interpreter_paths,
         };
-        m.refresh(process);
+        m.refresh(target);
         m
     }
 
     /// Re-reads the maps (a library was loaded or unloaded), keeping what is
     /// known about modules that are still mapped at the same place.
-    pub(crate) fn refresh(&mut self, process: &Process) {
-        let Ok(maps) = process.maps() else {
+    pub(crate) fn refresh(&mut self, target: &dyn Target) {
+        let Ok(maps) = target.maps() else {
             return;
         };
         let mut old: Vec<Option<Module>> = std::mem::take(&mut self.modules)
@@ -187,11 +188,11 @@ impl Modules {
     /// when its module has no CFI there.
     pub(crate) fn rules(
         &mut self,
-        process: &Process,
+        target: &dyn Target,
         addr: u64,
         ctx: &mut UnwindContext<usize>,
     ) -> Result<Option<Arc<Rules>>, ()> {
         let i = self.find(addr).ok_or(())?;
-        Ok(self.modules[i].rules(process, addr, ctx))
+        Ok(self.modules[i].rules(target, addr, ctx))
     }
 }

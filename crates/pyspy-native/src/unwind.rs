@@ -1,9 +1,9 @@
-//! Walking a paused thread's native stack from its registers: DWARF CFI
+//! Walking a thread's native stack from its registers: DWARF CFI
 //! (`.eh_frame`, `.debug_frame`) where a module has it, the frame-pointer
 //! chain where it does not.
 
 use gimli::{EndianSlice, LittleEndian, UnwindContext};
-use pyspy_process::Process;
+use pyspy_process::Target;
 
 use crate::blocks::Blocks;
 use crate::elf::{Cfa, Rule, Rules};
@@ -32,7 +32,7 @@ pub enum End {
 /// each return address with its caller's stack pointer). A frame's stack
 /// lies between its own stack pointer and the next frame's.
 pub(crate) fn unwind(
-    process: &Process,
+    target: &dyn Target,
     modules: &mut Modules,
     blocks: &mut Blocks,
     ctx: &mut UnwindContext<usize>,
@@ -55,20 +55,20 @@ pub(crate) fn unwind(
         // A return address points after its call: look up the call itself.
         let at = if first { ip } else { ip - 1 };
         first = false;
-        let rules = match modules.rules(process, at, ctx) {
+        let rules = match modules.rules(target, at, ctx) {
             Ok(r) => r,
             // Not in any mapping we know: a library loaded since the maps
             // were read? Read them again, once per unwind.
             Err(()) if !refreshed => {
                 refreshed = true;
-                modules.refresh(process);
-                modules.rules(process, at, ctx).ok().flatten()
+                modules.refresh(target);
+                modules.rules(target, at, ctx).ok().flatten()
             }
             Err(()) => None,
         };
         let step = match rules {
-            Some(r) => step_cfi(process, blocks, &r, &regs),
-            None => step_fp(process, blocks, &regs),
+            Some(r) => step_cfi(target, blocks, &r, &regs),
+            None => step_fp(target, blocks, &regs),
         };
         match step {
             Ok(next) => {
@@ -86,24 +86,24 @@ pub(crate) fn unwind(
 /// The caller's registers, or how the unwind ends here.
 type Step = Result<Registers, End>;
 
-fn step_cfi(process: &Process, blocks: &mut Blocks, rules: &Rules, regs: &Registers) -> Step {
+fn step_cfi(target: &dyn Target, blocks: &mut Blocks, rules: &Rules, regs: &Registers) -> Step {
     let cfa = match &rules.cfa {
         Cfa::Reg { reg, offset } => regs.get(*reg).map(|v| v.wrapping_add(*offset as u64)),
-        Cfa::Expr(e) => eval(process, blocks, e, regs, None),
+        Cfa::Expr(e) => eval(target, blocks, e, regs, None),
     };
     let Some(cfa) = cfa else {
         return Err(End::Truncated);
     };
     let ra = match &rules.ra {
         Rule::Undefined => return Err(End::Complete),
-        r => recover(process, blocks, r, cfa, regs, dwarf::RA),
+        r => recover(target, blocks, r, cfa, regs, dwarf::RA),
     };
     let Some(ra) = ra else {
         return Err(End::Truncated);
     };
     let mut next = *regs;
     for (reg, rule) in &rules.regs {
-        next.set(*reg, recover(process, blocks, rule, cfa, regs, *reg));
+        next.set(*reg, recover(target, blocks, rule, cfa, regs, *reg));
     }
     // On x86-64 the CFA is the caller's stack pointer.
     next.set(dwarf::RSP, Some(cfa));
@@ -115,7 +115,7 @@ fn step_cfi(process: &Process, blocks: &mut Blocks, rules: &Rules, regs: &Regist
 }
 
 fn recover(
-    process: &Process,
+    target: &dyn Target,
     blocks: &mut Blocks,
     rule: &Rule,
     cfa: u64,
@@ -125,21 +125,21 @@ fn recover(
     match rule {
         Rule::Undefined => None,
         Rule::Same => regs.get(reg),
-        Rule::Offset(n) => blocks.read_u64(process, cfa.wrapping_add(*n as u64)),
+        Rule::Offset(n) => blocks.read_u64(target, cfa.wrapping_add(*n as u64)),
         Rule::ValOffset(n) => Some(cfa.wrapping_add(*n as u64)),
         Rule::Register(r) => regs.get(*r),
         Rule::Expr(e) => {
-            let at = eval(process, blocks, e, regs, Some(cfa))?;
-            blocks.read_u64(process, at)
+            let at = eval(target, blocks, e, regs, Some(cfa))?;
+            blocks.read_u64(target, at)
         }
-        Rule::ValExpr(e) => eval(process, blocks, e, regs, Some(cfa)),
+        Rule::ValExpr(e) => eval(target, blocks, e, regs, Some(cfa)),
     }
 }
 
 /// Runs a CFI DWARF expression (with the CFA pushed first for register
 /// rules); its value, or `None` when it needs anything unavailable.
 fn eval(
-    process: &Process,
+    target: &dyn Target,
     blocks: &mut Blocks,
     expr: &[u8],
     regs: &Registers,
@@ -168,7 +168,7 @@ fn eval(
             gimli::EvaluationResult::RequiresMemory { address, size, .. } => {
                 let mut b = [0u8; 8];
                 let n = usize::from(size).min(8);
-                if !blocks.read(process, usize::try_from(address).ok()?, &mut b[..n]) {
+                if !blocks.read(target, usize::try_from(address).ok()?, &mut b[..n]) {
                     return None;
                 }
                 e.resume_with_memory(gimli::Value::Generic(u64::from_le_bytes(b)))
@@ -186,17 +186,15 @@ fn eval(
 
 /// One step along the frame-pointer chain: the caller's frame pointer is
 /// saved at `rbp`, the return address just above it.
-fn step_fp(process: &Process, blocks: &mut Blocks, regs: &Registers) -> Step {
+fn step_fp(target: &dyn Target, blocks: &mut Blocks, regs: &Registers) -> Step {
     let (Some(bp), Some(sp)) = (regs.bp(), regs.sp()) else {
         return Err(End::Truncated);
     };
     if bp < sp || bp - sp > MAX_FP_STEP || bp % 8 != 0 {
         return Err(End::Truncated);
     }
-    let (Some(saved_bp), Some(ra)) = (
-        blocks.read_u64(process, bp),
-        blocks.read_u64(process, bp + 8),
-    ) else {
+    let (Some(saved_bp), Some(ra)) = (blocks.read_u64(target, bp), blocks.read_u64(target, bp + 8))
+    else {
         return Err(End::Truncated);
     };
     if ra == 0 {

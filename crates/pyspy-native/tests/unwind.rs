@@ -6,7 +6,7 @@ use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use pyspy_native::{End, NativeStacks};
+use pyspy_native::{read_registers, End, NativeStacks};
 use pyspy_process::{Pid, Process};
 
 /// A `sleep 30` under `sh`: returns the `sh` and the sleep's pid.
@@ -33,7 +33,8 @@ fn unwinds_a_sleeping_process_to_its_start() {
     let guard = process.pause().expect("pause");
     native.begin_sample();
     let mut frames = Vec::new();
-    let end = native.unwind(pid, &mut frames).expect("registers");
+    let regs = read_registers(pid, pid).expect("registers");
+    let end = native.unwind(regs, &mut frames);
     drop(guard);
     let names: Vec<String> = frames
         .iter()
@@ -64,7 +65,9 @@ fn registers_of_an_unpaused_thread_are_refused_or_approximate() {
     let mut frames = Vec::new();
     // Not traced by us: PTRACE_GETREGS fails; /proc/PID/task/TID/syscall
     // may still give sp and pc of a sleeping thread. Either way no panic.
-    let _ = native.unwind(pid, &mut frames);
+    if let Ok(regs) = read_registers(pid, pid) {
+        native.unwind(regs, &mut frames);
+    }
     unsafe { libc::kill(pid, libc::SIGKILL) };
     sh.wait().unwrap();
 }

@@ -5,7 +5,8 @@
 //! nothing changes under the reader. A thread's status comes from the
 //! registers the core recorded (`orig_rax` is the system call it was in, `rdi`
 //! its first argument: a futex inside the GIL means it waited for the GIL).
-//! Native frames are not read from cores yet.
+//! With `native`, each thread's native stack is unwound from those
+//! registers and merged with its Python frames (`core_native.rs`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,25 +16,20 @@ use pyspy_core::{CoreFile, CoreOptions};
 use pyspy_cpython::{find_interpreter, Frame, GilLocation, StackWalker, ThreadStack, ThreadStatus};
 use pyspy_process::{Activity, MemoryExt, Target};
 
+use crate::core_native::{CoreNative, Shown};
 use crate::filenames::ShortFilenames;
 use crate::session::{DumpConfig, ProcessDump};
 use crate::status::{blocked_in, classify};
 use crate::Error;
 
-/// Reads every thread's Python stack out of the core file at `path`.
-/// `config.native` and `config.subprocesses` are refused (`EINVAL`);
-/// `nonblocking` means nothing for a core.
+/// Reads every thread's Python stack (with `config.native`, merged with
+/// its native stack) out of the core file at `path`. `config.subprocesses`
+/// is refused (`EINVAL`); `nonblocking` means nothing for a core.
 pub fn dump_core(
     path: &Path,
     options: CoreOptions,
     config: &DumpConfig,
 ) -> Result<ProcessDump, Error> {
-    if config.native {
-        return Err(Error::Invalid(
-            "--native is not available for core files yet: their native stacks are not unwound"
-                .into(),
-        ));
-    }
     if config.subprocesses {
         return Err(Error::Invalid(
             "--subprocesses does not apply to a core file (it holds one process)".into(),
@@ -41,6 +37,9 @@ pub fn dump_core(
     }
     let core = Arc::new(CoreFile::open(path, options)?);
     let interpreter = find_interpreter(&*core)?;
+    let mut native = config
+        .native
+        .then(|| CoreNative::new(core.clone(), &interpreter));
     let mut walker = StackWalker::new(core.clone(), interpreter.layout);
     let mut states = Vec::new();
     let holder = walker.sample_threads(interpreter.runtime, interpreter.interp, &mut states)?;
@@ -66,8 +65,22 @@ pub fn dump_core(
     for (i, ts) in states.iter().enumerate() {
         raw.clear();
         walker.resolve_walk(i, &mut raw)?;
-        let mut frames = Vec::with_capacity(raw.len());
-        for f in &raw {
+        let shown = match native.as_mut() {
+            Some(n) => n.stack(ts, &raw),
+            None => (0..raw.len()).map(Shown::Python).collect(),
+        };
+        let mut frames = Vec::with_capacity(shown.len());
+        for item in shown {
+            let f = match item {
+                Shown::Python(k) => &raw[k],
+                Shown::Native(mut frame) => {
+                    if config.full_filenames && !frame.filename.is_empty() {
+                        frame.short_filename = Some(frame.filename.clone());
+                    }
+                    frames.push(frame);
+                    continue;
+                }
+            };
             let info = walker.code(f.code)?;
             let locals = if config.locals {
                 Some(walker.locals_limited(
@@ -101,7 +114,7 @@ pub fn dump_core(
                     -1 => Activity::Running,
                     _ => Activity::in_syscall(nr, arg0),
                 });
-        let status = classify(activity, gil.as_ref(), owns_gil, !frames.is_empty());
+        let status = classify(activity, gil.as_ref(), owns_gil, !raw.is_empty());
         let syscall = blocked_in(activity).filter(|_| status != ThreadStatus::Running);
         threads.push(ThreadStack {
             thread_id: ts.thread_id,

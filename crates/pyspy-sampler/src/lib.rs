@@ -12,11 +12,13 @@
 
 mod aggregate;
 mod core_dump;
+mod core_native;
 mod dump;
 mod error;
 mod filenames;
 mod host;
 mod launch;
+mod native_frame;
 mod process_loop;
 mod record;
 mod session;

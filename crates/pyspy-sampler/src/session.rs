@@ -11,6 +11,7 @@ use pyspy_native::{MergedFrame, NativeStacks, NativeSymbol};
 use pyspy_process::{Activity, PauseGuard, Pid, Process, ThreadFiles, TidMap};
 
 use crate::filenames::ShortFilenames;
+use crate::native_frame::native_frame;
 use crate::status::{blocked_in, classify, GilRange};
 use crate::Error;
 
@@ -420,7 +421,8 @@ impl Session {
             let wanted = t.active || self.merge_idle;
             if let Some(native) = self.native.as_mut().filter(|_| paused && wanted) {
                 if let Some(tid) = t.os_thread_id.filter(|_| !t.frames.is_empty()) {
-                    native.merge(tid as Pid, ts, &t.frames, &mut t.merged)?;
+                    let regs = pyspy_native::read_registers(self.process.pid(), tid as Pid)?;
+                    native.merge(tid as Pid, regs, ts, &t.frames, &mut t.merged)?;
                 } else {
                     t.merged
                         .extend((0..t.frames.len()).map(MergedFrame::Python));
@@ -487,33 +489,6 @@ impl RawSample {
     /// The threads of the last sample.
     pub fn threads(&self) -> &[RawThread] {
         &self.threads[..self.used]
-    }
-}
-
-/// The dump form of a native frame: its module in `module`, the source
-/// file (or, without line tables, the binary) as its filename.
-fn native_frame(symbol: Option<&NativeSymbol>) -> Frame {
-    let Some(s) = symbol else {
-        return Frame {
-            name: "?".into(),
-            filename: String::new(),
-            short_filename: None,
-            line: 0,
-            module: Some("?".into()),
-            locals: None,
-        };
-    };
-    let (filename, short) = match &s.file {
-        Some(f) => (f.clone(), f.rsplit('/').next().unwrap_or(f).to_owned()),
-        None => (s.module_path.to_string(), s.module.to_string()),
-    };
-    Frame {
-        name: s.name.clone(),
-        filename,
-        short_filename: Some(short),
-        line: s.line as i32,
-        module: Some(s.module.to_string()),
-        locals: None,
     }
 }
 

@@ -99,7 +99,7 @@ export function createProgram(deps: CliDeps, setExitCode: (code: number) => void
     )
     .option('--full-filenames', 'show full Python filenames')
     .option('--nonblocking', 'do not pause the program while reading it (less impact, but stacks may be torn)')
-    .option('-n, --native', 'include native frames (C, C++, Cython; Linux x86-64): the program is paused for every read')
+    .option('-n, --native', "include native frames (C, C++, Cython; Linux x86-64): the program is paused while they are read (with --core: unwound from the core's registers and memory)")
     .option('-s, --subprocesses', 'also dump Python subprocesses (each once, with its own header)')
     .action(async (flags: DumpFlags) => {
       if (flags.native && flags.nonblocking) throw new UsageError("--native cannot be combined with --nonblocking: a thread's native stack can only be read while the thread is paused");
@@ -108,12 +108,13 @@ export function createProgram(deps: CliDeps, setExitCode: (code: number) => void
         throw new UsageError('--executable and --sysroot apply to --core only');
       }
       if (flags.core !== undefined) {
-        if (flags.native || flags.subprocesses || flags.nonblocking) {
-          throw new UsageError('--native, --subprocesses and --nonblocking do not apply to --core');
+        if (flags.subprocesses || flags.nonblocking) {
+          throw new UsageError('--subprocesses and --nonblocking do not apply to --core');
         }
         const result = await deps.dumpCore(flags.core, {
           locals: flags.locals > 1 ? flags.locals : flags.locals === 1,
           fullFilenames: flags.fullFilenames ?? false,
+          native: flags.native ?? false,
           ...(flags.executable === undefined ? {} : { executable: flags.executable }),
           ...(flags.sysroot === undefined ? {} : { sysroot: flags.sysroot }),
         });

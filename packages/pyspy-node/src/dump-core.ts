@@ -1,6 +1,7 @@
 /**
  * `dumpCore`: every thread's Python stack out of a core file (`gcore`'s or
- * the kernel's, gzip-compressed or not), as {@link dump} reads a live one.
+ * the kernel's, gzip-compressed or not), as {@link dump} reads a live one;
+ * with `native`, merged with each thread's native stack.
  *
  * @module
  */
@@ -19,6 +20,16 @@ export interface DumpCoreOptions {
   locals?: boolean | number;
   /** Keep full filenames rather than package-relative ones. @default false */
   fullFilenames?: boolean;
+  /**
+   * Merge native (C, C++, Cython) frames into the stacks, as {@link dump}'s
+   * `native` does: each thread's native stack is unwound from the registers
+   * the core recorded and its stack memory in the core. Where the core lacks
+   * what that needs (a thread's stack memory, a binary), the thread's frames
+   * hold a marker frame saying why its native frames end there (its `name`
+   * starts with `<`, its `module` is `?`); the dump does not fail.
+   * @default false
+   */
+  native?: boolean;
   /**
    * The program that dumped core. Binaries the core needs but does not hold
    * (their read-only parts) are read from where the core says they were,
@@ -64,6 +75,7 @@ export async function dumpCoreWith(binding: Pick<Binding, 'dumpCore'>, path: str
       locals: options.locals !== undefined && options.locals !== false && options.locals !== 0,
       localsLevel: localsLevel(options.locals),
       fullFilenames: options.fullFilenames ?? false,
+      native: options.native ?? false,
     }),
   );
 }

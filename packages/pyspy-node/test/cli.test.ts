@@ -42,6 +42,20 @@ describe('pyspy-node dump', () => {
     expect(dump).toHaveBeenCalledWith(7, expect.objectContaining({ locals: 3 }));
   });
 
+  it('passes --core with --native, --executable and --sysroot to dumpCore', async () => {
+    const dumpCore = vi.fn(async () => processDump);
+    let stdout = '';
+    const code = await main(['dump', '--core', 'core.1', '--native', '--sysroot', '/r', '--executable', '/r/python'], {
+      dump: vi.fn(),
+      dumpCore,
+      stdout: (text) => void (stdout += text),
+      stderr: () => undefined,
+    });
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^Process 4242: /);
+    expect(dumpCore).toHaveBeenCalledWith('core.1', { locals: false, fullFilenames: false, native: true, executable: '/r/python', sysroot: '/r' });
+  });
+
   it('prints JSON with --json', async () => {
     const { code, stdout } = await run(['dump', '--pid=4242', '--json']);
     expect(code).toBe(0);
@@ -70,7 +84,8 @@ describe('pyspy-node dump', () => {
     [['dump'], 'Error: dump needs exactly one of --pid and --core'],
     [['dump', '--pid', '1', '--core', 'core.1'], 'Error: dump needs exactly one of --pid and --core'],
     [['dump', '--pid', '1', '--sysroot', '/'], 'Error: --executable and --sysroot apply to --core only'],
-    [['dump', '--core', 'core.1', '--native'], 'Error: --native, --subprocesses and --nonblocking do not apply to --core'],
+    [['dump', '--core', 'core.1', '--subprocesses'], 'Error: --subprocesses and --nonblocking do not apply to --core'],
+    [['dump', '--core', 'core.1', '--nonblocking'], 'Error: --subprocesses and --nonblocking do not apply to --core'],
     [['dump', '--pid', '1', '--frob'], "Error: unknown option '--frob'"],
     [['dump', '--pid', '1', '--native', '--nonblocking'], "Error: --native cannot be combined with --nonblocking: a thread's native stack can only be read while the thread is paused"],
     [['top', '--pid', '1', '--native', '--nonblocking'], "Error: --native cannot be combined with --nonblocking: a thread's native stack can only be read while the thread is paused"],
