@@ -172,7 +172,7 @@ describe('record --push', () => {
     expect(await labelValues(server.url, 'thread_name', selector, startMs, endMs)).toEqual(['MainThread', 'napper']);
   });
 
-  it('refuses a server that cannot be reached, a bad URL, https and a bad tag, before attaching', { timeout: 120_000 }, async () => {
+  it('refuses a server that cannot be reached, a bad URL and a bad tag, before attaching', { timeout: 120_000 }, async () => {
     const fx = await spawnFixture<RecordTargetReport>(interpreter(matrix, 'debian-3.11'), RECORD_FIXTURE, ['--mode', 'ratio'], {
       via: 'shell',
     });
@@ -188,8 +188,12 @@ describe('record --push', () => {
 
     const tls = await runCli(['record', '-p', pid, '-d', '1', '--push', 'https://user:hunter2@example.invalid']);
     expect(tls.code).toBe(1);
-    expect(tls.stderr).toContain('https is not supported');
+    expect(tls.stderr).toMatch(/^Error: cannot push to https:\/\/example\.invalid: the server cannot be reached/m);
     expect(tls.stderr).not.toContain('hunter2');
+
+    const ftp = await runCli(['record', '-p', pid, '-d', '1', '--push', 'ftp://example.invalid']);
+    expect(ftp.code).toBe(1);
+    expect(ftp.stderr).toContain('the scheme must be http or https');
 
     const tag = await runCli(['record', '-p', pid, '-d', '1', '--push', server.url, '--tag', 'novalue']);
     expect(tag.code).toBe(1);
