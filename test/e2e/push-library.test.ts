@@ -1,8 +1,13 @@
 // profileContinuously (the library's continuous-profiling handle), a server
 // with authentication on (Pyroscope's multi-tenancy: a push without
-// X-Scope-OrgID is answered 401), and --push-retry-forever (a server that is
-// not up yet at start), all against real Grafana Pyroscope v1.9.0 servers
-// (built once per machine by scripts/pyroscope.mjs).
+// X-Scope-OrgID is answered 401), --push-retry-forever (a server that is
+// not up yet at start), and https (a server whose certificate a private CA
+// signed), all against real Grafana Pyroscope v1.9.0 servers (built once
+// per machine by scripts/pyroscope.mjs).
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import type { ContinuousOptions, ContinuousProfiler, ContinuousSummary, PushStats, PyspyError } from 'pyspy-node';
@@ -11,6 +16,7 @@ import {
   eventually,
   functionTotals,
   killPyroscope,
+  makeTestCa,
   newSite,
   PYROSCOPE_BUILD_TIMEOUT_MS,
   pyroscopeBinary,
@@ -25,12 +31,16 @@ const CPU = 'process_cpu:cpu:nanoseconds:cpu:nanoseconds';
 const matrix = loadMatrix();
 let server: Pyroscope;
 let tenanted: Pyroscope;
+let secure: Pyroscope;
+const caDir = mkdtempSync(path.join(os.tmpdir(), 'pyspy-test-ca-'));
+const ca = makeTestCa(caDir);
 
 beforeAll(async () => {
   const bin = pyroscopeBinary();
-  [server, tenanted] = await Promise.all([
+  [server, tenanted, secure] = await Promise.all([
     startPyroscope(await newSite(bin)),
     startPyroscope(await newSite(bin, ['-auth.multitenancy-enabled=true'])),
+    startPyroscope(await newSite(bin, [], ca)),
   ]);
 }, PYROSCOPE_BUILD_TIMEOUT_MS);
 
@@ -41,6 +51,7 @@ afterEach(async () => {
 
 afterAll(async () => {
   await stopAllPyroscopes();
+  rmSync(caDir, { recursive: true, force: true });
 });
 
 /** The built package, imported in the tests so that one that fails to load fails them, not the file. */
@@ -167,5 +178,37 @@ describe('a server with authentication on', () => {
     const without = await runCli(['record', '-p', pid, '-d', '1', '--push-retry-forever']);
     expect(without.code).toBe(1);
     expect(without.stderr).toContain('need --push <url>');
+  });
+});
+
+describe('https', () => {
+  it('pushes to a server whose certificate --push-ca vouches for, and refuses an untrusted one clearly', { timeout: 180_000 }, async () => {
+    expect(secure.url).toMatch(/^https:/);
+    const pid = String(await ratioTarget());
+    // Not signed by a public root: refused at start, as a TLS problem (not "cannot be reached"), even with retry-forever.
+    for (const extra of [[], ['--push-retry-forever']]) {
+      const untrusted = await runCli(['record', '-p', pid, '-d', '1', '--push', secure.url, ...extra]);
+      expect(untrusted.code, untrusted.stderr).toBe(1);
+      expect(untrusted.stderr).toMatch(/TLS failed \(.*certificate.*\); check the server's certificate, or give its CA with --push-ca/i);
+    }
+    const notPem = await runCli(['record', '-p', pid, '-d', '1', '--push', secure.url, '--push-ca', ca.key.replace('server.key', 'server.ext')]);
+    expect(notPem.code).toBe(1);
+    expect(notPem.stderr).toContain('no PEM certificate in it');
+    const plain = await runCli(['record', '-p', pid, '-d', '1', '--push', server.url, '--push-ca', ca.ca]);
+    expect(plain.code).toBe(1);
+    expect(plain.stderr).toContain('for https:// servers only');
+
+    const run = runId();
+    const began = Date.now() - 1000;
+    const ok = await runCli(['record', '-p', pid, '-d', '4', '--push', secure.url, '--push-ca', ca.ca, '--app-name', 'pyspy-tls', '--tag', `run=${run}`, '--push-interval', '1']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stderr).toMatch(/Pushed [1-9]\d* windows? \(\d+ samples, [\d.]+ KiB\) to https:\/\/127\.0\.0\.1:\d+$/m);
+    const totals = await functionTotals(secure.url, CPU, `{service_name="pyspy-tls", run="${run}"}`, began, Date.now() + 1000);
+    expect(totals.self.get('work_three') ?? 0, [...totals.self.keys()].join(', ')).toBeGreaterThan(0);
+
+    // The library, with caFile.
+    const profiler = await profileContinuously({ pid: Number(pid), server: secure.url, caFile: ca.ca, interval: 1 });
+    expect(await eventually(async () => profiler.stats.pushed > 0, 60_000)).toBe(true);
+    expect((await profiler.stop()).push.failed).toBe(0);
   });
 });

@@ -62,6 +62,11 @@ afterAll(async () => {
   await stopAllPyroscopes();
 });
 
+/** Resident memory of a process, in KiB. */
+function rssKiB(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? Number.NaN);
+}
+
 /** `Pushed N windows (S samples, ...)` from the CLI's summary. */
 function pushSummary(stderr: string): { windows: number; samples: number; dropped: number } | null {
   const m = /Pushed (\d+) windows? \((\d+) samples[^)]*\)[^\n]*/.exec(stderr);
@@ -172,7 +177,7 @@ describe('record --push', () => {
     expect(await labelValues(server.url, 'thread_name', selector, startMs, endMs)).toEqual(['MainThread', 'napper']);
   });
 
-  it('refuses a server that cannot be reached, a bad URL, https and a bad tag, before attaching', { timeout: 120_000 }, async () => {
+  it('refuses a server that cannot be reached, a bad URL and a bad tag, before attaching', { timeout: 120_000 }, async () => {
     const fx = await spawnFixture<RecordTargetReport>(interpreter(matrix, 'debian-3.11'), RECORD_FIXTURE, ['--mode', 'ratio'], {
       via: 'shell',
     });
@@ -188,8 +193,12 @@ describe('record --push', () => {
 
     const tls = await runCli(['record', '-p', pid, '-d', '1', '--push', 'https://user:hunter2@example.invalid']);
     expect(tls.code).toBe(1);
-    expect(tls.stderr).toContain('https is not supported');
+    expect(tls.stderr).toMatch(/^Error: cannot push to https:\/\/example\.invalid: the server cannot be reached/m);
     expect(tls.stderr).not.toContain('hunter2');
+
+    const ftp = await runCli(['record', '-p', pid, '-d', '1', '--push', 'ftp://example.invalid']);
+    expect(ftp.code).toBe(1);
+    expect(ftp.stderr).toContain('the scheme must be http or https');
 
     const tag = await runCli(['record', '-p', pid, '-d', '1', '--push', server.url, '--tag', 'novalue']);
     expect(tag.code).toBe(1);
@@ -204,7 +213,7 @@ describe('record --push', () => {
     expect(api.stderr).toContain('no Pyroscope push API there (HTTP 404');
   });
 
-  it('keeps sampling while the server is down, warns once, and delivers later windows', { timeout: 240_000 }, async () => {
+  it('keeps sampling while the server is down (killed 10 s in, back 10 s later), warns once, stays small, and delivers later windows', { timeout: 240_000 }, async () => {
     const own = await startPyroscope(await newSite(server.site.bin));
     const fx = await spawnFixture<RecordTargetReport>(interpreter(matrix, 'debian-3.11'), RECORD_FIXTURE, ['--mode', 'ratio'], {
       via: 'shell',
@@ -221,12 +230,15 @@ describe('record --push', () => {
       (await functionTotals(url, CPU, selector, fromMs, Date.now() + 1000)).total;
     // Windows arrive (a limit, not a timing: it only turns a hang into a failure).
     expect(await eventually(async () => (await samplesSince(own.url, began)) > 0, 60_000), cli.stderr()).toBe(true);
-
+    // The server dies 10 s into the run and comes back 10 s later.
+    await sleep(Math.max(0, began + 11_000 - Date.now()));
+    const rssBefore = rssKiB(cli.child.pid!);
     await killPyroscope(own);
     const downAt = Date.now();
-    // Down for a few windows: the sends fail, are retried, and queue up.
+    // The sends fail, are retried, and queue up.
     expect(await eventually(async () => /failed \(/.test(cli.stderr()), 60_000), cli.stderr()).toBe(true);
-    await sleep(3000);
+    await sleep(Math.max(0, downAt + 10_000 - Date.now()));
+    const rssDown = rssKiB(cli.child.pid!);
     const back = await startPyroscope(own.site);
     // Windows cut after the restart arrive (the restarted server may have lost what it held in memory).
     expect(await eventually(async () => /accepts windows again/.test(cli.stderr()), 60_000), cli.stderr()).toBe(true);
@@ -252,6 +264,9 @@ describe('record --push', () => {
     // than the windows pushed before the kill could (at most those of the run
     // up to then, at 100 Hz, with a 1 s window's slack).
     expect(local).toBeGreaterThan(((downAt - began) / 1000 + 1) * 100);
+    // Ten windows queued while the server was down cost next to nothing:
+    // the queue is bounded (60 windows / 32 MiB) and each window is small.
+    expect(rssDown - rssBefore, `RSS ${rssBefore} -> ${rssDown} KiB`).toBeLessThan(32 * 1024);
   });
 
   it('--all-pythons: five Pythons of different versions each their own series, two started later found, a stopped one dropped', { timeout: 240_000 }, async () => {

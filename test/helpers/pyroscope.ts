@@ -8,7 +8,9 @@
  * @module
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -56,6 +58,52 @@ export interface PyroscopeSite {
   memberlist: number;
   /** More server flags, e.g. `-auth.multitenancy-enabled=true`. */
   extraArgs: string[];
+  /** Serve https with this certificate (see {@link makeTestCa}). */
+  tls?: TestCa;
+}
+
+/** A private CA and a server certificate for 127.0.0.1 it signed (PEM files). */
+export interface TestCa {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+/** CA certificates by origin, for this module's own requests to https servers. */
+const trusted = new Map<string, Buffer>();
+
+/**
+ * Makes a private CA and a server certificate for `127.0.0.1` (EC P-256,
+ * valid two days) with openssl, in `dir`.
+ */
+export function makeTestCa(dir: string): TestCa {
+  const f = (name: string) => path.join(dir, name);
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  openssl('req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', '-subj', '/CN=pyspy-node test CA');
+  openssl('req', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=127.0.0.1');
+  writeFileSync(f('server.ext'), 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
+  openssl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.pem'), '-days', '2', '-extfile', f('server.ext'));
+  return { ca: f('ca.pem'), cert: f('server.pem'), key: f('server.key') };
+}
+
+/** A request to a server of this module (https ones trusted through their CA). */
+function request(url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ ok: boolean; status: number; text: string }> {
+  const target = new URL(url);
+  const ca = trusted.get(target.origin);
+  const lib = target.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = lib.request(target, { method: init.method ?? 'GET', headers: init.headers, ...(ca ? { ca } : {}) }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ ok: (res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300, status: res.statusCode ?? 0, text }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.setTimeout(30_000, () => req.destroy(new Error(`${url}: no answer within 30 s`)));
+    req.end(init.body);
+  });
 }
 
 /** A running server. */
@@ -72,7 +120,7 @@ const running = new Set<Pyroscope>();
 const sites = new Set<PyroscopeSite>();
 
 /** Reserves ports and a temporary data directory for a server. */
-export async function newSite(bin: string, extraArgs: string[] = []): Promise<PyroscopeSite> {
+export async function newSite(bin: string, extraArgs: string[] = [], tls?: TestCa): Promise<PyroscopeSite> {
   const site = {
     bin,
     dir: mkdtempSync(path.join(os.tmpdir(), 'pyspy-pyroscope-')),
@@ -80,6 +128,7 @@ export async function newSite(bin: string, extraArgs: string[] = []): Promise<Py
     grpc: await freePort(),
     memberlist: await freePort(),
     extraArgs,
+    ...(tls ? { tls } : {}),
   };
   sites.add(site);
   return site;
@@ -88,7 +137,10 @@ export async function newSite(bin: string, extraArgs: string[] = []): Promise<Py
 /** Starts the server of `site` and waits for `/ready`. */
 export async function startPyroscope(site: PyroscopeSite, readyTimeoutMs = 60_000): Promise<Pyroscope> {
   const lo = '127.0.0.1';
-  const args = pyroscopeArgs(site);
+  const args = [
+    ...pyroscopeArgs(site),
+    ...(site.tls ? [`-server.http-tls-cert-path=${site.tls.cert}`, `-server.http-tls-key-path=${site.tls.key}`] : []),
+  ];
   const child = spawn(site.bin, args, { cwd: site.dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   const keep = (chunk: Buffer) => {
@@ -96,7 +148,8 @@ export async function startPyroscope(site: PyroscopeSite, readyTimeoutMs = 60_00
   };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
-  const server: Pyroscope = { site, url: `http://${lo}:${site.http}`, child, log: () => log };
+  const server: Pyroscope = { site, url: `${site.tls ? 'https' : 'http'}://${lo}:${site.http}`, child, log: () => log };
+  if (site.tls) trusted.set(server.url, readFileSync(site.tls.ca));
   running.add(server);
   const started = Date.now();
   for (;;) {
@@ -104,8 +157,8 @@ export async function startPyroscope(site: PyroscopeSite, readyTimeoutMs = 60_00
       throw new Error(`pyroscope exited before it was ready (${child.exitCode ?? child.signalCode}):\n${log}`);
     }
     try {
-      const res = await fetch(`${server.url}/ready`);
-      if (res.ok && (await res.text()).trim() === 'ready') return server;
+      const res = await request(`${server.url}/ready`);
+      if (res.ok && res.text.trim() === 'ready') return server;
     } catch {
       // not listening yet
     }
@@ -136,12 +189,12 @@ process.once('exit', () => {
 
 /** POSTs a Connect JSON call and returns the parsed answer; throws on a non-2xx status. */
 export async function connectCall<T>(url: string, method: string, body: unknown, tenant?: string): Promise<T> {
-  const res = await fetch(`${url}/${method}`, {
+  const res = await request(`${url}/${method}`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', ...(tenant !== undefined ? { 'X-Scope-OrgID': tenant } : {}) },
     body: JSON.stringify(body),
   });
-  const text = await res.text();
+  const text = res.text;
   if (!res.ok) throw new Error(`${method}: HTTP ${res.status}: ${text}`);
   return JSON.parse(text) as T;
 }

@@ -12,7 +12,7 @@ pub(crate) const PUSH_PATH: &str = "/push.v1.PusherService/Push";
 /// Where and how to push.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Endpoint {
-    /// `http://host[:port][/prefix]`, without credentials: safe to print.
+    /// `http[s]://host[:port][/prefix]`, without credentials: safe to print.
     pub(crate) display: String,
     /// The full push URL.
     pub(crate) push_url: String,
@@ -21,7 +21,7 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
-    /// Checks `url` (an `http://` URL, optionally `user:password@`, with an
+    /// Checks `url` (an `http://` or `https://` URL, optionally `user:password@`, with an
     /// optional path prefix for servers behind a proxy) and builds the
     /// headers.
     pub(crate) fn parse(
@@ -34,8 +34,10 @@ impl Endpoint {
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| bad("expected http://HOST[:PORT][/PATH]"))?;
-        match scheme.to_ascii_lowercase().as_str() {
+        let scheme = scheme.to_ascii_lowercase();
+        match scheme.as_str() {
             "http" => {}
+            "https" if crate::tls::AVAILABLE => {}
             "https" => {
                 return Err(Error::Unsupported(format!(
                     "push URL '{}': https is not supported by this build (it has no TLS stack); \
@@ -43,7 +45,7 @@ impl Endpoint {
                     redact(url)
                 )))
             }
-            _ => return Err(bad("the scheme must be http")),
+            _ => return Err(bad("the scheme must be http or https")),
         }
         if rest.contains(['?', '#']) {
             return Err(bad("no query or fragment allowed"));
@@ -58,7 +60,7 @@ impl Endpoint {
         };
         check_host_port(hostport).map_err(|why| bad(&why))?;
         let path = path.trim_end_matches('/');
-        let base = format!("http://{hostport}{path}");
+        let base = format!("{scheme}://{hostport}{path}");
         let mut headers = Vec::new();
         if let Some(userinfo) = userinfo {
             if token.is_some() {
@@ -210,8 +212,18 @@ mod tests {
             let err = Endpoint::parse(bad, None, None).unwrap_err();
             assert_eq!(err.code(), "EINVAL", "{bad}: {err}");
         }
-        let err = Endpoint::parse("https://u:secret@h", None, None).unwrap_err();
-        assert_eq!(err.code(), "EUNSUPPORTED");
+        let tls = Endpoint::parse("https://u:secret@h", None, None);
+        if crate::tls::AVAILABLE {
+            let e = tls.unwrap();
+            assert_eq!(e.display, "https://h");
+            assert_eq!(e.push_url, format!("https://h{PUSH_PATH}"));
+        } else {
+            let err = tls.unwrap_err();
+            assert_eq!(err.code(), "EUNSUPPORTED");
+            assert!(!err.to_string().contains("secret"), "{err}");
+        }
+        let err = Endpoint::parse("ftp://u:secret@h", None, None).unwrap_err();
+        assert_eq!(err.code(), "EINVAL");
         assert!(!err.to_string().contains("secret"), "{err}");
         assert!(Endpoint::parse("http://[::1]:4040", None, None).is_ok());
     }

@@ -17,17 +17,19 @@
 //! makes one empty push first, so a bad URL, a dead server or refused
 //! credentials fail at start with a clear [`Error`]. Auth: basic auth from
 //! the URL's user info, or a bearer token; the tenant goes in
-//! `X-Scope-OrgID`.
+//! `X-Scope-OrgID`. `https://` on Linux builds (rustls; Mozilla's roots, or
+//! only a private CA's with [`PushConfig::ca_file`]).
 //!
 //! What it does not do: sample (that is `pyspy-sampler`; [`Pusher::start`]
-//! takes a closure that returns the next batch), speak TLS (`https://` URLs
-//! are refused with `EUNSUPPORTED`: use a TLS-terminating proxy), use the
-//! legacy `/ingest` API, or keep windows on disk across restarts.
+//! takes a closure that returns the next batch), speak TLS on other
+//! platforms' builds (`EUNSUPPORTED`), client certificates, use the legacy
+//! `/ingest` API, or keep windows on disk across restarts.
 #![deny(missing_docs)]
 
 mod endpoint;
 mod error;
 mod queue;
+mod tls;
 mod upload;
 mod window;
 
@@ -59,6 +61,9 @@ pub struct PushConfig {
     pub token: Option<String>,
     /// Tenant (`X-Scope-OrgID`).
     pub tenant: Option<String>,
+    /// PEM file of the only certificates to trust for an `https://` server
+    /// (a private CA); None: the bundled web roots.
+    pub ca_file: Option<std::path::PathBuf>,
     /// CPU (default) or wall clock (idle threads sampled too).
     pub clock: Clock,
     /// The sampling rate, for the pprof period.
@@ -89,6 +94,7 @@ impl PushConfig {
             interval: Duration::from_secs(10),
             token: None,
             tenant: None,
+            ca_file: None,
             clock: Clock::Cpu,
             rate_hz: 100.0,
             max_windows: 60,
@@ -116,7 +122,18 @@ impl PushConfig {
                 "push interval must be from 0.1 to 3600 seconds, got {secs}"
             )));
         }
-        Endpoint::parse(&self.url, self.token.as_deref(), self.tenant.as_deref())
+        let endpoint = Endpoint::parse(&self.url, self.token.as_deref(), self.tenant.as_deref())?;
+        if self.ca_file.is_some() && !endpoint.display.starts_with("https://") {
+            return Err(Error::Invalid(
+                "a push CA file is for https:// servers only".into(),
+            ));
+        }
+        Ok(endpoint)
+    }
+
+    /// The private CA's certificates, when one is given.
+    fn roots(&self) -> Result<Option<tls::TrustedRoots>, Error> {
+        self.ca_file.as_deref().map(tls::load_ca).transpose()
     }
 }
 
@@ -221,7 +238,7 @@ impl Pusher {
     pub fn check(config: &PushConfig) -> Result<(), Error> {
         let endpoint = config.validate()?;
         let display = endpoint.display.clone();
-        let mut http = Http::new(endpoint, config.request_timeout);
+        let mut http = Http::new(endpoint, config.request_timeout, config.roots()?.as_ref());
         // Pyroscope answers an empty push with 400 `invalid_argument` ("no
         // profiles received") after the auth check: that proves the URL,
         // the credentials and the API without storing anything.
@@ -229,12 +246,15 @@ impl Pusher {
         let transient = match &outcome {
             Outcome::Unreachable(_) => true,
             Outcome::Status(code, _) => upload::retryable(*code),
-            Outcome::Accepted => false,
+            Outcome::Accepted | Outcome::Tls(_) => false,
         };
         let reason = match outcome {
             Outcome::Accepted => return Ok(()),
             Outcome::Status(400, text) if text.contains("invalid_argument") => return Ok(()),
             Outcome::Unreachable(e) => format!("the server cannot be reached ({e})"),
+            Outcome::Tls(e) => format!(
+                "TLS failed ({e}); check the server's certificate, or give its CA with --push-ca (library: caFile)"
+            ),
             Outcome::Status(code @ (401 | 403), text) => format!(
                 "the server refused the credentials (HTTP {code}: {text}); check the user and password in the URL, --push-token or --push-tenant"
             ),
@@ -260,7 +280,8 @@ impl Pusher {
         F: FnMut() -> Option<Profile> + Send + 'static,
     {
         let endpoint = config.validate()?;
-        let transport = Http::new(endpoint.clone(), config.request_timeout);
+        let roots = config.roots()?;
+        let transport = Http::new(endpoint.clone(), config.request_timeout, roots.as_ref());
         Self::start_with(config, endpoint, Box::new(transport), source)
     }
 

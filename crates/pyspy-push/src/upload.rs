@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::endpoint::Endpoint;
 use crate::queue::{Backoff, Trouble};
+use crate::tls;
 use crate::Shared;
 
 /// How one send went.
@@ -16,6 +17,8 @@ pub(crate) enum Outcome {
     Status(u16, String),
     /// No answer: connection refused, DNS, reset, timeout...
     Unreachable(String),
+    /// The TLS handshake failed (e.g. a certificate not trusted).
+    Tls(String),
 }
 
 /// Sends one request body; the tests use a fake.
@@ -23,21 +26,24 @@ pub(crate) trait Transport: Send {
     fn send(&mut self, body: &[u8]) -> Outcome;
 }
 
-/// Plain-HTTP transport with bounded timeouts (a slow server delays
-/// uploads, never sampling).
+/// HTTP(S) transport with bounded timeouts (a slow server delays uploads,
+/// never sampling).
 pub(crate) struct Http {
     agent: ureq::Agent,
     endpoint: Endpoint,
 }
 
 impl Http {
-    pub(crate) fn new(endpoint: Endpoint, timeout: Duration) -> Self {
-        let agent = ureq::Agent::config_builder()
+    pub(crate) fn new(
+        endpoint: Endpoint,
+        timeout: Duration,
+        roots: Option<&tls::TrustedRoots>,
+    ) -> Self {
+        let builder = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(timeout.min(Duration::from_secs(5))))
-            .timeout_global(Some(timeout))
-            .build()
-            .into();
+            .timeout_global(Some(timeout));
+        let agent = tls::configure(builder, roots).build().into();
         Http { agent, endpoint }
     }
 }
@@ -65,6 +71,7 @@ impl Transport for Http {
                     .unwrap_or_default();
                 Outcome::Status(status, one_line(&text))
             }
+            Err(e) if tls::is_tls_error(&e) => Outcome::Tls(e.to_string()),
             Err(e) => Outcome::Unreachable(e.to_string()),
         }
     }
@@ -126,7 +133,7 @@ pub(crate) fn run(shared: &Shared, transport: &mut dyn Transport, mut backoff: B
             Outcome::Status(code, text) => {
                 Some((Trouble::Retryable(code), format!("HTTP {code}: {text}")))
             }
-            Outcome::Unreachable(e) => Some((Trouble::Unreachable, e)),
+            Outcome::Unreachable(e) | Outcome::Tls(e) => Some((Trouble::Unreachable, e)),
         };
         if let Some((trouble, why)) = failure {
             st.stats.retries += 1;

@@ -20,6 +20,7 @@ export interface PushFlags {
   pushToken?: string;
   pushTenant?: string;
   pushRetryForever?: boolean;
+  pushCa?: string;
   allPythons?: boolean;
   match?: string;
   uid?: number;
@@ -30,13 +31,14 @@ export function addPushOptions(command: Command, parsePositive: (text: string, w
   return command
     .option(
       '--push <url>',
-      'also push the samples to a Grafana Pyroscope server every --push-interval seconds (http://[user:password@]host[:port]); no file is written unless -o is given',
+      'also push the samples to a Grafana Pyroscope server every --push-interval seconds (http[s]://[user:password@]host[:port]); no file is written unless -o is given',
     )
     .option('--app-name <name>', `the service_name label in Pyroscope (default: ${DEFAULT_APP_NAME})`)
     .option('--tag <key=value>', 'an extra label for the pushed series (repeatable)', collectTag, [])
     .option('--push-interval <seconds>', 'seconds per pushed window (default: 10)', (text) => parsePositive(text, 'push interval'))
     .option('--push-token <token>', 'bearer token for the Pyroscope server')
     .option('--push-tenant <id>', 'tenant id for the Pyroscope server (X-Scope-OrgID)')
+    .option('--push-ca <file>', 'with an https server: trust only the certificates of this PEM file (a private CA)')
     .option(
       '--push-retry-forever',
       'start even if the server cannot be reached yet (or answers 5xx): windows are queued and retried until it answers',
@@ -55,9 +57,10 @@ export function checkPushFlags(flags: PushFlags): void {
       flags.pushInterval !== undefined ||
       flags.pushToken !== undefined ||
       flags.pushTenant !== undefined ||
-      flags.pushRetryForever !== undefined)
+      flags.pushRetryForever !== undefined ||
+      flags.pushCa !== undefined)
   ) {
-    throw new UsageError('--app-name, --tag, --push-interval, --push-token, --push-tenant and --push-retry-forever need --push <url>');
+    throw new UsageError('--app-name, --tag, --push-interval, --push-token, --push-tenant, --push-ca and --push-retry-forever need --push <url>');
   }
   if (!flags.allPythons && (flags.match !== undefined || flags.uid !== undefined)) {
     throw new UsageError('--match and --uid need --all-pythons');
@@ -74,6 +77,7 @@ export function pushOptionsOf(flags: PushFlags, onWarning: (line: string) => voi
     ...(flags.pushToken !== undefined ? { token: flags.pushToken } : {}),
     ...(flags.pushTenant !== undefined ? { tenant: flags.pushTenant } : {}),
     ...(flags.pushRetryForever ? { retryForever: true } : {}),
+    ...(flags.pushCa !== undefined ? { caFile: flags.pushCa } : {}),
     onWarning,
   };
 }

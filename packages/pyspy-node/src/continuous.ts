@@ -22,7 +22,7 @@ import type { RecordBinding } from './recording.js';
 export interface ContinuousOptions
   extends Omit<RecordOptions, 'push' | 'onProgress'>,
     Omit<PushOptions, 'url' | 'onWarning'> {
-  /** The Pyroscope server: `http://[user:password@]host[:port][/prefix]`. */
+  /** The Pyroscope server: `http[s]://[user:password@]host[:port][/prefix]`. */
   server: string;
 }
 
@@ -145,7 +145,7 @@ export async function profileContinuouslyWith(binding: RecordBinding, options: C
   if (typeof options !== 'object' || options === null || typeof options.server !== 'string' || options.server === '') {
     throw new PyspyError('EINVAL', 'server must be the Pyroscope server URL, e.g. http://localhost:4040');
   }
-  const { server, appName, tags, interval, token, tenant, retryForever, signal, ...sampling } = options;
+  const { server, appName, tags, interval, token, tenant, retryForever, caFile, signal, ...sampling } = options;
   signal?.throwIfAborted();
   const abort = new AbortController();
   const onAbort = () => abort.abort();
@@ -163,6 +163,7 @@ export async function profileContinuouslyWith(binding: RecordBinding, options: C
     ...(token !== undefined ? { token } : {}),
     ...(tenant !== undefined ? { tenant } : {}),
     ...(retryForever !== undefined ? { retryForever } : {}),
+    ...(caFile !== undefined ? { caFile } : {}),
     onWarning: (line) => (handle.profiler ? handle.profiler.warn(line) : early.push(line)),
   };
   const recording = recordWith(binding, { ...sampling, signal: abort.signal, push }, {

@@ -18,11 +18,14 @@ import { PyspyError } from './errors.js';
  */
 export interface PushOptions {
   /**
-   * The server: `http://[user:password@]host[:port][/prefix]` (user and
-   * password: basic auth). `https` is refused with `EUNSUPPORTED` (no TLS
-   * stack in this build; use a TLS-terminating proxy).
+   * The server: `http[s]://[user:password@]host[:port][/prefix]` (user and
+   * password: basic auth). `https` is verified against Mozilla's roots
+   * (bundled), or only `caFile`'s; Linux builds only (`EUNSUPPORTED`
+   * elsewhere).
    */
   url: string;
+  /** PEM file of the only certificates to trust for an `https` server (a private CA). */
+  caFile?: string;
   /** The `service_name` label. @default 'python' */
   appName?: string;
   /** More labels: names of letters, digits and `_`; not `service_name`, `pid`, `command`. */
@@ -93,6 +96,7 @@ export function toBindingPush(push: PushOptions): BindingPushOptions {
     ...(push.token !== undefined ? { token: push.token } : {}),
     ...(push.tenant !== undefined ? { tenant: push.tenant } : {}),
     ...(push.retryForever !== undefined ? { retryForever: push.retryForever } : {}),
+    ...(push.caFile !== undefined ? { caFile: push.caFile } : {}),
   };
 }
 

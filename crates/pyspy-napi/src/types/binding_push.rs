@@ -23,6 +23,9 @@ pub struct BindingPushOptions {
     pub token: Option<String>,
     /// Tenant (`X-Scope-OrgID`).
     pub tenant: Option<String>,
+    /// PEM file of the only certificates to trust for an `https://`
+    /// server (a private CA).
+    pub ca_file: Option<String>,
     /// A server that cannot be reached at start (or answers 5xx) is not an
     /// error: sampling starts and windows are queued and retried.
     /// @default false
@@ -48,6 +51,7 @@ impl BindingPushOptions {
         }
         config.token = self.token.clone();
         config.tenant = self.tenant.clone();
+        config.ca_file = self.ca_file.as_ref().map(Into::into);
         config.rate_hz = record.rate_hz;
         config.clock = if record.include_idle {
             Clock::Wall
