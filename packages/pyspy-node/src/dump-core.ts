@@ -19,6 +19,8 @@ export interface DumpCoreOptions {
   locals?: boolean | number;
   /** Keep full filenames rather than package-relative ones. @default false */
   fullFilenames?: boolean;
+  /** Also read the asyncio tasks, as {@link dump}'s `asyncio`. @default false */
+  asyncio?: boolean;
   /**
    * The program that dumped core. Binaries the core needs but does not hold
    * (their read-only parts) are read from where the core says they were,
@@ -64,6 +66,7 @@ export async function dumpCoreWith(binding: Pick<Binding, 'dumpCore'>, path: str
       locals: options.locals !== undefined && options.locals !== false && options.locals !== 0,
       localsLevel: localsLevel(options.locals),
       fullFilenames: options.fullFilenames ?? false,
+      asyncio: options.asyncio ?? false,
     }),
   );
 }
