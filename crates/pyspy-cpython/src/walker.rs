@@ -330,7 +330,7 @@ impl<M: Memory> StackWalker<M> {
 
     /// The line a frame of `code` at `instr` is on (0 when unknown), or
     /// `None` when `code` is not a code object. Cached per code object.
-    fn line_of(&mut self, code: usize, instr: usize) -> Result<Option<i32>, Error> {
+    pub fn line_of(&mut self, code: usize, instr: usize) -> Result<Option<i32>, Error> {
         if let Some(line) = self.codes.get(&code).and_then(|cc| cc.cached_line(instr)) {
             return Ok(Some(line));
         }

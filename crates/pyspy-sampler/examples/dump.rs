@@ -13,6 +13,7 @@ fn main() {
         full_filenames: false,
         subprocesses: false,
         native: args.iter().any(|a| a == "--native"),
+        asyncio: false,
     };
     let t = std::time::Instant::now();
     let mut session = match pyspy_sampler::Session::attach(pid) {

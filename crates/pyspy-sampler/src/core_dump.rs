@@ -60,13 +60,15 @@ pub fn dump_core(
         .map(|t| (t.tid as u64, (t.syscall(), t.arg0())))
         .collect();
     let mut short = ShortFilenames::default();
-    let mut raw = Vec::new();
+    let mut raws: Vec<Vec<pyspy_cpython::RawFrame>> = Vec::with_capacity(states.len());
     let mut threads = Vec::with_capacity(states.len());
     for (i, ts) in states.iter().enumerate() {
-        raw.clear();
+        let mut raw = Vec::new();
         walker.resolve_walk(i, &mut raw)?;
+        raws.push(raw);
+        let raw = &raws[i];
         let shown = match native.as_mut() {
-            Some(n) => n.stack(ts, &raw),
+            Some(n) => n.stack(ts, raw),
             None => (0..raw.len()).map(Shown::Python).collect(),
         };
         let mut frames = Vec::with_capacity(shown.len());
@@ -129,7 +131,20 @@ pub fn dump_core(
             frames,
         });
     }
+    let asyncio = config.asyncio.then(|| {
+        let frames: Vec<&[pyspy_cpython::RawFrame]> = raws.iter().map(|r| &r[..]).collect();
+        crate::asyncio::read_tasks(
+            &*core,
+            &interpreter,
+            &mut walker,
+            &states,
+            &frames,
+            config,
+            &mut short,
+        )
+    });
     Ok(ProcessDump {
+        asyncio,
         pid: core.pid(),
         namespace_pid: None,
         command_line: core.command_line().to_owned(),

@@ -44,6 +44,7 @@ pub fn dump(pid: Pid, config: &DumpConfig) -> Result<ProcessDump, Error> {
                 threads: Vec::new(),
                 parent_pid: None,
                 subprocesses,
+                asyncio: None,
             })
         }
         Err(e) => Err(e),

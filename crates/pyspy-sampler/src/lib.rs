@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 mod aggregate;
+mod asyncio;
 mod core_dump;
 mod core_native;
 mod dump;
@@ -27,6 +28,7 @@ mod status;
 mod tree;
 
 pub use aggregate::{Aggregator, LineMode};
+pub use asyncio::{AsyncTask, AsyncioDump};
 pub use core_dump::dump_core;
 pub use dump::dump;
 pub use error::Error;

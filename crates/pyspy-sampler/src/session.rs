@@ -10,6 +10,7 @@ use pyspy_cpython::{
 use pyspy_native::{MergedFrame, NativeStacks, NativeSymbol};
 use pyspy_process::{Activity, PauseGuard, Pid, Process, ThreadFiles, TidMap};
 
+use crate::asyncio::AsyncioDump;
 use crate::filenames::ShortFilenames;
 use crate::native_frame::native_frame;
 use crate::status::{blocked_in, classify, GilRange};
@@ -50,6 +51,8 @@ pub struct DumpConfig {
     /// Merge native (C, C++, Cython) frames into the stacks (the target is
     /// paused; refused with `nonblocking`).
     pub native: bool,
+    /// Also read the asyncio tasks (see [`crate::AsyncioDump`]).
+    pub asyncio: bool,
 }
 
 /// Every thread's stack of one process, read once.
@@ -71,6 +74,8 @@ pub struct ProcessDump {
     pub parent_pid: Option<i32>,
     /// With `subprocesses`: the Python descendants, parents before children.
     pub subprocesses: Vec<ProcessDump>,
+    /// With `asyncio`: the tasks, or why they could not be read.
+    pub asyncio: Option<AsyncioDump>,
 }
 
 /// A Python process attached for reading.
@@ -173,10 +178,14 @@ impl Session {
     /// Reads every thread's stack once.
     pub fn read_stacks(&mut self, config: &DumpConfig) -> Result<Vec<ThreadStack>, Error> {
         self.read_stacks_inner(config)
+            .map(|(threads, _)| threads)
             .map_err(|e| exited_or(&self.process, e))
     }
 
-    fn read_stacks_inner(&mut self, config: &DumpConfig) -> Result<Vec<ThreadStack>, Error> {
+    fn read_stacks_inner(
+        &mut self,
+        config: &DumpConfig,
+    ) -> Result<(Vec<ThreadStack>, Option<AsyncioDump>), Error> {
         if config.native {
             if config.nonblocking {
                 return Err(Error::Invalid(pyspy_native::NONBLOCKING_REFUSAL.into()));
@@ -245,6 +254,19 @@ impl Session {
                 frames,
             });
         }
+        // Tasks are read at the same moment, before the target resumes.
+        let asyncio = config.asyncio.then(|| {
+            let frames: Vec<&[RawFrame]> = raw.threads().iter().map(|t| &t.frames[..]).collect();
+            crate::asyncio::read_tasks(
+                &*self.process,
+                &self.interpreter,
+                &mut self.walker,
+                &self.states,
+                &frames,
+                config,
+                &mut self.short_filenames,
+            )
+        });
         drop(guard);
         for frame in threads.iter_mut().flat_map(|t| t.frames.iter_mut()) {
             if frame.module.is_none() {
@@ -254,7 +276,7 @@ impl Session {
                 frame.short_filename = Some(frame.filename.clone());
             }
         }
-        Ok(threads)
+        Ok((threads, asyncio))
     }
 
     /// One sample in raw form (code addresses and lines, no strings), into
@@ -434,7 +456,9 @@ impl Session {
 
     /// Reads every thread's stack once, with the process header.
     pub fn dump(&mut self, config: &DumpConfig) -> Result<ProcessDump, Error> {
-        let threads = self.read_stacks(config)?;
+        let (threads, asyncio) = self
+            .read_stacks_inner(config)
+            .map_err(|e| exited_or(&self.process, e))?;
         Ok(ProcessDump {
             pid: self.process.pid(),
             namespace_pid: pyspy_process::namespace_pid(self.process.pid()),
@@ -444,6 +468,7 @@ impl Session {
             threads,
             parent_pid: None,
             subprocesses: Vec::new(),
+            asyncio,
         })
     }
 }

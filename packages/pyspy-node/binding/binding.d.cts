@@ -47,6 +47,46 @@ export declare class BindingRecorder {
   encode(format: string, title?: string | undefined | null): Buffer | BindingError
 }
 
+/** The asyncio part of a dump; mirrors `pyspy_sampler::AsyncioDump`. */
+export interface BindingAsyncio {
+  /** Whether some thread runs an event loop. */
+  loopFound: boolean
+  /** Every task read. */
+  tasks: Array<BindingAsyncTask>
+  /** Tasks that could not be read and were left out. */
+  skipped: number
+  /**
+   * Stable code of why tasks could not be read at all (`EUNSUPPORTED`,
+   * `ELAYOUT`, `ENOASYNCIO`, `EREAD`), or null.
+   */
+  errorCode: string | null
+  /** Its message. */
+  errorMessage: string | null
+  /** Remarks about partial reads. */
+  notes: Array<string>
+}
+
+/** One asyncio task; mirrors `pyspy_sampler::AsyncTask`. */
+export interface BindingAsyncTask {
+  /** Index in the dump's task list (stable within one dump). */
+  id: number
+  /** `task.get_name()`. */
+  name: string
+  /** `pending`, `running`, `done` or `cancelled`. */
+  state: string
+  /**
+   * Python thread id of the thread whose loop runs it, when known (a
+   * number, like `BindingThreadStack.thread_id`).
+   */
+  threadId: number | null
+  /** Its coroutine chain's frames, innermost first. */
+  frames: Array<BindingFrame>
+  /** Ids of the tasks it awaits. */
+  awaiting: Array<number>
+  /** Ids of the tasks awaiting it. */
+  awaitedBy: Array<number>
+}
+
 /** Where to find what a core file names. */
 export interface BindingCoreOptions {
   /** The program that dumped core; other binaries are looked for next to it. */
@@ -87,6 +127,8 @@ export interface BindingDumpOptions {
    * not with `nonblocking`). @default false
    */
   native?: boolean
+  /** Also read the asyncio tasks (CPython 3.11+). @default false */
+  asyncio?: boolean
 }
 
 /**
@@ -199,6 +241,8 @@ export interface BindingProcessDump {
    * (each with an empty `subprocesses`).
    */
   subprocesses: Array<BindingProcessDump>
+  /** With `asyncio: true`: the tasks, or why they could not be read. */
+  asyncio?: BindingAsyncio
 }
 
 /** Progress of a recording; mirrors `pyspy_sampler::Progress`. */

@@ -24,6 +24,7 @@ import { PyspyError } from './errors.js';
 import { formatJson } from './format/json.js';
 import { formatText } from './format/text.js';
 import { parsePid } from './pid.js';
+import type { ProcessDump } from './types.js';
 import { addTopCommand, readCommandLine, type TopCliDeps } from './top/cli.js';
 import { processTerminal } from './top/terminal.js';
 
@@ -54,6 +55,13 @@ interface DumpFlags {
   nonblocking?: boolean;
   native?: boolean;
   subprocesses?: boolean;
+  asyncio?: boolean;
+}
+
+/** `--asyncio` whose tasks could not be read: one line on stderr, exit 0. */
+function reportAsyncio(dump: ProcessDump, deps: Pick<CliDeps, 'stderr'>): void {
+  const error = dump.asyncio?.error;
+  if (error) deps.stderr(`asyncio tasks not shown (${error.code}): ${error.message}\n`);
 }
 
 /**
@@ -101,6 +109,7 @@ export function createProgram(deps: CliDeps, setExitCode: (code: number) => void
     .option('--nonblocking', 'do not pause the program while reading it (less impact, but stacks may be torn)')
     .option('-n, --native', "include native frames (C, C++, Cython; Linux x86-64): the program is paused while they are read (with --core: unwound from the core's registers and memory)")
     .option('-s, --subprocesses', 'also dump Python subprocesses (each once, with its own header)')
+    .option('-a, --asyncio', 'also print the asyncio tasks (CPython 3.11-3.15): a tree of tasks with their coroutine frames')
     .action(async (flags: DumpFlags) => {
       if (flags.native && flags.nonblocking) throw new UsageError("--native cannot be combined with --nonblocking: a thread's native stack can only be read while the thread is paused");
       if ((flags.pid === undefined) === (flags.core === undefined)) throw new UsageError('dump needs exactly one of --pid and --core');
@@ -115,10 +124,12 @@ export function createProgram(deps: CliDeps, setExitCode: (code: number) => void
           locals: flags.locals > 1 ? flags.locals : flags.locals === 1,
           fullFilenames: flags.fullFilenames ?? false,
           native: flags.native ?? false,
+          asyncio: flags.asyncio ?? false,
           ...(flags.executable === undefined ? {} : { executable: flags.executable }),
           ...(flags.sysroot === undefined ? {} : { sysroot: flags.sysroot }),
         });
         deps.stdout(flags.json ? formatJson(result) : formatText(result, { fullFilenames: flags.fullFilenames ?? false }));
+        reportAsyncio(result, deps);
         return;
       }
       const result = await deps.dump(flags.pid!, {
@@ -128,8 +139,10 @@ export function createProgram(deps: CliDeps, setExitCode: (code: number) => void
         subprocesses: flags.subprocesses ?? false,
         fullFilenames: flags.fullFilenames ?? false,
         native: flags.native ?? false,
+        asyncio: flags.asyncio ?? false,
       });
       deps.stdout(flags.json ? formatJson(result) : formatText(result, { fullFilenames: flags.fullFilenames ?? false }));
+      reportAsyncio(result, deps);
     });
 
   addRecordCommand(program, deps, setExitCode);

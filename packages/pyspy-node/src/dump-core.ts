@@ -20,6 +20,8 @@ export interface DumpCoreOptions {
   locals?: boolean | number;
   /** Keep full filenames rather than package-relative ones. @default false */
   fullFilenames?: boolean;
+  /** Also read the asyncio tasks, as {@link dump}'s `asyncio`. @default false */
+  asyncio?: boolean;
   /**
    * Merge native (C, C++, Cython) frames into the stacks, as {@link dump}'s
    * `native` does: each thread's native stack is unwound from the registers
@@ -76,6 +78,7 @@ export async function dumpCoreWith(binding: Pick<Binding, 'dumpCore'>, path: str
       localsLevel: localsLevel(options.locals),
       fullFilenames: options.fullFilenames ?? false,
       native: options.native ?? false,
+      asyncio: options.asyncio ?? false,
     }),
   );
 }

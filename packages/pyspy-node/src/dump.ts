@@ -8,7 +8,7 @@ import type { BindingDumpResult, BindingProcessDump } from '../binding/binding.c
 import { loadBinding, type Binding } from './binding.js';
 import { fromBindingError, PyspyError } from './errors.js';
 import { assertPid } from './pid.js';
-import type { DumpOptions, ProcessDump, ThreadStatus } from './types.js';
+import type { AsyncTask, DumpOptions, Frame, ProcessDump, ThreadStatus } from './types.js';
 
 /**
  * Reads the current Python stack of every thread in process `pid`, once.
@@ -74,7 +74,27 @@ export function unwrap(result: BindingDumpResult): ProcessDump {
  * @internal
  */
 export function toProcessDump(dump: BindingProcessDump): ProcessDump {
+  const asyncio = dump.asyncio ?? null;
   return {
+    asyncioTasks: asyncio
+      ? asyncio.tasks.map((t): AsyncTask => ({
+          id: t.id,
+          name: t.name,
+          state: t.state as AsyncTask['state'],
+          threadId: t.threadId ?? null,
+          frames: t.frames.map(toFrame),
+          awaiting: t.awaiting,
+          awaitedBy: t.awaitedBy,
+        }))
+      : null,
+    asyncio: asyncio
+      ? {
+          loopFound: asyncio.loopFound,
+          skipped: asyncio.skipped,
+          error: asyncio.errorCode ? { code: asyncio.errorCode, message: asyncio.errorMessage ?? '' } : null,
+          notes: asyncio.notes,
+        }
+      : null,
     parentPid: dump.parentPid ?? null,
     subprocesses: dump.subprocesses.map(toProcessDump),
     pid: dump.pid,
@@ -92,21 +112,25 @@ export function toProcessDump(dump: BindingProcessDump): ProcessDump {
       status: thread.status as ThreadStatus,
       syscall: thread.syscall ?? null,
       ownsGil: thread.ownsGil,
-      frames: thread.frames.map((frame) => ({
-        name: frame.name,
-        filename: frame.filename,
-        shortFilename: frame.shortFilename ?? null,
-        line: frame.line,
-        module: frame.module ?? null,
-        locals:
-          frame.locals?.map((local) => ({
-            name: local.name,
-            addr: local.addr,
-            arg: local.arg,
-            repr: local.repr ?? null,
-          })) ?? null,
-      })),
+      frames: thread.frames.map(toFrame),
     })),
+  };
+}
+
+function toFrame(frame: BindingProcessDump['threads'][number]['frames'][number]): Frame {
+  return {
+    name: frame.name,
+    filename: frame.filename,
+    shortFilename: frame.shortFilename ?? null,
+    line: frame.line,
+    module: frame.module ?? null,
+    locals:
+      frame.locals?.map((local) => ({
+        name: local.name,
+        addr: local.addr,
+        arg: local.arg,
+        repr: local.repr ?? null,
+      })) ?? null,
   };
 }
 
@@ -127,5 +151,6 @@ function toBindingOptions(options: DumpOptions) {
     fullFilenames: options.fullFilenames ?? false,
     subprocesses: options.subprocesses ?? false,
     native: options.native ?? false,
+    asyncio: options.asyncio ?? false,
   };
 }

@@ -32,6 +32,46 @@ export interface DumpOptions {
    * paused while it is read; not with `nonblocking` (`EINVAL`).
    */
   native?: boolean;
+  /**
+   * Also read the asyncio tasks (CPython 3.11-3.15): `ProcessDump.asyncioTasks`
+   * and `ProcessDump.asyncio`. Tasks that cannot be read never fail the dump:
+   * `asyncio.error` says why.
+   */
+  asyncio?: boolean;
+}
+
+/** One asyncio task of a dump (`dump(pid, { asyncio: true })`). */
+export interface AsyncTask {
+  /** Its index in `asyncioTasks` (stable within one dump). */
+  id: number;
+  /** `task.get_name()`. */
+  name: string;
+  /** `running` (its loop's current task), `pending`, `done` or `cancelled`. */
+  state: 'pending' | 'running' | 'done' | 'cancelled';
+  /** `ThreadStack.threadId` of the thread whose loop runs it, or `null` when unknown. */
+  threadId: number | null;
+  /** Its coroutine chain's frames, innermost first (a running task's come from its thread's stack). */
+  frames: Frame[];
+  /** Ids of the tasks it awaits. */
+  awaiting: number[];
+  /** Ids of the tasks that await it. */
+  awaitedBy: number[];
+}
+
+/** How reading asyncio tasks went (`dump(pid, { asyncio: true })`). */
+export interface AsyncioStatus {
+  /** Whether some thread runs an event loop. */
+  loopFound: boolean;
+  /** Tasks that could not be read (freed or changing while read) and were left out. */
+  skipped: number;
+  /**
+   * Why no task could be read, or `null`: `EUNSUPPORTED` (Python 3.10 and
+   * older), `ELAYOUT` (the target's objects do not match the known layout),
+   * `ENOASYNCIO` (pure-Python tasks, a missing debug section), `EREAD`.
+   */
+  error: { code: string; message: string } | null;
+  /** Remarks about partial reads. */
+  notes: string[];
 }
 
 /** Every thread's Python stack of one process, read once. */
@@ -58,6 +98,10 @@ export interface ProcessDump {
    * (each with an empty list of its own). Empty otherwise.
    */
   subprocesses: ProcessDump[];
+  /** With `asyncio: true`: the tasks (empty when none could be read); else `null`. */
+  asyncioTasks: AsyncTask[] | null;
+  /** With `asyncio: true`: whether a loop was found, and any reason tasks could not be read; else `null`. */
+  asyncio: AsyncioStatus | null;
 }
 
 /** What a thread was doing when read (see {@link ThreadStack.status}). */

@@ -23,13 +23,13 @@ describe('pyspy-node dump', () => {
     const { code, stdout, stderr, dump } = await run(['dump', '--pid', '4242']);
     expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
     expect(stdout).toMatch(/^Process 4242: python3 demo.py --fast\nPython v3.12.1 \(\/usr\/bin\/python3.12\)\n\nThread 4242/);
-    expect(dump).toHaveBeenCalledWith(4242, { locals: false, nonblocking: false, fullFilenames: false, subprocesses: false, native: false });
+    expect(dump).toHaveBeenCalledWith(4242, { locals: false, nonblocking: false, fullFilenames: false, subprocesses: false, native: false, asyncio: false });
   });
 
   it('passes -l, --nonblocking and --full-filenames through, and accepts a 0x pid', async () => {
     const { code, dump } = await run(['dump', '-p', '0x1092', '-l', '--nonblocking', '--full-filenames']);
     expect(code).toBe(0);
-    expect(dump).toHaveBeenCalledWith(0x1092, { locals: true, nonblocking: true, fullFilenames: true, subprocesses: false, native: false });
+    expect(dump).toHaveBeenCalledWith(0x1092, { locals: true, nonblocking: true, fullFilenames: true, subprocesses: false, native: false, asyncio: false });
   });
 
   it('counts repeated -l as py-spy does (-ll, --locals --locals: longer values)', async () => {

@@ -22,6 +22,8 @@ pub struct BindingDumpOptions {
     /// Merge native (C, C++, Cython) frames into the stacks (Linux x86-64;
     /// not with `nonblocking`). @default false
     pub native: Option<bool>,
+    /// Also read the asyncio tasks (CPython 3.11+). @default false
+    pub asyncio: Option<bool>,
 }
 
 impl From<BindingDumpOptions> for pyspy_sampler::DumpConfig {
@@ -33,6 +35,7 @@ impl From<BindingDumpOptions> for pyspy_sampler::DumpConfig {
             full_filenames: o.full_filenames.unwrap_or(false),
             subprocesses: o.subprocesses.unwrap_or(false),
             native: o.native.unwrap_or(false),
+            asyncio: o.asyncio.unwrap_or(false),
         }
     }
 }

@@ -1,6 +1,6 @@
 use napi_derive::napi;
 
-use super::BindingThreadStack;
+use super::{BindingAsyncio, BindingThreadStack};
 
 /// Every thread's stack of one process, read once; mirrors
 /// `pyspy_sampler::ProcessDump`.
@@ -24,6 +24,8 @@ pub struct BindingProcessDump {
     /// With `subprocesses`: the Python descendants, parents before children
     /// (each with an empty `subprocesses`).
     pub subprocesses: Vec<BindingProcessDump>,
+    /// With `asyncio: true`: the tasks, or why they could not be read.
+    pub asyncio: Option<BindingAsyncio>,
 }
 
 impl From<pyspy_sampler::ProcessDump> for BindingProcessDump {
@@ -37,6 +39,7 @@ impl From<pyspy_sampler::ProcessDump> for BindingProcessDump {
             threads: d.threads.into_iter().map(Into::into).collect(),
             parent_pid: d.parent_pid,
             subprocesses: d.subprocesses.into_iter().map(Into::into).collect(),
+            asyncio: d.asyncio.map(Into::into),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The plain objects that cross the boundary, one per file, each with its
 //! conversion from the `pyspy-sampler` type it mirrors.
 
+mod binding_asyncio;
 mod binding_dump_options;
 mod binding_dump_result;
 mod binding_error;
@@ -14,6 +15,7 @@ mod binding_record_options;
 mod binding_stacks;
 mod binding_thread_stack;
 
+pub use self::binding_asyncio::BindingAsyncio;
 pub use self::{
     binding_dump_options::BindingDumpOptions, binding_dump_result::BindingDumpResult,
     binding_error::BindingError, binding_frame::BindingFrame,

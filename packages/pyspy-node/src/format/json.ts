@@ -87,12 +87,79 @@ export function toJsonTraces(dump: ProcessDump): JsonStackTrace[] {
   })));
 }
 
+/** One asyncio task in `dump --asyncio --json` (snake_case). */
+export interface JsonAsyncTask {
+  /** See `AsyncTask.id`. */
+  id: number;
+  /** See `AsyncTask.name`. */
+  name: string;
+  /** See `AsyncTask.state`. */
+  state: string;
+  /** See `AsyncTask.threadId`. */
+  thread_id: number | null;
+  /** See `AsyncTask.frames`. */
+  frames: JsonFrame[];
+  /** See `AsyncTask.awaiting`. */
+  awaiting: number[];
+  /** See `AsyncTask.awaitedBy`. */
+  awaited_by: number[];
+}
+
+/** `dump --asyncio --json`: the threads as without it, and the tasks. */
+export interface JsonAsyncioDump {
+  /** What {@link toJsonTraces} gives. */
+  threads: JsonStackTrace[];
+  /** The tasks; `null` when they could not be read (see `asyncio_error`). */
+  asyncio_tasks: JsonAsyncTask[] | null;
+  /** Why the tasks could not be read (`code`, `message`), when so. */
+  asyncio_error?: { code: string; message: string };
+  /** Whether some thread runs an event loop. */
+  asyncio_loop_found: boolean;
+}
+
 /**
- * Renders a dump as `py-spy dump --json` does: a pretty-printed JSON array.
+ * The tasks of a dump read with `asyncio: true` in JSON's shape.
+ *
+ * @param dump What {@link dump} returned.
+ * @returns Plain data, ready for `JSON.stringify`.
+ */
+export function toJsonAsyncio(dump: ProcessDump): JsonAsyncioDump {
+  const error = dump.asyncio?.error ?? null;
+  return {
+    threads: toJsonTraces(dump),
+    asyncio_tasks:
+      error !== null
+        ? null
+        : (dump.asyncioTasks ?? []).map((t) => ({
+            id: t.id,
+            name: t.name,
+            state: t.state,
+            thread_id: t.threadId,
+            frames: t.frames.map((frame) => ({
+              name: frame.name,
+              filename: frame.filename,
+              module: frame.module,
+              short_filename: frame.shortFilename,
+              line: frame.line,
+              locals: frame.locals?.map(({ name, addr, arg, repr }) => ({ name, addr, arg, repr })) ?? null,
+            })),
+            awaiting: t.awaiting,
+            awaited_by: t.awaitedBy,
+          })),
+    ...(error === null ? {} : { asyncio_error: error }),
+    asyncio_loop_found: dump.asyncio?.loopFound ?? false,
+  };
+}
+
+/**
+ * Renders a dump as `py-spy dump --json` does: a pretty-printed JSON array;
+ * read with `asyncio: true`, an object of `threads` and `asyncio_tasks`
+ * instead ({@link JsonAsyncioDump}).
  *
  * @param dump What {@link dump} returned.
  * @returns The JSON text, ending with a newline.
  */
 export function formatJson(dump: ProcessDump): string {
-  return JSON.stringify(toJsonTraces(dump), null, 2) + '\n';
+  const data = dump.asyncio === null || dump.asyncio === undefined ? toJsonTraces(dump) : toJsonAsyncio(dump);
+  return JSON.stringify(data, null, 2) + '\n';
 }

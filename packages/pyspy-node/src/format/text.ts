@@ -4,6 +4,7 @@
  * @module
  */
 import type { Frame, ProcessDump, ThreadStack } from '../types.js';
+import { formatAsyncio } from './asyncio.js';
 
 /** Options for {@link formatText}. */
 export interface TextFormatOptions {
@@ -51,6 +52,7 @@ function formatProcess(dump: ProcessDump, options: TextFormatOptions): string {
     if (i > 0) lines.push('');
     lines.push(...formatThread(thread, options));
   });
+  if (dump.asyncio !== null) lines.push('', ...formatAsyncio(dump, options));
   return lines.join('\n') + '\n';
 }
 
@@ -83,7 +85,8 @@ function formatThread(thread: ThreadStack, options: TextFormatOptions): string[]
   return lines;
 }
 
-function formatFrame(frame: Frame, options: TextFormatOptions): string[] {
+/** A frame's lines (4-space indented; locals below it), as `dump` prints them. */
+export function formatFrame(frame: Frame, options: TextFormatOptions): string[] {
   const file = options.fullFilenames ? frame.filename : (frame.shortFilename ?? frame.filename);
   const where = frame.line === 0 ? file : `${file}:${frame.line}`;
   // A native frame with a source line also names its binary.

@@ -1,0 +1,313 @@
+//! Task records and their await edges.
+//!
+//! 3.14+ tasks name their waiters (`fut_awaited_by`: one object or a set).
+//! Before that the edges are rebuilt from both ends: what a task waits on
+//! (`_fut_waiter`: another task, or a `gather`'s future and its children)
+//! and the done-callbacks registered on a task (a waiting C task's
+//! `__wakeup` builtin, whose `__self__` is the waiter; a `TaskGroup`'s
+//! `_on_task_done` bound method, whose group's `_parent_task` waits for it).
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use pyspy_cpython::{ObjectReader, StackWalker};
+use pyspy_process::{Memory, MemoryExt};
+
+use crate::layout::AsyncioLayout;
+use crate::locate;
+use crate::reader::{AsyncioSnapshot, Task, TaskState, ThreadInput};
+
+/// Most callbacks or gather children looked at per task.
+const MAX_EDGES: usize = 4096;
+/// Longest task name kept.
+const MAX_NAME: usize = 256;
+/// Deepest `tp_base` chain followed for a Task subclass.
+const MAX_BASES: usize = 16;
+
+/// The fields of one task object the graph needs.
+struct Raw {
+    addr: usize,
+    thread: Option<u64>,
+    loop_: usize,
+    state: u32,
+    fut_waiter: usize,
+    coro: usize,
+    name: usize,
+    callback0: usize,
+    callbacks: usize,
+    awaited_by: usize,
+    awaited_by_is_set: bool,
+}
+
+/// Reads every candidate, keeps the tasks, follows their chains and edges.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn build<M: Memory>(
+    walker: &mut StackWalker<M>,
+    l: &AsyncioLayout,
+    task_type: usize,
+    candidates: &[(usize, Option<u64>)],
+    loops: &FxHashMap<usize, u64>,
+    current: &FxHashMap<usize, u64>,
+    threads: &[ThreadInput<'_>],
+    snap: &mut AsyncioSnapshot,
+) {
+    let o = &l.o;
+    let size = o.task_size;
+    let ranges: Vec<(usize, usize)> = candidates.iter().map(|(a, _)| (*a, size)).collect();
+    let mut buf = vec![0u8; ranges.len() * size];
+    let batched = walker.objects.mem.read_ranges(&ranges, &mut buf).is_ok();
+    let mut task_types = FxHashSet::default();
+    let mut other_types = FxHashSet::default();
+    task_types.insert(task_type);
+    let mut raws = Vec::with_capacity(candidates.len());
+    for (i, &(addr, thread)) in candidates.iter().enumerate() {
+        let bytes = &mut buf[i * size..(i + 1) * size];
+        if !batched && walker.objects.mem.read(addr, bytes).is_err() {
+            snap.skipped += 1;
+            continue;
+        }
+        let ty = word(bytes, walker.objects.layout.offsets.ob_type);
+        if !is_task_type(
+            &walker.objects,
+            o.type_base,
+            ty,
+            &mut task_types,
+            &mut other_types,
+        ) {
+            continue; // a dead weak reference's None, a set's dummy
+        }
+        raws.push(Raw {
+            addr,
+            thread,
+            loop_: word(bytes, o.fut_loop),
+            state: u32::from_le_bytes(bytes[o.fut_state..o.fut_state + 4].try_into().unwrap()),
+            fut_waiter: word(bytes, o.task_fut_waiter),
+            coro: word(bytes, o.task_coro),
+            name: word(bytes, o.task_name),
+            callback0: word(bytes, o.fut_callback0),
+            callbacks: word(bytes, o.fut_callbacks),
+            awaited_by: o.fut_awaited_by.map_or(0, |off| word(bytes, off)),
+            awaited_by_is_set: o.fut_awaited_by_is_set.is_some_and(|off| bytes[off] != 0),
+        });
+    }
+    let r = &walker.objects;
+    let mut tasks: Vec<Task> = Vec::with_capacity(raws.len());
+    let mut keep = Vec::with_capacity(raws.len());
+    for raw in &raws {
+        let state = match raw.state {
+            0 if current.contains_key(&raw.addr) => TaskState::Running,
+            0 => TaskState::Pending,
+            1 => TaskState::Cancelled,
+            2 => TaskState::Done,
+            _ => {
+                snap.skipped += 1;
+                note(snap, "a task with an unknown state was skipped");
+                continue;
+            }
+        };
+        let Some(name) = task_name(r, raw.name) else {
+            snap.skipped += 1;
+            note(snap, "a task whose name could not be read was skipped");
+            continue;
+        };
+        tasks.push(Task {
+            id: tasks.len(),
+            addr: raw.addr,
+            name,
+            state,
+            thread_id: raw
+                .thread
+                .or_else(|| loops.get(&raw.loop_).copied())
+                .or_else(|| current.get(&raw.addr).copied()),
+            frames: Vec::new(),
+            awaiting: Vec::new(),
+            awaited_by: Vec::new(),
+        });
+        keep.push(raw);
+    }
+    let ids: FxHashMap<usize, usize> = tasks.iter().map(|t| (t.addr, t.id)).collect();
+    // Edges as (waiter, awaited).
+    let mut edges: FxHashSet<(usize, usize)> = FxHashSet::default();
+    for (id, raw) in keep.iter().enumerate() {
+        if l.o.fut_awaited_by.is_some() {
+            let mut waiters = Vec::new();
+            if raw.awaited_by != 0 {
+                if raw.awaited_by_is_set {
+                    let _ = locate::set_items(r, l, raw.awaited_by, &mut waiters);
+                } else {
+                    waiters.push(raw.awaited_by);
+                }
+            }
+            edges.extend(waiters.iter().filter_map(|w| ids.get(w)).map(|&w| (w, id)));
+            continue;
+        }
+        for awaited in waited_on(r, raw.fut_waiter, &ids) {
+            edges.insert((id, awaited));
+        }
+        for waiter in waiters_from_callbacks(r, l, raw, &ids) {
+            edges.insert((waiter, id));
+        }
+    }
+    let mut edges: Vec<(usize, usize)> = edges.into_iter().filter(|(a, b)| a != b).collect();
+    edges.sort_unstable();
+    for &(waiter, awaited) in &edges {
+        tasks[waiter].awaiting.push(awaited);
+        tasks[awaited].awaited_by.push(waiter);
+    }
+    for t in &mut tasks {
+        t.awaited_by.sort_unstable();
+    }
+    // Frames.
+    let coros: Vec<usize> = keep.iter().map(|r| r.coro).collect();
+    let mut frames = vec![Vec::new(); tasks.len()];
+    let cut = crate::read::chains(walker, l, &coros, threads, &mut frames);
+    if cut > 0 {
+        note(
+            snap,
+            &format!("{cut} coroutine chain(s) could not be read to the end"),
+        );
+    }
+    for (t, mut f) in tasks.iter_mut().zip(frames) {
+        f.reverse();
+        t.frames = f;
+    }
+    snap.tasks = tasks;
+}
+
+fn note(snap: &mut AsyncioSnapshot, text: &str) {
+    if !snap.notes.iter().any(|n| n == text) {
+        snap.notes.push(text.to_owned());
+    }
+}
+
+/// Whether `ty` is `_asyncio.Task` or a subclass of it.
+fn is_task_type<M: Memory>(
+    r: &ObjectReader<M>,
+    base_off: usize,
+    ty: usize,
+    yes: &mut FxHashSet<usize>,
+    no: &mut FxHashSet<usize>,
+) -> bool {
+    if yes.contains(&ty) {
+        return true;
+    }
+    if no.contains(&ty) || ty == 0 {
+        return false;
+    }
+    let mut t = ty;
+    for _ in 0..MAX_BASES {
+        match r.mem.read_usize(t.wrapping_add(base_off)) {
+            Ok(0) | Err(_) => break,
+            Ok(base) if yes.contains(&base) => {
+                yes.insert(ty);
+                return true;
+            }
+            Ok(base) => t = base,
+        }
+    }
+    no.insert(ty);
+    false
+}
+
+/// A task's name: a `str`, or an `int` N meaning `Task-N` (3.13+ store
+/// the counter and format it on demand).
+fn task_name<M: Memory>(r: &ObjectReader<M>, name: usize) -> Option<String> {
+    let ty = r.type_of(name).ok()?;
+    match &*r.type_name(ty).ok()? {
+        "str" => r.read_str(name, MAX_NAME).ok(),
+        "int" => Some(format!("Task-{}", r.read_int(name).ok()??)),
+        _ => None,
+    }
+}
+
+/// The tasks a task waits on through its `_fut_waiter`: that task, or the
+/// children of a `gather`.
+fn waited_on<M: Memory>(
+    r: &ObjectReader<M>,
+    waiter: usize,
+    ids: &FxHashMap<usize, usize>,
+) -> Vec<usize> {
+    if waiter == 0 {
+        return Vec::new();
+    }
+    if let Some(&id) = ids.get(&waiter) {
+        return vec![id];
+    }
+    let is_gather = r
+        .type_of(waiter)
+        .and_then(|t| r.type_name(t))
+        .is_ok_and(|n| &*n == "_GatheringFuture");
+    if !is_gather {
+        return Vec::new();
+    }
+    let Ok(attrs) = r.instance_dict_items(waiter) else {
+        return Vec::new();
+    };
+    let Some(children) = r.lookup_str_key(&attrs, "_children") else {
+        return Vec::new();
+    };
+    list_items(r, children)
+        .into_iter()
+        .filter_map(|c| ids.get(&c).copied())
+        .collect()
+}
+
+/// Waiters named by a task's done-callbacks.
+fn waiters_from_callbacks<M: Memory>(
+    r: &ObjectReader<M>,
+    l: &AsyncioLayout,
+    raw: &Raw,
+    ids: &FxHashMap<usize, usize>,
+) -> Vec<usize> {
+    let mut callbacks = vec![raw.callback0];
+    if raw.callbacks != 0 {
+        for entry in list_items(r, raw.callbacks) {
+            // Each entry is a (callback, context) tuple.
+            if let Ok(items) = r.tuple_items(entry, 2) {
+                callbacks.extend(items.first());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for cb in callbacks.into_iter().filter(|&c| c != 0) {
+        let Ok(name) = r.type_of(cb).and_then(|t| r.type_name(t)) else {
+            continue;
+        };
+        let owner = match &*name {
+            "builtin_function_or_method" => {
+                r.mem.read_usize(cb.wrapping_add(l.o.cfunction_self)).ok()
+            }
+            "method" => r
+                .mem
+                .read_usize(cb.wrapping_add(l.o.method_self))
+                .ok()
+                .and_then(|group| r.instance_dict_items(group).ok())
+                .and_then(|attrs| r.lookup_str_key(&attrs, "_parent_task")),
+            _ => None,
+        };
+        if let Some(&id) = owner.and_then(|o| ids.get(&o)) {
+            out.push(id);
+        }
+    }
+    out
+}
+
+/// A list's items (at most `MAX_EDGES`; none if unreadable).
+fn list_items<M: Memory>(r: &ObjectReader<M>, list: usize) -> Vec<usize> {
+    let o = &r.layout.offsets;
+    let Ok(n) = r.mem.read_usize(list.wrapping_add(o.list_ob_size)) else {
+        return Vec::new();
+    };
+    let Ok(items) = r.mem.read_usize(list.wrapping_add(o.list_ob_item)) else {
+        return Vec::new();
+    };
+    if n > MAX_EDGES {
+        return Vec::new();
+    }
+    r.pointers(items, n).unwrap_or_default()
+}
+
+fn word(b: &[u8], off: usize) -> usize {
+    b.get(off..off + 8)
+        .map(|w| u64::from_le_bytes(w.try_into().unwrap()) as usize)
+        .unwrap_or(0)
+}

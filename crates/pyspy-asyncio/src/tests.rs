@@ -1,0 +1,152 @@
+//! Fuzzing the task and coroutine reader with garbage task graphs: random
+//! words, pointers into the same pages (cycles and self-references come
+//! for free), dangling pointers. Nothing may panic, and every read ends.
+
+use rustc_hash::FxHashMap;
+
+use pyspy_cpython::{layout_for, StackWalker, Version};
+use pyspy_process::FakeMemory;
+
+use crate::graph;
+use crate::layout::AsyncioLayout;
+use crate::reader::{AsyncioSnapshot, ThreadInput};
+
+const BASE: usize = 0x10_0000;
+const SIZE: usize = 1 << 16;
+
+/// xorshift64*: deterministic, no dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn addr(&mut self) -> usize {
+        (BASE + (self.next() as usize % SIZE)) & !7
+    }
+}
+
+fn version(minor: u8) -> Version {
+    Version {
+        major: 3,
+        minor,
+        patch: 0,
+        level: 0xf,
+        serial: 0,
+    }
+}
+
+fn put(mem: &mut [u8], at: usize, v: usize) {
+    let off = at - BASE;
+    if off + 8 <= mem.len() {
+        mem[off..off + 8].copy_from_slice(&(v as u64).to_le_bytes());
+    }
+}
+
+/// One garbage process: tasks whose fields point anywhere in the page,
+/// coroutines of a real "coroutine" type whose frames and stacks are noise.
+fn round(minor: u8, seed: u64, tasks: usize) -> AsyncioSnapshot {
+    let mut rng = Rng(seed | 1);
+    let mut bytes = vec![0u8; SIZE + 4096];
+    for w in bytes.chunks_exact_mut(8) {
+        let v = if rng.next().is_multiple_of(2) {
+            rng.addr() as u64
+        } else {
+            rng.next()
+        };
+        w.copy_from_slice(&v.to_le_bytes());
+    }
+    let mut mem = FakeMemory::new();
+    // 3.13+ take their offsets from the target's own table; 3.12's stand in
+    // for the object reader, with the frame fields the asyncio layout checks.
+    let mut layout = layout_for(&mem, version(minor.min(12)), 0).expect("generated layout");
+    let gen = match minor {
+        11 => crate::generated::ASYNCIO_3_11,
+        12 => crate::generated::ASYNCIO_3_12,
+        13 => crate::generated::ASYNCIO_3_13,
+        14 => crate::generated::ASYNCIO_3_14,
+        _ => crate::generated::ASYNCIO_3_15,
+    };
+    layout.version = version(minor);
+    layout.offsets.frame_localsplus = gen.frame_localsplus;
+    layout.offsets.frame_owner = Some(gen.frame_owner);
+    let mut l = AsyncioLayout::for_interpreter(&layout).expect("asyncio layout");
+    l.lists = None;
+    let o = &layout.offsets;
+    // Two type objects: Task and coroutine, named by C strings.
+    let (task_type, coro_type, name) = (BASE + 0x100, BASE + 0x400, BASE + 0x800);
+    bytes[0x800..0x80a].copy_from_slice(b"coroutine\0");
+    put(&mut bytes, coro_type + o.type_tp_name, name);
+    put(&mut bytes, task_type + o.type_tp_name, name + 4);
+    put(&mut bytes, task_type + l.o.type_base, 0);
+    put(&mut bytes, coro_type + l.o.type_base, 0);
+    let mut candidates = Vec::new();
+    for _ in 0..tasks {
+        let t = rng.addr();
+        if t < BASE + 0x1000 {
+            continue;
+        }
+        put(&mut bytes, t + o.ob_type, task_type);
+        let coro = rng.addr();
+        if coro >= BASE + 0x1000 {
+            put(&mut bytes, coro + o.ob_type, coro_type);
+            put(&mut bytes, t + l.o.task_coro, coro);
+        }
+        candidates.push((t, None));
+    }
+    mem.place(BASE, bytes);
+    let mut walker = StackWalker::new(mem, layout);
+    let frames = Vec::new();
+    let threads = [ThreadInput {
+        tstate: BASE + 0x40,
+        thread_id: 1,
+        frames: &frames,
+    }];
+    let mut snap = AsyncioSnapshot::default();
+    let loops = FxHashMap::default();
+    let current = FxHashMap::default();
+    graph::build(
+        &mut walker,
+        &l,
+        task_type,
+        &candidates,
+        &loops,
+        &current,
+        &threads,
+        &mut snap,
+    );
+    snap
+}
+
+#[test]
+fn garbage_task_graphs_never_panic() {
+    for minor in [11, 12, 13, 14, 15] {
+        for seed in 1..40u64 {
+            let snap = round(minor, seed * 7919 + minor as u64, 200);
+            assert!(snap.tasks.len() <= 200);
+            for t in &snap.tasks {
+                assert!(t.frames.len() <= crate::reader::MAX_CHAIN * 4096);
+                assert!(t.awaiting.iter().all(|&a| a < snap.tasks.len()));
+            }
+        }
+    }
+}
+
+#[test]
+fn many_tasks_stay_bounded() {
+    let started = std::time::Instant::now();
+    let snap = round(12, 42, 20_000);
+    assert!(snap.tasks.len() <= 20_000);
+    assert!(started.elapsed().as_secs() < 60);
+}
+
+#[test]
+fn old_versions_are_refused_with_a_reason() {
+    let mem = FakeMemory::new();
+    let layout = layout_for(&mem, version(10), 0).unwrap();
+    let err = AsyncioLayout::for_interpreter(&layout).unwrap_err();
+    assert_eq!(err.code(), "EUNSUPPORTED");
+    assert!(err.to_string().contains("3.11 to 3.15"), "{err}");
+}
