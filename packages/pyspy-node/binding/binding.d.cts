@@ -285,6 +285,11 @@ export interface BindingPushOptions {
   /** Tenant (`X-Scope-OrgID`). */
   tenant?: string
   /**
+   * PEM file of the only certificates to trust for an `https://`
+   * server (a private CA).
+   */
+  caFile?: string
+  /**
    * A server that cannot be reached at start (or answers 5xx) is not an
    * error: sampling starts and windows are queued and retried.
    * @default false
