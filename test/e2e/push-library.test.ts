@@ -2,8 +2,9 @@
 // with authentication on (Pyroscope's multi-tenancy: a push without
 // X-Scope-OrgID is answered 401), --push-retry-forever (a server that is
 // not up yet at start), and https (a server whose certificate a private CA
-// signed), all against real Grafana Pyroscope v1.9.0 servers (built once
-// per machine by scripts/pyroscope.mjs).
+// signed, in front of the server as a TLS-terminating ingress would be),
+// all against real Grafana Pyroscope v1.9.0 servers (built once per machine
+// by scripts/pyroscope.mjs).
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,6 +23,7 @@ import {
   pyroscopeBinary,
   runId,
   startPyroscope,
+  startTlsProxy,
   stopAllPyroscopes,
   type Pyroscope,
 } from '../helpers/pyroscope.js';
@@ -31,17 +33,18 @@ const CPU = 'process_cpu:cpu:nanoseconds:cpu:nanoseconds';
 const matrix = loadMatrix();
 let server: Pyroscope;
 let tenanted: Pyroscope;
-let secure: Pyroscope;
+/** An https front (a TLS-terminating proxy, as an ingress would be) for `server`. */
+let secure: string;
 const caDir = mkdtempSync(path.join(os.tmpdir(), 'pyspy-test-ca-'));
 const ca = makeTestCa(caDir);
 
 beforeAll(async () => {
   const bin = pyroscopeBinary();
-  [server, tenanted, secure] = await Promise.all([
+  [server, tenanted] = await Promise.all([
     startPyroscope(await newSite(bin)),
     startPyroscope(await newSite(bin, ['-auth.multitenancy-enabled=true'])),
-    startPyroscope(await newSite(bin, [], ca)),
   ]);
+  secure = await startTlsProxy(server, ca);
 }, PYROSCOPE_BUILD_TIMEOUT_MS);
 
 afterEach(async () => {
@@ -183,15 +186,16 @@ describe('a server with authentication on', () => {
 
 describe('https', () => {
   it('pushes to a server whose certificate --push-ca vouches for, and refuses an untrusted one clearly', { timeout: 180_000 }, async () => {
-    expect(secure.url).toMatch(/^https:/);
+    expect(secure).toMatch(/^https:/);
+    expect(secure).not.toBe(server.url);
     const pid = String(await ratioTarget());
     // Not signed by a public root: refused at start, as a TLS problem (not "cannot be reached"), even with retry-forever.
     for (const extra of [[], ['--push-retry-forever']]) {
-      const untrusted = await runCli(['record', '-p', pid, '-d', '1', '--push', secure.url, ...extra]);
+      const untrusted = await runCli(['record', '-p', pid, '-d', '1', '--push', secure, ...extra]);
       expect(untrusted.code, untrusted.stderr).toBe(1);
       expect(untrusted.stderr).toMatch(/TLS failed \(.*certificate.*\); check the server's certificate, or give its CA with --push-ca/i);
     }
-    const notPem = await runCli(['record', '-p', pid, '-d', '1', '--push', secure.url, '--push-ca', ca.key.replace('server.key', 'server.ext')]);
+    const notPem = await runCli(['record', '-p', pid, '-d', '1', '--push', secure, '--push-ca', ca.key.replace('server.key', 'server.ext')]);
     expect(notPem.code).toBe(1);
     expect(notPem.stderr).toContain('no PEM certificate in it');
     const plain = await runCli(['record', '-p', pid, '-d', '1', '--push', server.url, '--push-ca', ca.ca]);
@@ -200,14 +204,14 @@ describe('https', () => {
 
     const run = runId();
     const began = Date.now() - 1000;
-    const ok = await runCli(['record', '-p', pid, '-d', '4', '--push', secure.url, '--push-ca', ca.ca, '--app-name', 'pyspy-tls', '--tag', `run=${run}`, '--push-interval', '1']);
+    const ok = await runCli(['record', '-p', pid, '-d', '4', '--push', secure, '--push-ca', ca.ca, '--app-name', 'pyspy-tls', '--tag', `run=${run}`, '--push-interval', '1']);
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stderr).toMatch(/Pushed [1-9]\d* windows? \(\d+ samples, [\d.]+ KiB\) to https:\/\/127\.0\.0\.1:\d+$/m);
-    const totals = await functionTotals(secure.url, CPU, `{service_name="pyspy-tls", run="${run}"}`, began, Date.now() + 1000);
+    const totals = await functionTotals(secure, CPU, `{service_name="pyspy-tls", run="${run}"}`, began, Date.now() + 1000);
     expect(totals.self.get('work_three') ?? 0, [...totals.self.keys()].join(', ')).toBeGreaterThan(0);
 
     // The library, with caFile.
-    const profiler = await profileContinuously({ pid: Number(pid), server: secure.url, caFile: ca.ca, interval: 1 });
+    const profiler = await profileContinuously({ pid: Number(pid), server: secure, caFile: ca.ca, interval: 1 });
     expect(await eventually(async () => profiler.stats.pushed > 0, 60_000)).toBe(true);
     expect((await profiler.stop()).push.failed).toBe(0);
   });

@@ -58,8 +58,6 @@ export interface PyroscopeSite {
   memberlist: number;
   /** More server flags, e.g. `-auth.multitenancy-enabled=true`. */
   extraArgs: string[];
-  /** Serve https with this certificate (see {@link makeTestCa}). */
-  tls?: TestCa;
 }
 
 /** A private CA and a server certificate for 127.0.0.1 it signed (PEM files). */
@@ -120,7 +118,7 @@ const running = new Set<Pyroscope>();
 const sites = new Set<PyroscopeSite>();
 
 /** Reserves ports and a temporary data directory for a server. */
-export async function newSite(bin: string, extraArgs: string[] = [], tls?: TestCa): Promise<PyroscopeSite> {
+export async function newSite(bin: string, extraArgs: string[] = []): Promise<PyroscopeSite> {
   const site = {
     bin,
     dir: mkdtempSync(path.join(os.tmpdir(), 'pyspy-pyroscope-')),
@@ -128,7 +126,6 @@ export async function newSite(bin: string, extraArgs: string[] = [], tls?: TestC
     grpc: await freePort(),
     memberlist: await freePort(),
     extraArgs,
-    ...(tls ? { tls } : {}),
   };
   sites.add(site);
   return site;
@@ -137,10 +134,7 @@ export async function newSite(bin: string, extraArgs: string[] = [], tls?: TestC
 /** Starts the server of `site` and waits for `/ready`. */
 export async function startPyroscope(site: PyroscopeSite, readyTimeoutMs = 60_000): Promise<Pyroscope> {
   const lo = '127.0.0.1';
-  const args = [
-    ...pyroscopeArgs(site),
-    ...(site.tls ? [`-server.http-tls-cert-path=${site.tls.cert}`, `-server.http-tls-key-path=${site.tls.key}`] : []),
-  ];
+  const args = pyroscopeArgs(site);
   const child = spawn(site.bin, args, { cwd: site.dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   const keep = (chunk: Buffer) => {
@@ -148,8 +142,7 @@ export async function startPyroscope(site: PyroscopeSite, readyTimeoutMs = 60_00
   };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
-  const server: Pyroscope = { site, url: `${site.tls ? 'https' : 'http'}://${lo}:${site.http}`, child, log: () => log };
-  if (site.tls) trusted.set(server.url, readFileSync(site.tls.ca));
+  const server: Pyroscope = { site, url: `http://${lo}:${site.http}`, child, log: () => log };
   running.add(server);
   const started = Date.now();
   for (;;) {
@@ -169,6 +162,39 @@ export async function startPyroscope(site: PyroscopeSite, readyTimeoutMs = 60_00
   }
 }
 
+const proxies = new Set<https.Server>();
+
+/**
+ * An https front for `server` on 127.0.0.1, with `ca`'s server certificate:
+ * what a TLS-terminating ingress does. (Pyroscope's own TLS flags do not
+ * fit a single-binary server: its parts call each other on the same port
+ * without TLS.) Closed by {@link stopAllPyroscopes}.
+ */
+export async function startTlsProxy(server: Pyroscope, ca: TestCa): Promise<string> {
+  const upstream = new URL(server.url);
+  const proxy = https.createServer({ key: readFileSync(ca.key), cert: readFileSync(ca.cert) }, (req, res) => {
+    const out = http.request(
+      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    out.on('error', () => {
+      res.writeHead(502);
+      res.end('upstream down');
+    });
+    req.pipe(out);
+  });
+  proxies.add(proxy);
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  const address = proxy.address();
+  if (typeof address !== 'object' || address === null) throw new Error('the TLS proxy has no address');
+  const url = `https://127.0.0.1:${address.port}`;
+  trusted.set(url, readFileSync(ca.ca));
+  return url;
+}
+
 /** Kills `server` (SIGKILL: as abrupt as a crash) and waits for it to be gone. */
 export async function killPyroscope(server: Pyroscope): Promise<void> {
   await killChild(server.child);
@@ -177,6 +203,8 @@ export async function killPyroscope(server: Pyroscope): Promise<void> {
 
 /** Stops every server started here and removes their data directories. */
 export async function stopAllPyroscopes(): Promise<void> {
+  await Promise.all([...proxies].map((p) => new Promise((resolve) => p.close(resolve))));
+  proxies.clear();
   await Promise.all([...running].map((s) => killPyroscope(s)));
   for (const site of sites) rmSync(site.dir, { recursive: true, force: true });
   sites.clear();

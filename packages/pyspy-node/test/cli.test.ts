@@ -53,7 +53,7 @@ describe('pyspy-node dump', () => {
     });
     expect(code).toBe(0);
     expect(stdout).toMatch(/^Process 4242: /);
-    expect(dumpCore).toHaveBeenCalledWith('core.1', { locals: false, fullFilenames: false, native: true, executable: '/r/python', sysroot: '/r' });
+    expect(dumpCore).toHaveBeenCalledWith('core.1', { locals: false, fullFilenames: false, native: true, asyncio: false, executable: '/r/python', sysroot: '/r' });
   });
 
   it('prints JSON with --json', async () => {

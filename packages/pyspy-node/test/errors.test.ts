@@ -46,7 +46,7 @@ describe('dumpWith', () => {
   it('passes the options through with defaults', async () => {
     const binding = fakeBinding({ dump: bindingDump, error: null });
     await expect(dumpWith(binding, 4242, { locals: true })).resolves.toEqual(processDump);
-    expect(binding.dump).toHaveBeenCalledWith(4242, { locals: true, localsLevel: 1, nonblocking: false, fullFilenames: false, subprocesses: false, native: false });
+    expect(binding.dump).toHaveBeenCalledWith(4242, { locals: true, localsLevel: 1, nonblocking: false, fullFilenames: false, subprocesses: false, native: false, asyncio: false });
     await dumpWith(binding, 4242, { locals: 3 });
     expect(binding.dump).toHaveBeenLastCalledWith(4242, expect.objectContaining({ locals: true, localsLevel: 3 }));
     await expect(dumpWith(binding, 4242, { locals: 1.5 })).rejects.toMatchObject({ code: 'EINVAL' });

@@ -36,7 +36,14 @@ pub(crate) fn load_ca(path: &Path) -> Result<TrustedRoots, Error> {
 /// Whether a failed request failed in TLS (the handshake, the
 /// certificate): not something a retry fixes by itself.
 pub(crate) fn is_tls_error(e: &ureq::Error) -> bool {
-    matches!(e, ureq::Error::Rustls(_) | ureq::Error::Tls(_))
+    match e {
+        ureq::Error::Rustls(_) | ureq::Error::Tls(_) => true,
+        // A handshake that fails comes back as the I/O error wrapping it.
+        ureq::Error::Io(io) => io
+            .get_ref()
+            .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()),
+        _ => false,
+    }
 }
 
 /// Sets the roots: the bundled web roots, or only `roots`.
