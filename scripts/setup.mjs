@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // Gets a checkout ready to run: npm dependencies, the native addon (release),
 // the TypeScript package, the test interpreters and the tests' extras (zsh,
-// numpy wheels; not for `npm start`). Safe to run again; each
+// numpy wheels, the free-threaded CPython 3.13t; not for `npm start`). Safe to run again; each
 // step is quick when there is nothing to do. `npm start` and `npm test` call it.
 //
 //   node scripts/setup.mjs           everything
 //   node scripts/setup.mjs --debug   a debug build of the addon instead
 import { fileURLToPath } from 'node:url';
 
+import { ensureFreeThreaded } from './freethreaded.mjs';
 import { ensureNodeModules, header, installPythons, installTestExtras, main, npmRun, seconds } from './lib.mjs';
 
 /**
@@ -27,6 +28,9 @@ export async function setup({ debug = false, extras = true } = {}) {
   if (extras) {
     header('setup: test extras (zsh, numpy wheels)');
     installTestExtras();
+    // Built from source once per machine (5-35 minutes); a failure stops setup.
+    header('setup: free-threaded CPython 3.13t');
+    console.log(await ensureFreeThreaded());
   }
   console.log(`\nsetup done in ${seconds(Date.now() - started)}`);
   return pythons;

@@ -10,6 +10,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -47,7 +48,8 @@ export interface Interpreter {
   /** Exact version, e.g. `3.14.10`. */
   version: string;
   /** `debian-inplace`: a bullseye build unpacked under .cache/pythons/roots and run from there (no chroot). */
-  kind: 'debian-chroot' | 'debian-host' | 'debian-inplace' | 'pyenv';
+  /** `freethreaded`: the 3.13t that scripts/freethreaded.mjs builds (see {@link freeThreadedInterpreter}). */
+  kind: 'debian-chroot' | 'debian-host' | 'debian-inplace' | 'pyenv' | 'freethreaded';
   /** Prefix that runs a script: append the script path (as the interpreter sees it) and its args. */
   argv: string[];
   /** Host path of the chroot the interpreter runs in, or `null`. */
@@ -111,6 +113,32 @@ export function hostInterpreter(): Interpreter {
   const interp = loadMatrix().find((i) => i.id === 'debian-3.11');
   if (!interp) throw new Error('debian-3.11 is missing from the matrix: run test/pythons/install.sh');
   return interp;
+}
+
+/**
+ * The free-threaded CPython 3.13t that `scripts/freethreaded.mjs` builds once
+ * per machine (setup runs it; the same path rules: $PYSPY_PYTHON_313T, else
+ * the XDG cache). Not in matrix.json: only the free-threaded tests use it.
+ *
+ * @throws Error telling to run setup when the build is missing.
+ */
+export function freeThreadedInterpreter(): Interpreter {
+  const cache = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  const binary = process.env.PYSPY_PYTHON_313T || path.join(cache, 'pyspy-node', 'cpython-3.13.5t', 'bin', 'python3.13t');
+  if (!existsSync(binary)) throw new Error(`${binary} is missing: run node scripts/setup.mjs (it builds the free-threaded 3.13t)`);
+  return {
+    id: 'freethreaded-3.13t',
+    version: '3.13.5',
+    kind: 'freethreaded',
+    argv: [binary],
+    root: null,
+    build: 'static-unstripped',
+    supported: true,
+    required: true,
+    binary,
+    libpython: null,
+    debug: false,
+  };
 }
 
 /** A frame as the dump fixture reports it (from `sys._current_frames()`). */

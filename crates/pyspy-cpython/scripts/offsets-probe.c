@@ -14,15 +14,15 @@
  * With -DPROBE_FACTS: "<key> <value>" lines describing layouts the walker
  * needs beyond plain offsets (used to write and re-check LAYOUT_NOTES.md).
  *
- * 64-bit Linux, default (GIL) builds only.
+ * 64-bit Linux, default (GIL) builds, and the free-threaded 3.13t.
  */
 #include "Python.h"
 
 #if PY_MAJOR_VERSION != 3 || PY_MINOR_VERSION < 11 || PY_MINOR_VERSION > 15
 #  error "offsets-probe.c knows CPython 3.11 to 3.15 only"
 #endif
-#ifdef Py_GIL_DISABLED
-#  error "free-threaded headers are not supported by this probe"
+#if defined(Py_GIL_DISABLED) && PY_MINOR_VERSION != 13
+#  error "free-threaded headers are supported for 3.13t only"
 #endif
 
 /* Internal headers that hold the structs. Which ones exist moves between

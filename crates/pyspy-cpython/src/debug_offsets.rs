@@ -320,8 +320,12 @@ pub fn offsets_from_table(
         version: v,
         detail: format!(": debug offsets table: {detail}"),
     };
-    if head.free_threaded {
-        return Err(bad("free-threaded builds are not supported yet".into()));
+    // 3.14t reads line numbers from per-thread bytecode copies (`co_tlbc`),
+    // which this reader does not follow yet.
+    if head.free_threaded && v.minor != 13 {
+        return Err(bad(
+            "free-threaded builds newer than 3.13t are not supported yet".into(),
+        ));
     }
     let f = parse_fields(table, v.minor).map_err(bad)?;
     let get = |k: &str| f.get(k).map(|v| *v as usize);
@@ -414,6 +418,18 @@ pub fn offsets_from_table(
             module_md_dict: s.module_md_dict,
         },
     ))
+}
+
+/// Free-threaded builds: where the GIL's `enabled` counter sits inside the
+/// GIL struct. Unlike its neighbours (`locked`, `holder`), the table gives
+/// this one relative to the GIL struct, not to the interpreter state.
+pub(crate) fn gil_enabled_offset(table: &[u8], minor: u8, gil_size: usize) -> Option<usize> {
+    if !header(table)?.free_threaded {
+        return None;
+    }
+    let fields = parse_fields(table, minor).ok()?;
+    let enabled = *fields.get("interpreter_state.gil_runtime_state_enabled")? as usize;
+    (enabled + 4 <= gil_size).then_some(enabled)
 }
 
 /// `interpreter_state.code_object_generation` (3.14+), when the table has it.

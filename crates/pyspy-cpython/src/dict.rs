@@ -242,7 +242,7 @@ impl<M: pyspy_process::Memory> ObjectReader<M> {
         }
         let word = self
             .mem
-            .read_usize(obj.wrapping_sub(24))
+            .read_usize(obj.wrapping_sub(self.layout.flavor.managed_dict_offset()))
             .what("managed dict")?;
         let shared_keys = || {
             let off = o.heap_type_cached_keys.ok_or(Error::Corrupt {

@@ -35,6 +35,30 @@ pub struct Interpreter {
     pub gc_collecting: Option<usize>,
 }
 
+impl Interpreter {
+    /// Free-threaded builds: whether the GIL is on now (`PYTHON_GIL=1`, or an
+    /// extension module that needs it); `None` for builds that always have
+    /// one, or while the interpreter has not set its GIL up.
+    pub fn gil_enabled(&self, mem: &impl Memory) -> Result<Option<bool>, Error> {
+        let (Some(enabled), Some(slot)) = (
+            self.layout.gil_enabled,
+            self.layout.offsets.interp_ceval_gil,
+        ) else {
+            return Ok(None);
+        };
+        let gil = mem
+            .read_usize(self.interp.wrapping_add(slot))
+            .what("GIL pointer")?;
+        if gil == 0 {
+            return Ok(None);
+        }
+        let mut word = [0u8; 4];
+        mem.read(gil.wrapping_add(enabled), &mut word)
+            .what("GIL enabled flag")?;
+        Ok(Some(i32::from_le_bytes(word) != 0))
+    }
+}
+
 /// Finds and validates the interpreter of `process`.
 pub fn find_interpreter<T: Target>(process: &T) -> Result<Interpreter, Error> {
     let maps = process.maps()?;
@@ -409,8 +433,9 @@ fn pthread_tid_offset<T: Target>(process: &T, layout: &Layout, interp: usize) ->
 
 /// The layout for `version`, reading the target's debug offsets on 3.13+.
 pub fn layout_for(mem: &impl Memory, version: Version, runtime: usize) -> Result<Layout, Error> {
-    let flavor = Flavor::for_version(version).ok_or_else(|| unsupported(version))?;
+    let mut flavor = Flavor::for_version(version).ok_or_else(|| unsupported(version))?;
     let mut code_generation = None;
+    let mut gil_enabled = None;
     let offsets = match (version.major, version.minor) {
         (2, _) => generated::OFFSETS_2_7,
         (3, 6) => generated::OFFSETS_3_6,
@@ -430,8 +455,14 @@ pub fn layout_for(mem: &impl Memory, version: Version, runtime: usize) -> Result
                         .into(),
                 });
             }
-            let (head, offsets) = debug_offsets::offsets_from_table(&table, supplement(minor))?;
+            let free_threaded = debug_offsets::header(&table).is_some_and(|h| h.free_threaded);
+            let (head, offsets) =
+                debug_offsets::offsets_from_table(&table, supplement(minor, free_threaded))?;
             code_generation = debug_offsets::code_generation(&table, minor);
+            gil_enabled = offsets
+                .gil_size
+                .and_then(|size| debug_offsets::gil_enabled_offset(&table, minor, size));
+            flavor.free_threaded = head.free_threaded;
             if (head.version.major, head.version.minor) != (version.major, version.minor) {
                 return Err(Error::UnsupportedVersion {
                     version,
@@ -447,12 +478,14 @@ pub fn layout_for(mem: &impl Memory, version: Version, runtime: usize) -> Result
         flavor,
         pthread_tid: None,
         code_generation,
+        gil_enabled,
     })
 }
 
 /// Header-derived offsets that fill what a 3.13+ table does not carry.
-fn supplement(minor: u8) -> &'static Offsets {
+fn supplement(minor: u8, free_threaded: bool) -> &'static Offsets {
     match minor {
+        13 if free_threaded => &generated::OFFSETS_3_13T,
         13 => &generated::OFFSETS_3_13,
         14 => &generated::OFFSETS_3_14,
         _ => &generated::OFFSETS_3_15,

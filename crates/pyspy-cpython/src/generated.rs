@@ -4,7 +4,7 @@
 // Each value is an offsetof()/sizeof() printed by offsets-probe.c (3.11+) or
 // offsets-probe-legacy.c (2.7, 3.6-3.10), compiled
 // with -DPy_BUILD_CORE against the headers below (x86_64 Linux, default GIL
-// build; free-threaded layouts differ), plus the -D flags of the version's
+// builds, and the free-threaded 3.13t), plus the -D flags of the version's
 // config Makefile that CPython's own sources were built with. Sources:
 //   2.7:  2.7.18 from Debian bullseye libpython2.7-dev 2.7.18-8+deb11u1
 //   3.6:  3.6.15 from pyenv include/python3.6m
@@ -20,6 +20,7 @@
 //          with -D_Py_TIER2=3 -D_Py_JIT
 //   3.15: 3.15.2 from Debian sid libpython3.15-dev 3.15.2-1
 //          with -D_Py_TIER2=3 -D_Py_JIT
+//   3.13t: 3.13.5t from scripts/freethreaded.mjs build, include/python3.13t
 // The *_size fields can change in patch releases (sizeof(PyThreadState) is
 // 304 in 3.13.0 and 312 in 3.13.18); no offset differed between the patch
 // releases compared by scripts/verify-offsets.sh. Layout facts beyond these
@@ -863,4 +864,80 @@ pub(crate) const OFFSETS_3_15: Offsets = Offsets {
     unicode_str: None,
     unicode_char_size: None,
     module_md_dict: 16,
+};
+
+/// CPython 3.13.5t (scripts/freethreaded.mjs build, include/python3.13t).
+pub(crate) const OFFSETS_3_13T: Offsets = Offsets {
+    runtime_interpreters_head: Some(632),
+    runtime_tstate_current: None,
+    interp_size: 215616,
+    interp_next: 7264,
+    interp_threads_head: 7344,
+    interp_modules: 7664,
+    interp_ceval_gil: Some(16),
+    interp_gil_locked: Some(7784),
+    interp_gil_holder: Some(7776),
+    gil_locked: None,
+    gil_last_holder: None,
+    runtime_ceval_gil: None,
+    gil_size: Some(216),
+    runtime_gc: None,
+    interp_gc: Some(7400),
+    gc_collecting: Some(200),
+    tstate_size: 304,
+    tstate_next: 8,
+    tstate_interp: 16,
+    tstate_frame: None,
+    tstate_current_frame: Some(72),
+    tstate_cframe: None,
+    cframe_current_frame: None,
+    tstate_thread_id: 152,
+    tstate_native_thread_id: Some(160),
+    tstate_datastack_chunk: Some(232),
+    frame_size: 80,
+    frame_previous: 8,
+    frame_executable: 0,
+    frame_instr_ptr: 56,
+    frame_localsplus: 72,
+    frame_owner: Some(70),
+    frame_is_entry: None,
+    code_size: 224,
+    code_filename: 128,
+    code_name: 136,
+    code_qualname: Some(144),
+    code_linetable: 152,
+    code_firstlineno: 84,
+    code_argcount: 68,
+    code_localsplusnames: 112,
+    code_localspluskinds: Some(120),
+    code_nlocals: None,
+    code_code_adaptive: Some(216),
+    ob_type: 24,
+    type_tp_name: 40,
+    type_tp_flags: 184,
+    type_tp_basicsize: 48,
+    type_tp_dictoffset: 304,
+    heap_type_cached_keys: Some(896),
+    tuple_ob_size: 32,
+    tuple_ob_item: 40,
+    list_ob_size: 32,
+    list_ob_item: 40,
+    dict_ma_used: 32,
+    dict_ma_keys: Some(48),
+    dict_ma_values: Some(56),
+    dict_ma_mask: None,
+    dict_ma_table: None,
+    float_ob_fval: 32,
+    long_lv_tag: 32,
+    long_ob_digit: 40,
+    int_ob_ival: None,
+    bytes_ob_size: 32,
+    bytes_ob_sval: 48,
+    unicode_state: Some(48),
+    unicode_length: 32,
+    unicode_ascii_size: Some(56),
+    unicode_compact_size: Some(72),
+    unicode_str: None,
+    unicode_char_size: None,
+    module_md_dict: 32,
 };

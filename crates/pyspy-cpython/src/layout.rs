@@ -30,6 +30,11 @@ pub struct Flavor {
     /// The instance attribute that holds a `threading.Thread`'s name
     /// (`_Thread__name` on 2.7, where `self.__name` is name-mangled).
     pub thread_name_attr: &'static str,
+    /// Built without the GIL (`--disable-gil`, 3.13t): object headers are
+    /// 16 bytes longer (offsets say so), the managed dict pointer sits at
+    /// `obj - 8` (no GC pre-header), and the GIL is used only when enabled
+    /// at run time (`PYTHON_GIL=1`).
+    pub free_threaded: bool,
 }
 
 /// What `PyThreadState` points at for its innermost frame.
@@ -87,6 +92,17 @@ pub enum ManagedDict {
     V313,
 }
 
+impl Flavor {
+    /// Distance below an object of its managed dict pointer (3.11+).
+    pub fn managed_dict_offset(&self) -> usize {
+        if self.free_threaded {
+            8
+        } else {
+            24
+        }
+    }
+}
+
 /// `Py_TPFLAGS_INLINE_VALUES` (3.13+).
 pub const TPFLAGS_INLINE_VALUES: u64 = 1 << 2;
 /// `Py_TPFLAGS_MANAGED_DICT` (3.11+).
@@ -109,6 +125,9 @@ pub struct Layout {
     /// 3.14+: `PyInterpreterState._code_object_generation` (bumped each
     /// time a code object is freed), from the target's debug offsets.
     pub code_generation: Option<usize>,
+    /// Free-threaded builds: offset of the GIL's `enabled` counter (an
+    /// `int`: 0 while the GIL is off) inside the GIL struct.
+    pub gil_enabled: Option<usize>,
 }
 
 impl Flavor {
@@ -128,6 +147,7 @@ impl Flavor {
             dict: DictKind::Compact311,
             py2: false,
             thread_name_attr: "_name",
+            free_threaded: false,
         };
         let legacy = Flavor {
             long_lv_tag: false,

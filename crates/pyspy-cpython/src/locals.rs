@@ -77,7 +77,8 @@ impl<M: Memory> StackWalker<M> {
                 addr = self
                     .objects
                     .mem
-                    .read_usize(addr + 16)
+                    // `ob_ref` follows the object header (longer when free-threaded).
+                    .read_usize(addr + o.ob_type + 8)
                     .what("cell contents")?;
                 if addr == 0 {
                     continue;

@@ -12,13 +12,28 @@ fn roots() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache/pythons/roots")
 }
 
+/// The free-threaded 3.13t that `scripts/freethreaded.mjs` builds (same path
+/// rules: `$PYSPY_PYTHON_313T`, else the XDG cache).
+fn free_threaded_313() -> PathBuf {
+    if let Some(p) = std::env::var_os("PYSPY_PYTHON_313T") {
+        return p.into();
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
+    cache.join("pyspy-node/cpython-3.13.5t/bin/python3.13t")
+}
+
 /// The `.PyRuntime` section of a Debian interpreter, placed in fake memory at
 /// its link-time address (which is where `_PyRuntime` points in the file).
 fn runtime_table(minor: u8) -> (FakeMemory, usize, Version) {
-    let path = roots().join(format!("debian-3.{minor}/usr/bin/python3.{minor}"));
+    runtime_table_of(roots().join(format!("debian-3.{minor}/usr/bin/python3.{minor}")))
+}
+
+fn runtime_table_of(path: PathBuf) -> (FakeMemory, usize, Version) {
     let bytes = std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
-            "{}: {e}; run `bash test/pythons/install.sh` first (npm test does)",
+            "{}: {e}; run `node scripts/setup.mjs` first (npm test does)",
             path.display()
         )
     });
@@ -64,6 +79,8 @@ fn check(minor: u8, expected: impl Fn(&Offsets) -> Vec<Compared>) {
     let (mem, runtime, version) = runtime_table(minor);
     assert_eq!((version.major, version.minor), (3, minor));
     let layout = layout_for(&mem, version, runtime).expect("layout from table");
+    assert!(!layout.flavor.free_threaded);
+    assert_eq!(layout.gil_enabled, None);
     for (name, got, want) in expected(&layout.offsets) {
         assert_eq!(
             got, want,
@@ -169,4 +186,40 @@ fn a_table_with_an_offset_outside_its_struct_is_refused() {
     let err = layout_for(&mem, version, runtime).unwrap_err();
     assert_eq!(err.code(), "EUNSUPPORTED");
     assert!(err.to_string().contains("thread_state"), "{err}");
+}
+
+#[test]
+fn free_threaded_3_13t_table_matches_headers() {
+    let (mem, runtime, version) = runtime_table_of(free_threaded_313());
+    assert_eq!((version.major, version.minor), (3, 13));
+    let layout = layout_for(&mem, version, runtime).expect("layout from table");
+    assert!(layout.flavor.free_threaded);
+    assert_eq!(layout.flavor.managed_dict_offset(), 8);
+    // Every object field moves by 16 (ob_tid, padding, mutex, gc bits, local
+    // and shared reference counts come before ob_type).
+    assert_eq!(layout.offsets.ob_type, 24);
+    // `enabled` is an int inside the GIL struct.
+    let gil = &generated::OFFSETS_3_13T;
+    let enabled = layout.gil_enabled.expect("GIL enabled flag");
+    assert!(enabled + 4 <= gil.gil_size.unwrap());
+    for (name, got, want) in common(&layout.offsets, gil) {
+        assert_eq!(
+            got, want,
+            "3.13t {name}: table says {got:?}, headers say {want:?}"
+        );
+    }
+}
+
+#[test]
+fn free_threaded_tables_newer_than_3_13_are_refused() {
+    let (mut mem, runtime, version) = runtime_table(14);
+    let mut bytes = vec![0u8; 2048];
+    use pyspy_process::Memory;
+    mem.read(runtime, &mut bytes).unwrap();
+    // The free-threaded flag follows the cookie and the version.
+    bytes[16] = 1;
+    mem.place(runtime, bytes);
+    let err = layout_for(&mem, version, runtime).unwrap_err();
+    assert_eq!(err.code(), "EUNSUPPORTED");
+    assert!(err.to_string().contains("free-threaded"), "{err}");
 }

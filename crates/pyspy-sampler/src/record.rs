@@ -174,6 +174,9 @@ impl Recorder {
                 (sessions, Some(child), pid)
             }
         };
+        if config.gil_only {
+            refuse_gil_only_without_gil(&sessions)?;
+        }
         let python_version = sessions[0].interpreter().layout.version.to_string();
         let shared = Arc::new(Shared::new(config.batches, config.keep_profile));
         shared
@@ -396,6 +399,24 @@ fn run(
     profile.command_line = command_line;
     profile.python_version = python_version;
     Ok((total.take(), reason))
+}
+
+/// `--gil` keeps the samples of the thread holding the GIL; a free-threaded
+/// target running without one has no such thread, so every sample would be
+/// dropped. Refused with the reason instead (with `PYTHON_GIL=1` it works).
+fn refuse_gil_only_without_gil(sessions: &[Session]) -> Result<(), Error> {
+    for s in sessions {
+        if s.interpreter().gil_enabled(s.process())? == Some(false) {
+            return Err(Error::Invalid(format!(
+                "--gil: process {} runs a free-threaded Python {} with the GIL disabled: no thread \
+                 ever holds a GIL, so every sample would be dropped (start it with PYTHON_GIL=1 \
+                 to profile GIL holders)",
+                s.process().pid(),
+                s.interpreter().layout.version
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
