@@ -92,19 +92,14 @@ pub(crate) fn read_tasks<M: Memory, T: Target>(
                     )
                     .unwrap_or_default()
             });
-            let filename = info.filename.to_string();
-            out.push(Frame {
-                name: info.name.to_string(),
-                short_filename: Some(if config.full_filenames {
-                    filename.clone()
-                } else {
-                    short.get(target, &filename)
-                }),
-                filename,
-                line: f.line,
-                module: None,
+            out.push(short.python_frame(
+                target,
+                config.full_filenames,
+                &info.name,
+                &info.filename,
+                f.line,
                 locals,
-            });
+            ));
         }
         tasks.push(AsyncTask {
             id: t.id as u32,

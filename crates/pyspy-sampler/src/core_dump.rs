@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use pyspy_core::{CoreFile, CoreOptions};
-use pyspy_cpython::{find_interpreter, Frame, GilLocation, StackWalker, ThreadStack, ThreadStatus};
+use pyspy_cpython::{find_interpreter, GilLocation, StackWalker, ThreadStack, ThreadStatus};
 use pyspy_process::{Activity, MemoryExt, Target};
 
 use crate::core_native::{CoreNative, Shown};
@@ -93,19 +93,14 @@ pub fn dump_core(
             } else {
                 None
             };
-            let filename = info.filename.to_string();
-            frames.push(Frame {
-                name: info.name.to_string(),
-                short_filename: Some(if config.full_filenames {
-                    filename.clone()
-                } else {
-                    short.get(&*core, &filename)
-                }),
-                filename,
-                line: f.line,
-                module: None,
+            frames.push(short.python_frame(
+                &*core,
+                config.full_filenames,
+                &info.name,
+                &info.filename,
+                f.line,
                 locals,
-            });
+            ));
         }
         let owns_gil = holder != 0 && holder == ts.addr;
         let os_thread_id = (ts.native_thread_id != 0).then_some(ts.native_thread_id);

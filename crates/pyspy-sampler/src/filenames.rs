@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use pyspy_cpython::{Frame, LocalVariable};
 use pyspy_process::Target;
 
 /// Deepest package nesting followed.
@@ -18,6 +19,31 @@ pub struct ShortFilenames {
 }
 
 impl ShortFilenames {
+    /// A dump frame of Python code: `filename` with its short form as the
+    /// target sees it (or the full path again with `full_filenames`).
+    pub fn python_frame(
+        &mut self,
+        target: &impl Target,
+        full_filenames: bool,
+        name: &str,
+        filename: &str,
+        line: i32,
+        locals: Option<Vec<LocalVariable>>,
+    ) -> Frame {
+        Frame {
+            name: name.to_owned(),
+            short_filename: Some(if full_filenames {
+                filename.to_owned()
+            } else {
+                self.get(target, filename)
+            }),
+            filename: filename.to_owned(),
+            line,
+            module: None,
+            locals,
+        }
+    }
+
     /// The short form of `path` as the target sees it.
     pub fn get(&mut self, process: &impl Target, path: &str) -> String {
         if let Some(s) = self.cache.get(path) {

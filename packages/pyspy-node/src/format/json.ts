@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { ProcessDump, ThreadStatus } from '../types.js';
+import type { Frame, ProcessDump, ThreadStatus } from '../types.js';
 
 /** One thread as py-spy's JSON names it (snake_case). */
 export interface JsonStackTrace {
@@ -52,6 +52,18 @@ export interface JsonFrame {
   locals: { name: string; addr: number; arg: boolean; repr: string | null }[] | null;
 }
 
+/** A frame (of a thread or of a task) with py-spy's field names. */
+function toJsonFrame(frame: Frame): JsonFrame {
+  return {
+    name: frame.name,
+    filename: frame.filename,
+    module: frame.module,
+    short_filename: frame.shortFilename,
+    line: frame.line,
+    locals: frame.locals?.map(({ name, addr, arg, repr }) => ({ name, addr, arg, repr })) ?? null,
+  };
+}
+
 /**
  * Converts a dump into py-spy's JSON shape: an array of threads, in the
  * interpreter's order, with py-spy's field names.
@@ -75,14 +87,7 @@ export function toJsonTraces(dump: ProcessDump): JsonStackTrace[] {
     owns_gil: thread.ownsGil,
     status: thread.status,
     ...(thread.syscall === null ? {} : { syscall: thread.syscall }),
-    frames: thread.frames.map((frame) => ({
-      name: frame.name,
-      filename: frame.filename,
-      module: frame.module,
-      short_filename: frame.shortFilename,
-      line: frame.line,
-      locals: frame.locals?.map(({ name, addr, arg, repr }) => ({ name, addr, arg, repr })) ?? null,
-    })),
+    frames: thread.frames.map(toJsonFrame),
     process_info: null,
   })));
 }
@@ -135,14 +140,7 @@ export function toJsonAsyncio(dump: ProcessDump): JsonAsyncioDump {
             name: t.name,
             state: t.state,
             thread_id: t.threadId,
-            frames: t.frames.map((frame) => ({
-              name: frame.name,
-              filename: frame.filename,
-              module: frame.module,
-              short_filename: frame.shortFilename,
-              line: frame.line,
-              locals: frame.locals?.map(({ name, addr, arg, repr }) => ({ name, addr, arg, repr })) ?? null,
-            })),
+            frames: t.frames.map(toJsonFrame),
             awaiting: t.awaiting,
             awaited_by: t.awaitedBy,
           })),
