@@ -11,6 +11,7 @@ import path from 'node:path';
 
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
+import { extraPath } from '../helpers/extras.js';
 import { killAllChildren, loadMatrix, runCli, spawnFixture, supportedInterpreters, type Interpreter } from '../helpers/pythons.js';
 
 const TIMEOUT = 120_000;
@@ -18,6 +19,7 @@ const TIMEOUT = 120_000;
 interface Truth {
   pid: number;
   thread_id: number;
+  loop: string;
   version: [number, number];
   tasks: { name: string; state: string; frames: [string, number][] }[];
   edges: [string, string][];
@@ -42,6 +44,10 @@ afterEach(async () => {
 });
 afterAll(() => {
   console.log(`asyncio dump e2e ran on ${modern.length} interpreters: ${modern.map((i) => i.id).join(', ')}`);
+  console.log(
+    `asyncio dump e2e on uvloop: ${uvloopChecked.length} interpreters (${uvloopChecked.join(', ')}); ` +
+      `uvloop MISSING on ${uvloopMissing.length}${uvloopMissing.length ? `: ${uvloopMissing.join('; ')}` : ''}`,
+  );
 });
 
 /** `python3.X -m asyncio pstree PID`'s (parent, child) task edges, run with the root's own loader. */
@@ -68,49 +74,70 @@ function pstreeEdges(interp: Interpreter, pid: number): string[] {
   return edges.sort();
 }
 
+const uvloopChecked: string[] = [];
+const uvloopMissing: string[] = [];
+
 describe.each(modern.map((i) => [i.id, i] as const))('%s', (_id, interp) => {
   it('dump --asyncio --json matches the fixture task by task', { timeout: TIMEOUT }, async () => {
     const fx = await spawnFixture<Truth>(interp, 'asyncio_service.py', [], { via: 'shell' });
-    const truth = fx.report;
-    const res = await runCli(['dump', '--pid', String(fx.pid), '--asyncio', '--json']);
-    expect(res.code, res.stderr).toBe(0);
-    const out = JSON.parse(res.stdout) as { threads: unknown[]; asyncio_tasks: JsonTask[] | null; asyncio_loop_found: boolean };
-    expect(out.threads.length).toBeGreaterThan(0);
-    expect(out.asyncio_loop_found).toBe(true);
-    const tasks = out.asyncio_tasks!;
-    const byName = new Map(tasks.map((t) => [t.name, t]));
-    expect(byName.size).toBe(tasks.length);
-    for (const want of truth.tasks) {
-      const got = byName.get(want.name);
-      // A finished task may be gone from the interpreter's lists (3.14+
-      // unlink tasks when they finish); a pending one must be there.
-      if (got === undefined && (want.state === 'done' || want.state === 'cancelled')) continue;
-      expect(got, `task ${want.name}`).toBeDefined();
-      expect(got!.state, want.name).toBe(want.state);
-      expect(got!.thread_id, want.name).toBe(truth.thread_id);
-      expect(got!.frames.map((f) => f.name), want.name).toEqual(want.frames.map((f) => f[0]));
-      // Line 0: not known to the fixture (a frame that moves after the report).
-      expect(got!.frames.map((f, i) => (want.frames[i]?.[1] === 0 ? 0 : f.line)), want.name).toEqual(want.frames.map((f) => f[1]));
-    }
-    // Nothing the fixture does not know.
-    const known = new Set(truth.tasks.map((t) => t.name));
-    expect(tasks.filter((t) => !known.has(t.name)).map((t) => t.name)).toEqual([]);
-    const edges = tasks.flatMap((t) => t.awaiting.map((a) => `${t.name} -> ${tasks[a]!.name}`)).sort();
-    expect(edges).toEqual(truth.edges.map(([a, b]) => `${a} -> ${b}`).sort());
-    for (const t of tasks) for (const w of t.awaited_by) expect(tasks[w]!.awaiting).toContain(t.id);
+    expect(fx.report.loop).toMatch(/^asyncio\./);
+    await checkAgainstTruth(interp, fx.pid, fx.report);
+  });
 
-    // The text form: the tree, after the threads.
-    const text = await runCli(['dump', '--pid', String(fx.pid), '--asyncio']);
-    expect(text.code).toBe(0);
-    expect(text.stdout).toMatch(/\nasyncio tasks: \d+( \(\d+ skipped\))?\n/);
-    expect(text.stdout).toMatch(/\n {8}Task \d+ "worker-0" \(running, thread \d+\)\n {12}cpu_inner \(asyncio_service\.py:\d+\)/);
-
-    if (minor(interp) >= 14) {
-      const pstree = pstreeEdges(interp, fx.pid);
-      expect(edges).toEqual(pstree);
+  it('on uvloop: the same tasks and edges (its loop, asyncio\'s tasks)', { timeout: TIMEOUT }, async () => {
+    const uvloop = extraPath(interp, 'uvloop');
+    if ('missing' in uvloop) {
+      console.warn(`\n!!! UVLOOP MISSING for ${interp.id} (${interp.version}): ${uvloop.missing}\n`);
+      uvloopMissing.push(`${interp.id}: ${uvloop.missing}`);
+      return;
     }
+    const fx = await spawnFixture<Truth>(interp, 'asyncio_service.py', ['--uvloop'], { via: 'shell', env: { PYTHONPATH: uvloop.path } });
+    expect(fx.report.loop).toBe('uvloop.Loop');
+    await checkAgainstTruth(interp, fx.pid, fx.report);
+    uvloopChecked.push(`${interp.id} (uvloop ${uvloop.version})`);
   });
 });
+
+/** `dump --asyncio` (JSON and text) of `pid` against the fixture's `truth`; on 3.14+ against pstree too. */
+async function checkAgainstTruth(interp: Interpreter, pid: number, truth: Truth): Promise<void> {
+  const res = await runCli(['dump', '--pid', String(pid), '--asyncio', '--json']);
+  expect(res.code, res.stderr).toBe(0);
+  const out = JSON.parse(res.stdout) as { threads: unknown[]; asyncio_tasks: JsonTask[] | null; asyncio_loop_found: boolean };
+  expect(out.threads.length).toBeGreaterThan(0);
+  expect(out.asyncio_loop_found).toBe(true);
+  const tasks = out.asyncio_tasks!;
+  const byName = new Map(tasks.map((t) => [t.name, t]));
+  expect(byName.size).toBe(tasks.length);
+  for (const want of truth.tasks) {
+    const got = byName.get(want.name);
+    // A finished task may be gone from the interpreter's lists (3.14+
+    // unlink tasks when they finish); a pending one must be there.
+    if (got === undefined && (want.state === 'done' || want.state === 'cancelled')) continue;
+    expect(got, `task ${want.name}`).toBeDefined();
+    expect(got!.state, want.name).toBe(want.state);
+    expect(got!.thread_id, want.name).toBe(truth.thread_id);
+    expect(got!.frames.map((f) => f.name), want.name).toEqual(want.frames.map((f) => f[0]));
+    // Line 0: not known to the fixture (a frame that moves after the report).
+    expect(got!.frames.map((f, i) => (want.frames[i]?.[1] === 0 ? 0 : f.line)), want.name).toEqual(want.frames.map((f) => f[1]));
+  }
+  // Nothing the fixture does not know.
+  const known = new Set(truth.tasks.map((t) => t.name));
+  expect(tasks.filter((t) => !known.has(t.name)).map((t) => t.name)).toEqual([]);
+  const edges = tasks.flatMap((t) => t.awaiting.map((a) => `${t.name} -> ${tasks[a]!.name}`)).sort();
+  expect(edges).toEqual(truth.edges.map(([a, b]) => `${a} -> ${b}`).sort());
+  for (const t of tasks) for (const w of t.awaited_by) expect(tasks[w]!.awaiting).toContain(t.id);
+
+  // The text form: the tree, after the threads.
+  const text = await runCli(['dump', '--pid', String(pid), '--asyncio']);
+  expect(text.code).toBe(0);
+  expect(text.stdout).toMatch(/\nasyncio tasks: \d+( \(\d+ skipped\))?\n/);
+  expect(text.stdout).toMatch(/\n {8}Task \d+ "worker-0" \(running, thread \d+\)\n {12}cpu_inner \(asyncio_service\.py:\d+\)/);
+
+  if (minor(interp) >= 14) {
+    const pstree = pstreeEdges(interp, pid);
+    expect(edges).toEqual(pstree);
+  }
+}
 
 describe('no event loop and old versions', () => {
   const host = interpreters.find((i) => i.id === 'debian-3.11') ?? modern[0];

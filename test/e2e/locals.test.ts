@@ -7,23 +7,19 @@
 // scalars (which py-spy prints the same way where it prints them at all).
 // A minor with no numpy wheel is reported loudly and counted, and its
 // other locals are still checked.
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
 import {
   killAllChildren,
   loadMatrix,
-  REPO_ROOT,
   runCli,
   spawnFixture,
   supportedInterpreters,
   type Interpreter,
 } from '../helpers/pythons.js';
+import { extraPath } from '../helpers/extras.js';
 
 const TIMEOUT = 180_000;
-const EXTRAS = path.join(REPO_ROOT, '.cache/extras.json');
 
 interface LocalsReport {
   pid: number;
@@ -39,10 +35,6 @@ interface JsonLocal {
   repr: string | null;
 }
 
-interface Extras {
-  numpy: Record<string, { dir: string; version: string } | { error: string }>;
-}
-
 function minorOf(interp: Interpreter): number {
   return Number(interp.version.split('.')[1]);
 }
@@ -50,25 +42,6 @@ function minorOf(interp: Interpreter): number {
 const interpreters = supportedInterpreters(loadMatrix()).filter((i) => i.version.startsWith('3.') && minorOf(i) >= 9);
 const numpyMissing: string[] = [];
 const numpyChecked: string[] = [];
-
-function extras(): Extras {
-  if (!existsSync(EXTRAS)) throw new Error(`${EXTRAS} is missing: run test/extras/install.sh (npm test does)`);
-  return JSON.parse(readFileSync(EXTRAS, 'utf8')) as Extras;
-}
-
-/** PYTHONPATH that makes numpy importable by `interp`, or why there is none. */
-function numpyPath(interp: Interpreter): { path: string } | { missing: string } {
-  const minor = `3.${minorOf(interp)}`;
-  const entry = extras().numpy[minor];
-  if (!entry) return { missing: `test/extras/install.sh did not consider ${minor} (run it again)` };
-  if ('error' in entry) return { missing: entry.error };
-  if (!interp.root) return { path: entry.dir };
-  const inside = `/opt/pyspy-node-numpy-${minor}`;
-  if (!existsSync(path.join(interp.root, inside, 'numpy'))) {
-    throw new Error(`numpy is not in the chroot ${interp.root}${inside}: run test/extras/install.sh`);
-  }
-  return { path: inside };
-}
 
 afterEach(killAllChildren);
 afterAll(() => {
@@ -90,7 +63,7 @@ async function dumpLocals(pid: number, flags: string[]): Promise<Map<string, Jso
 
 describe.each(interpreters.map((i) => [i.id, i] as const))('%s', (_id, interp) => {
   it('dump --locals renders each value as Python does', { timeout: TIMEOUT }, async () => {
-    const numpy = numpyPath(interp);
+    const numpy = extraPath(interp, 'numpy');
     if ('missing' in numpy) {
       console.warn(`\n!!! NUMPY MISSING for ${interp.id} (${interp.version}): ${numpy.missing}\n`);
       numpyMissing.push(`${interp.id}: ${numpy.missing}`);
