@@ -7,10 +7,13 @@
 // same process: the same tasks and the same parent/child edges. Older
 // interpreters are refused with one line on stderr and exit 0.
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
+import { writeGcore, writeKernelCore } from '../helpers/cores.js';
 import { extraPath } from '../helpers/extras.js';
 import { killAllChildren, loadMatrix, runCli, spawnFixture, supportedInterpreters, type Interpreter } from '../helpers/pythons.js';
 
@@ -138,6 +141,37 @@ async function checkAgainstTruth(interp: Interpreter, pid: number, truth: Truth)
     expect(edges).toEqual(pstree);
   }
 }
+
+describe('dump --core --asyncio: the same tasks out of a core file', () => {
+  // A gcore core (the process goes on) of two builds, and a kernel core of a chroot build.
+  const picks = ['debian-3.11', 'pyenv-3.12.1', 'debian-3.14'].flatMap((id) => modern.filter((i) => i.id === id));
+  const work = mkdtempSync(path.join(tmpdir(), 'pyspy-asyncio-core-'));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+  it.each(picks.map((i) => [i.id, i] as const))('%s', { timeout: TIMEOUT }, async (_id, interp) => {
+    const fx = await spawnFixture<Truth>(interp, 'asyncio_service.py', [], { via: 'shell' });
+    const live = await runCli(['dump', '--pid', String(fx.pid), '--asyncio', '--json']);
+    expect(live.code, live.stderr).toBe(0);
+    const core = interp.root ? await writeKernelCore(work, fx.pid, interp.root) : writeGcore(work, fx.pid, `asyncio-${interp.id}`);
+    const res = await runCli(['dump', '--core', core, '--asyncio', '--json', ...(interp.root ? ['--sysroot', interp.root] : [])]);
+    expect(res.code, res.stderr).toBe(0);
+    const shape = (text: string) => {
+      const tasks = (JSON.parse(text) as { asyncio_tasks: JsonTask[] }).asyncio_tasks;
+      return tasks
+        .map((t) => ({
+          name: t.name,
+          state: t.state,
+          // worker-0 computes on: its innermost lines move between the dump and the core.
+          frames: t.frames.map((f) => `${f.name}:${t.name === 'worker-0' ? 0 : f.line}`),
+          awaiting: t.awaiting.map((a) => tasks[a]!.name).sort(),
+          awaitedBy: t.awaited_by.map((a) => tasks[a]!.name).sort(),
+        }))
+        .sort((a, b) => a.name.localeCompare(b.name));
+    };
+    const fromCore = shape(res.stdout);
+    expect(fromCore.length).toBeGreaterThan(5);
+    expect(fromCore).toEqual(shape(live.stdout));
+  });
+});
 
 describe('no event loop and old versions', () => {
   const host = interpreters.find((i) => i.id === 'debian-3.11') ?? modern[0];

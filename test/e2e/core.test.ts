@@ -13,8 +13,8 @@
 // chroot builds, from gcore and from kernel cores. A core whose thread stack
 // is zeros, or whose extension binary is gone, still dumps, saying where and
 // why the native frames end.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -34,6 +34,7 @@ import {
   type RunningFixture,
 } from '../helpers/pythons.js';
 
+import { writeGcore, writeKernelCore } from '../helpers/cores.js';
 import {
   buildExtension,
   expectMergedStacks,
@@ -56,47 +57,10 @@ const work = mkdtempSync(path.join(tmpdir(), 'pyspy-core-'));
 afterEach(killAllChildren);
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-/** `gcore`'s path; the test fails loudly without it (Debian's `gdb` package). */
-function gcorePath(): string {
-  const found = spawnSync('sh', ['-c', 'command -v gcore'], { encoding: 'utf8' }).stdout.trim();
-  if (!found) throw new Error('gcore is missing: install Debian\'s gdb package (apt-get install gdb) to run the core-file tests');
-  return found;
-}
-
 /** Writes a core of running process `pid` with gcore; returns its path. */
-function gcore(pid: number, name: string): string {
-  const prefix = path.join(work, name);
-  execFileSync(gcorePath(), ['-o', prefix, String(pid)], { stdio: 'ignore', timeout: 120_000 });
-  const file = `${prefix}.${pid}`;
-  expect(existsSync(file), `gcore wrote ${file}`).toBe(true);
-  return file;
-}
-
-/**
- * Makes the kernel dump core of `pid`, whose working directory is `cwd` on the host (the
- * chroot's root: the fixtures run from `/` there): lifts its core-size limit, sends SIGABRT,
- * waits for the `core` file (kernel.core_pattern is a plain "core" here, checked), and moves it
- * out of the way. Returns the new path.
- */
-async function kernelCore(pid: number, cwd: string): Promise<string> {
-  const pattern = readFileSync('/proc/sys/kernel/core_pattern', 'utf8').trim();
-  if (pattern.startsWith('|') || pattern.includes('/')) {
-    throw new Error(`kernel.core_pattern is ${JSON.stringify(pattern)}: these tests need a plain file name such as "core"`);
-  }
-  execFileSync('prlimit', ['--pid', String(pid), '--core=unlimited']);
-  const file = path.join(cwd, pattern.replace(/%p/g, String(pid)));
-  rmSync(file, { force: true });
-  process.kill(pid, 'SIGABRT');
-  // The file is complete once the process has gone (the kernel writes it while the process exits).
-  for (let i = 0; i < 600 && existsSync(`/proc/${pid}`) && readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z'; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  expect(existsSync(file), `the kernel wrote ${file}`).toBe(true);
-  const moved = path.join(work, `kernel-core.${pid}`);
-  copyFileSync(file, moved);
-  rmSync(file);
-  return moved;
-}
+const gcore = (pid: number, name: string): string => writeGcore(work, pid, name);
+/** Has the kernel dump a core of `pid` (whose cwd is `cwd`); returns its path. */
+const kernelCore = (pid: number, cwd: string): Promise<string> => writeKernelCore(work, pid, cwd);
 
 /** The core options for `interp`'s cores: the chroot as sysroot. */
 function coreOptions(interp: Interpreter): { sysroot?: string } {
