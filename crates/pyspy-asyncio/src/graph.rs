@@ -24,18 +24,50 @@ const MAX_NAME: usize = 256;
 const MAX_BASES: usize = 16;
 
 /// The fields of one task object the graph needs.
-struct Raw {
-    addr: usize,
-    thread: Option<u64>,
-    loop_: usize,
-    state: u32,
-    fut_waiter: usize,
-    coro: usize,
-    name: usize,
-    callback0: usize,
-    callbacks: usize,
-    awaited_by: usize,
-    awaited_by_is_set: bool,
+pub(crate) struct Raw {
+    pub(crate) addr: usize,
+    pub(crate) thread: Option<u64>,
+    pub(crate) ty: usize,
+    pub(crate) loop_: usize,
+    pub(crate) state: u32,
+    pub(crate) fut_waiter: usize,
+    pub(crate) coro: usize,
+    pub(crate) name: usize,
+    pub(crate) callback0: usize,
+    pub(crate) callbacks: usize,
+    pub(crate) awaited_by: usize,
+    pub(crate) awaited_by_is_set: bool,
+}
+
+impl Raw {
+    /// The fields of the task object whose `o.task_size` bytes are `bytes`.
+    pub(crate) fn parse(
+        bytes: &[u8],
+        l: &AsyncioLayout,
+        ob_type: usize,
+        addr: usize,
+        thread: Option<u64>,
+    ) -> Raw {
+        let o = &l.o;
+        Raw {
+            addr,
+            thread,
+            ty: word(bytes, ob_type),
+            loop_: word(bytes, o.fut_loop),
+            state: bytes
+                .get(o.fut_state..o.fut_state + 4)
+                .map_or(u32::MAX, |b| u32::from_le_bytes(b.try_into().unwrap())),
+            fut_waiter: word(bytes, o.task_fut_waiter),
+            coro: word(bytes, o.task_coro),
+            name: word(bytes, o.task_name),
+            callback0: word(bytes, o.fut_callback0),
+            callbacks: word(bytes, o.fut_callbacks),
+            awaited_by: o.fut_awaited_by.map_or(0, |off| word(bytes, off)),
+            awaited_by_is_set: o
+                .fut_awaited_by_is_set
+                .is_some_and(|off| bytes.get(off).is_some_and(|&b| b != 0)),
+        }
+    }
 }
 
 /// Reads every candidate, keeps the tasks, follows their chains and edges.
@@ -75,19 +107,13 @@ pub(crate) fn build<M: Memory>(
         ) {
             continue; // a dead weak reference's None, a set's dummy
         }
-        raws.push(Raw {
+        raws.push(Raw::parse(
+            bytes,
+            l,
+            walker.objects.layout.offsets.ob_type,
             addr,
             thread,
-            loop_: word(bytes, o.fut_loop),
-            state: u32::from_le_bytes(bytes[o.fut_state..o.fut_state + 4].try_into().unwrap()),
-            fut_waiter: word(bytes, o.task_fut_waiter),
-            coro: word(bytes, o.task_coro),
-            name: word(bytes, o.task_name),
-            callback0: word(bytes, o.fut_callback0),
-            callbacks: word(bytes, o.fut_callbacks),
-            awaited_by: o.fut_awaited_by.map_or(0, |off| word(bytes, off)),
-            awaited_by_is_set: o.fut_awaited_by_is_set.is_some_and(|off| bytes[off] != 0),
-        });
+        ));
     }
     let r = &walker.objects;
     let mut tasks: Vec<Task> = Vec::with_capacity(raws.len());
@@ -159,7 +185,7 @@ pub(crate) fn build<M: Memory>(
     // Frames.
     let coros: Vec<usize> = keep.iter().map(|r| r.coro).collect();
     let mut frames = vec![Vec::new(); tasks.len()];
-    let cut = crate::read::chains(walker, l, &coros, threads, &mut frames);
+    let cut = crate::read::chains(walker, l, &coros, threads, &mut frames, None);
     if cut > 0 {
         note(
             snap,
@@ -180,7 +206,7 @@ fn note(snap: &mut AsyncioSnapshot, text: &str) {
 }
 
 /// Whether `ty` is `_asyncio.Task` or a subclass of it.
-fn is_task_type<M: Memory>(
+pub(crate) fn is_task_type<M: Memory>(
     r: &ObjectReader<M>,
     base_off: usize,
     ty: usize,
@@ -210,7 +236,7 @@ fn is_task_type<M: Memory>(
 
 /// A task's name: a `str`, or an `int` N meaning `Task-N` (3.13+ store
 /// the counter and format it on demand).
-fn task_name<M: Memory>(r: &ObjectReader<M>, name: usize) -> Option<String> {
+pub(crate) fn task_name<M: Memory>(r: &ObjectReader<M>, name: usize) -> Option<String> {
     let ty = r.type_of(name).ok()?;
     match &*r.type_name(ty).ok()? {
         "str" => r.read_str(name, MAX_NAME).ok(),
@@ -258,9 +284,28 @@ fn waiters_from_callbacks<M: Memory>(
     raw: &Raw,
     ids: &FxHashMap<usize, usize>,
 ) -> Vec<usize> {
-    let mut callbacks = vec![raw.callback0];
-    if raw.callbacks != 0 {
-        for entry in list_items(r, raw.callbacks) {
+    callback_waiters(r, l, raw.callback0, raw.callbacks, 1)
+        .into_iter()
+        .filter_map(|w| ids.get(&w).copied())
+        .collect()
+}
+
+/// The objects named as waiters by done-callbacks (`callback0` and the
+/// `(callback, context)` entries of the `callbacks` list): a C task's
+/// `__wakeup` builtin names its task; a `TaskGroup`'s `_on_task_done`
+/// method its group's `_parent_task`; `gather`'s `_done_callback` closure
+/// its outer future, whose own callbacks name the task awaiting the gather
+/// (`depth` bounds that step). Not checked to be tasks.
+pub(crate) fn callback_waiters<M: Memory>(
+    r: &ObjectReader<M>,
+    l: &AsyncioLayout,
+    callback0: usize,
+    callbacks_list: usize,
+    depth: u8,
+) -> Vec<usize> {
+    let mut callbacks = vec![callback0];
+    if callbacks_list != 0 {
+        for entry in list_items(r, callbacks_list) {
             // Each entry is a (callback, context) tuple.
             if let Ok(items) = r.tuple_items(entry, 2) {
                 callbacks.extend(items.first());
@@ -272,23 +317,60 @@ fn waiters_from_callbacks<M: Memory>(
         let Ok(name) = r.type_of(cb).and_then(|t| r.type_name(t)) else {
             continue;
         };
-        let owner = match &*name {
+        match &*name {
             "builtin_function_or_method" => {
-                r.mem.read_usize(cb.wrapping_add(l.o.cfunction_self)).ok()
+                out.extend(r.mem.read_usize(cb.wrapping_add(l.o.cfunction_self)).ok())
             }
-            "method" => r
-                .mem
-                .read_usize(cb.wrapping_add(l.o.method_self))
-                .ok()
-                .and_then(|group| r.instance_dict_items(group).ok())
-                .and_then(|attrs| r.lookup_str_key(&attrs, "_parent_task")),
-            _ => None,
-        };
-        if let Some(&id) = owner.and_then(|o| ids.get(&o)) {
-            out.push(id);
+            "method" => out.extend(
+                r.mem
+                    .read_usize(cb.wrapping_add(l.o.method_self))
+                    .ok()
+                    .and_then(|group| r.instance_dict_items(group).ok())
+                    .and_then(|attrs| r.lookup_str_key(&attrs, "_parent_task")),
+            ),
+            "function" if depth > 0 => {
+                if let Some(outer) = gathering_future(r, cb) {
+                    let o = &l.o;
+                    let cb0 = r.mem.read_usize(outer.wrapping_add(o.fut_callback0));
+                    let list = r.mem.read_usize(outer.wrapping_add(o.fut_callbacks));
+                    if let (Ok(cb0), Ok(list)) = (cb0, list) {
+                        out.extend(callback_waiters(r, l, cb0, list, depth - 1));
+                    }
+                }
+            }
+            _ => {}
         }
     }
     out
+}
+
+/// `PyFunctionObject.func_closure` (3.11–3.15: after the object header and
+/// seven pointers) and `PyCellObject.ob_ref`.
+const FUNC_CLOSURE: usize = 72;
+const CELL_REF: usize = 16;
+/// Most closure cells looked at.
+const MAX_CELLS: usize = 16;
+
+/// The `_GatheringFuture` a function's closure holds (gather's
+/// `_done_callback` keeps its outer future in a cell).
+fn gathering_future<M: Memory>(r: &ObjectReader<M>, func: usize) -> Option<usize> {
+    let closure = r.mem.read_usize(func.wrapping_add(FUNC_CLOSURE)).ok()?;
+    if closure == 0 {
+        return None;
+    }
+    for cell in r.tuple_items(closure, MAX_CELLS).ok()? {
+        let Ok(obj) = r.mem.read_usize(cell.wrapping_add(CELL_REF)) else {
+            continue;
+        };
+        if obj != 0
+            && r.type_of(obj)
+                .and_then(|t| r.type_name(t))
+                .is_ok_and(|n| &*n == "_GatheringFuture")
+        {
+            return Some(obj);
+        }
+    }
+    None
 }
 
 /// A list's items (at most `MAX_EDGES`; none if unreadable).
