@@ -70,9 +70,24 @@ impl Raw {
     }
 }
 
+/// What a reader keeps between reads of the same process (`record --asyncio
+/// --idle` reads every task each sample).
+#[derive(Default)]
+pub(crate) struct GraphCache {
+    /// Names by (task, name object).
+    names: FxHashMap<(usize, usize), String>,
+    /// Waiters named by a task's only done-callback, by (task, callback):
+    /// kept once found (gather fills its closure in after the callback).
+    waiters: FxHashMap<(usize, usize), Vec<usize>>,
+}
+
+/// Entries a cache keeps before it is dropped (tasks come and go).
+const MAX_CACHED: usize = 1 << 16;
+
 /// Reads every candidate, keeps the tasks, follows their chains and edges.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn build<M: Memory>(
+    cache: &mut GraphCache,
     walker: &mut StackWalker<M>,
     l: &AsyncioLayout,
     task_type: usize,
@@ -130,7 +145,16 @@ pub(crate) fn build<M: Memory>(
                 continue;
             }
         };
-        let Some(name) = task_name(r, raw.name) else {
+        if cache.names.len() > MAX_CACHED || cache.waiters.len() > MAX_CACHED {
+            *cache = GraphCache::default();
+        }
+        let name = match cache.names.get(&(raw.addr, raw.name)) {
+            Some(n) => Some(n.clone()),
+            None => task_name(r, raw.name).inspect(|n| {
+                cache.names.insert((raw.addr, raw.name), n.clone());
+            }),
+        };
+        let Some(name) = name else {
             snap.skipped += 1;
             note(snap, "a task whose name could not be read was skipped");
             continue;
@@ -151,6 +175,24 @@ pub(crate) fn build<M: Memory>(
         keep.push(raw);
     }
     let ids: FxHashMap<usize, usize> = tasks.iter().map(|t| (t.addr, t.id)).collect();
+    // The types of the futures tasks wait on, in one read (only a gather's
+    // is looked into).
+    let mut waiter_types: FxHashMap<usize, usize> = FxHashMap::default();
+    if l.o.fut_awaited_by.is_none() {
+        let futures: Vec<usize> = keep
+            .iter()
+            .map(|k| k.fut_waiter)
+            .filter(|w| *w != 0 && !ids.contains_key(w))
+            .collect();
+        let ob_type = r.layout.offsets.ob_type;
+        let ranges: Vec<(usize, usize)> = futures.iter().map(|&f| (f + ob_type, 8)).collect();
+        let mut buf = vec![0u8; ranges.len() * 8];
+        if r.mem.read_ranges(&ranges, &mut buf).is_ok() {
+            for (i, &f) in futures.iter().enumerate() {
+                waiter_types.insert(f, word(&buf, i * 8));
+            }
+        }
+    }
     // Edges as (waiter, awaited).
     let mut edges: FxHashSet<(usize, usize)> = FxHashSet::default();
     for (id, raw) in keep.iter().enumerate() {
@@ -166,11 +208,23 @@ pub(crate) fn build<M: Memory>(
             edges.extend(waiters.iter().filter_map(|w| ids.get(w)).map(|&w| (w, id)));
             continue;
         }
-        for awaited in waited_on(r, raw.fut_waiter, &ids) {
+        let waiter_type = waiter_types.get(&raw.fut_waiter).copied().unwrap_or(0);
+        for awaited in waited_on(r, raw.fut_waiter, waiter_type, &ids) {
             edges.insert((id, awaited));
         }
-        for waiter in waiters_from_callbacks(r, l, raw, &ids) {
-            edges.insert((waiter, id));
+        let key = (raw.addr, raw.callback0);
+        let waiters = match cache.waiters.get(&key).filter(|_| raw.callbacks == 0) {
+            Some(w) => w.clone(),
+            None => {
+                let w = callback_waiters(r, l, raw.callback0, raw.callbacks, 1);
+                if raw.callbacks == 0 && !w.is_empty() {
+                    cache.waiters.insert(key, w.clone());
+                }
+                w
+            }
+        };
+        for waiter in waiters.iter().filter_map(|w| ids.get(w)) {
+            edges.insert((*waiter, id));
         }
     }
     let mut edges: Vec<(usize, usize)> = edges.into_iter().filter(|(a, b)| a != b).collect();
@@ -250,6 +304,7 @@ pub(crate) fn task_name<M: Memory>(r: &ObjectReader<M>, name: usize) -> Option<S
 fn waited_on<M: Memory>(
     r: &ObjectReader<M>,
     waiter: usize,
+    waiter_type: usize,
     ids: &FxHashMap<usize, usize>,
 ) -> Vec<usize> {
     if waiter == 0 {
@@ -258,8 +313,11 @@ fn waited_on<M: Memory>(
     if let Some(&id) = ids.get(&waiter) {
         return vec![id];
     }
-    let is_gather = r
-        .type_of(waiter)
+    let ty = match waiter_type {
+        0 => r.type_of(waiter),
+        t => Ok(t),
+    };
+    let is_gather = ty
         .and_then(|t| r.type_name(t))
         .is_ok_and(|n| &*n == "_GatheringFuture");
     if !is_gather {
@@ -274,19 +332,6 @@ fn waited_on<M: Memory>(
     list_items(r, children)
         .into_iter()
         .filter_map(|c| ids.get(&c).copied())
-        .collect()
-}
-
-/// Waiters named by a task's done-callbacks.
-fn waiters_from_callbacks<M: Memory>(
-    r: &ObjectReader<M>,
-    l: &AsyncioLayout,
-    raw: &Raw,
-    ids: &FxHashMap<usize, usize>,
-) -> Vec<usize> {
-    callback_waiters(r, l, raw.callback0, raw.callbacks, 1)
-        .into_iter()
-        .filter_map(|w| ids.get(&w).copied())
         .collect()
 }
 

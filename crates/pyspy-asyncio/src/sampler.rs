@@ -12,22 +12,29 @@
 
 use std::ops::Range;
 
+mod others;
+#[cfg(test)]
+mod tests;
+
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use pyspy_cpython::{Interpreter, RawFrame, StackWalker};
 use pyspy_process::{Memory, Target};
 
 use crate::error::{Context, Error};
-use crate::graph::{callback_waiters, is_task_type, task_name, Raw};
+use crate::graph::{is_task_type, task_name, Raw};
 use crate::layout::AsyncioLayout;
 use crate::locate::{self, Found};
 use crate::read::{chains, header_len, Visited, HEADER_SKIP};
-use crate::reader::{AsyncioReader, TaskState, ThreadInput};
+use crate::reader::{AsyncioReader, ThreadInput};
 
 /// Most tasks followed up one await chain.
 const MAX_DEPTH: usize = 256;
 /// Samples between looks for `_asyncio` while it is not imported.
 const PROBE_EVERY: u32 = 100;
+/// Samples a task found awaited by none is trusted before it is looked
+/// at again.
+const ORPHAN_RECHECK: u32 = 64;
 /// Cached tasks kept before the cache is dropped (short-lived tasks).
 const MAX_CACHED: usize = 8192;
 
@@ -99,6 +106,8 @@ struct Cached {
     /// The fields its parent was derived from, and that parent (0: none).
     parent_key: [usize; 3],
     parent: usize,
+    /// Samples since "no parent" was last read.
+    orphan_samples: u32,
     /// Its coroutine, the headers of its suspended chain, and the frames.
     coro: usize,
     chain: Vec<Visited>,
@@ -109,7 +118,8 @@ struct Cached {
 /// The running-task sampler of one interpreter.
 pub struct TaskSampler {
     layout: AsyncioLayout,
-    interp: Interpreter,
+    /// The `PyInterpreterState`'s address.
+    interp: usize,
     /// `_asyncio.Task` and `_current_tasks` (0 on 3.14+).
     module: Option<(usize, usize)>,
     probe_in: u32,
@@ -122,6 +132,8 @@ pub struct TaskSampler {
     ranges: Vec<(usize, usize)>,
     buf: Vec<u8>,
     predicted: Vec<usize>,
+    /// 3.11–3.13: the running tasks of the last sample.
+    last_running: Vec<usize>,
 }
 
 impl TaskSampler {
@@ -132,9 +144,14 @@ impl TaskSampler {
             // Missing until asyncio is imported: looked for again then.
             let _ = layout.read_section(target, &interp.layout);
         }
-        Ok(TaskSampler {
+        Ok(TaskSampler::with_layout(layout, interp.interp))
+    }
+
+    /// A sampler with a layout already checked.
+    pub(crate) fn with_layout(layout: AsyncioLayout, interp: usize) -> TaskSampler {
+        TaskSampler {
             layout,
-            interp: interp.clone(),
+            interp,
             module: None,
             probe_in: 0,
             idle_reader: None,
@@ -146,7 +163,8 @@ impl TaskSampler {
             ranges: Vec::new(),
             buf: Vec::new(),
             predicted: Vec::new(),
-        })
+            last_running: Vec::new(),
+        }
     }
 
     /// The text of a name id.
@@ -194,13 +212,31 @@ impl TaskSampler {
                 }
             }
         } else if current != 0 {
-            for (_, task) in r.dict_items(current).ctx("_current_tasks")? {
-                running.push((None, task));
+            // A task whose coroutine's frame is still on a thread's stack
+            // is still running there: the last sample's running tasks are
+            // tried first, and the dict read only when one has moved on.
+            let last = std::mem::take(&mut self.last_running);
+            let mut moved = last.is_empty();
+            for &task in &last {
+                let before = out.threads.len();
+                self.running_chain(walker, threads, None, task, out);
+                moved |= out.threads.len() == before;
+            }
+            if moved {
+                let r = &walker.objects;
+                for (_, task) in r.dict_items(current).ctx("_current_tasks")? {
+                    if !last.contains(&task) {
+                        running.push((None, task));
+                    }
+                }
             }
         }
         for (thread, task) in running {
             self.running_chain(walker, threads, thread, task, out);
         }
+        self.last_running.clear();
+        self.last_running
+            .extend(out.threads.iter().map(|c| out.links[c.links.start].task));
         if idle {
             self.idle_chains(target, walker, threads, out)?;
         }
@@ -221,7 +257,7 @@ impl TaskSampler {
             return Ok(false);
         }
         let r = &walker.objects;
-        match locate::find_module(r, self.interp.interp)? {
+        match locate::find_module(r, self.interp)? {
             Found::Nothing => {
                 self.probe_in = PROBE_EVERY;
                 Ok(false)
@@ -366,15 +402,29 @@ impl TaskSampler {
                 },
             };
             let parent_key = [raw.callback0, raw.callbacks, raw.awaited_by];
-            let parent = match self.cache.get(&t).filter(|c| c.parent_key == parent_key) {
-                Some(c) => c.parent,
-                None => self.parent_of(walker, &raw),
+            // "No parent" is only kept for a while: gather's closure and
+            // its outer future's waiter are filled in after the child's
+            // callback, with no field of the child changing.
+            let parent = match self.cache.get_mut(&t).filter(|c| {
+                c.parent_key == parent_key && (c.parent != 0 || c.orphan_samples < ORPHAN_RECHECK)
+            }) {
+                Some(c) => {
+                    c.orphan_samples += 1;
+                    c.parent
+                }
+                None => {
+                    if let Some(c) = self.cache.get_mut(&t) {
+                        c.orphan_samples = 0;
+                    }
+                    self.parent_of(walker, &raw)
+                }
             };
             let entry = self.cache.entry(t).or_insert_with(|| Cached {
                 name_obj: 0,
                 name,
                 parent_key,
                 parent,
+                orphan_samples: 0,
                 coro: 0,
                 chain: Vec::new(),
                 frames: Vec::new(),
@@ -423,77 +473,6 @@ impl TaskSampler {
         } else {
             out.links.truncate(first_link);
         }
-    }
-
-    /// The task awaiting `raw` (one of them, when several do), or 0.
-    fn parent_of<M: Memory>(&mut self, walker: &mut StackWalker<M>, raw: &Raw) -> usize {
-        let r = &walker.objects;
-        let l = &self.layout;
-        let mut candidates = Vec::new();
-        if l.o.fut_awaited_by.is_some() {
-            if raw.awaited_by_is_set {
-                let _ = locate::set_items(r, l, raw.awaited_by, &mut candidates);
-            } else if raw.awaited_by != 0 {
-                candidates.push(raw.awaited_by);
-            }
-        } else {
-            candidates = callback_waiters(r, l, raw.callback0, raw.callbacks, 1);
-        }
-        let base = l.o.type_base;
-        candidates
-            .into_iter()
-            .filter(|&c| c != 0 && c != raw.addr)
-            .find(|&c| {
-                r.type_of(c).is_ok_and(|ty| {
-                    is_task_type(r, base, ty, &mut self.task_types, &mut self.other_types)
-                })
-            })
-            .unwrap_or(0)
-    }
-
-    /// Every waiting task of the interpreter, each with its awaiters.
-    fn idle_chains<M: Memory, T: Target>(
-        &mut self,
-        target: &T,
-        walker: &mut StackWalker<M>,
-        threads: &[ThreadInput<'_>],
-        out: &mut TaskSample,
-    ) -> Result<(), Error> {
-        if self.idle_reader.is_none() {
-            self.idle_reader = Some(AsyncioReader::new(target, &self.interp)?);
-        }
-        let snap = self
-            .idle_reader
-            .as_mut()
-            .expect("set above")
-            .read(target, walker, threads)?;
-        for task in snap.tasks.iter().filter(|t| t.state == TaskState::Pending) {
-            let first = out.links.len();
-            let mut seen = Vec::new();
-            let mut cur = Some(task);
-            while let Some(t) = cur {
-                if seen.contains(&t.id) || seen.len() >= MAX_DEPTH {
-                    break;
-                }
-                seen.push(t.id);
-                let start = out.frames.len();
-                if t.state != TaskState::Running {
-                    out.frames.extend_from_slice(&t.frames);
-                }
-                let name = self.intern(t.name.clone());
-                out.links.push(ChainLink {
-                    task: t.addr,
-                    name,
-                    frames: start..out.frames.len(),
-                });
-                cur = t.awaited_by.first().map(|&id| &snap.tasks[id]);
-            }
-            out.idle.push(IdleChain {
-                thread_id: task.thread_id,
-                links: first..out.links.len(),
-            });
-        }
-        Ok(())
     }
 
     fn intern(&mut self, name: String) -> u32 {
