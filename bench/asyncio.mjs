@@ -26,11 +26,13 @@ const RATE = 100;
 const EXTRA_TASKS = 86;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function cpuNs(pid) {
+/** CPU of `pid`'s threads (only those named `thread`, when given), in ns. */
+function cpuNs(pid, thread) {
   let sum = 0;
   try {
     for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
       try {
+        if (thread && fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim() !== thread) continue;
         sum += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
       } catch {
         // the thread ended
@@ -95,16 +97,18 @@ async function measure(argv, env, warm, seconds) {
   const exited = new Promise((resolve) => child.once('exit', resolve));
   await sleep(warm * 1000);
   const a = cpuNs(child.pid);
+  const sa = cpuNs(child.pid, 'pyspy-sampler');
   const t0 = process.hrtime.bigint();
   await sleep(seconds * 1000);
   const b = cpuNs(child.pid);
+  const sb = cpuNs(child.pid, 'pyspy-sampler');
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
   child.kill('SIGINT');
   const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
   await exited;
   clearTimeout(timer);
   if (a === null || b === null) throw new Error(`${argv.join(' ')} ended early:\n${text.slice(-400)}`);
-  return { cpuNs: b - a, wall, text };
+  return { cpuNs: b - a, samplerNs: sb - sa, wall, text };
 }
 
 /**
@@ -154,6 +158,8 @@ export async function measureAsyncio({ targets, seconds = 10, warm = 3, log = co
               config: c.name,
               cpuPct: (100 * m.cpuNs) / 1e9 / m.wall,
               usPerTick: m.cpuNs / 1e3 / ticks,
+              // pyspy-node's sampling thread alone (Node's own threads left out).
+              samplerUsPerTick: c.name.startsWith('pyspy-node') ? m.samplerNs / 1e3 / ticks : null,
               samples: c.samples(m.text),
             });
           } catch (err) {
@@ -180,11 +186,15 @@ export function renderAsyncio(res) {
     '',
     `The asyncio fixture service with ${res.tasks} tasks (one computing, the rest waiting), ${res.rate} Hz, CPU of the profiler over ${res.seconds} s after a warm-up.`,
     '',
-    '| target | profiler | CPU % of a core | µs CPU per tick | samples (whole run) |',
-    '| --- | --- | ---: | ---: | ---: |',
+    '| target | profiler | CPU % of a core | µs CPU per tick | of which the sampling thread | samples (whole run) |',
+    '| --- | --- | ---: | ---: | ---: | ---: |',
   ];
   for (const r of res.rows) {
-    lines.push(r.error ? `| ${r.target} | ${r.config} | failed: ${r.error} | | |` : `| ${r.target} | ${r.config} | ${f(r.cpuPct, 2)} | ${f(r.usPerTick, 1)} | ${f(r.samples, 0)} |`);
+    lines.push(
+      r.error
+        ? `| ${r.target} | ${r.config} | failed: ${r.error} | | | |`
+        : `| ${r.target} | ${r.config} | ${f(r.cpuPct, 2)} | ${f(r.usPerTick, 1)} | ${f(r.samplerUsPerTick, 1)} | ${f(r.samples, 0)} |`,
+    );
   }
   lines.push('');
   return lines;

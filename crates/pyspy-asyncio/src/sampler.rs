@@ -2,13 +2,15 @@
 //! running a task, that task and the tasks awaiting it up to the root, with
 //! the suspended ones' coroutine frames; with `idle`, every waiting task too.
 //!
-//! Built for the hot path: the running task per thread (3.14+: a word of
-//! the thread state; before: the `_current_tasks` dict), then one batched
-//! read of every task object of the chain the last sample found from it and
-//! of the coroutine headers of their suspended chains. A task whose fields
-//! and coroutine headers are unchanged keeps its name, parent and frames
-//! from the cache (by task address); anything that moved is read again
-//! step by step and the cache updated.
+//! Built for the hot path: the last sample's running tasks are tried first
+//! (a task whose coroutine's frame is on a thread's stack runs there), with
+//! one batched read of every task object of the chain the last sample found
+//! from each and of the coroutine headers of their suspended members. A
+//! task whose fields and coroutine headers are unchanged keeps its name,
+//! parent and frames from the cache (by task address); anything that moved
+//! is read again step by step and the cache updated. Where each thread's
+//! running task is kept (3.14+: the thread state; before: `_current_tasks`)
+//! is read only when a running task moved on, and every few samples.
 
 use std::ops::Range;
 
@@ -21,10 +23,9 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use pyspy_cpython::{Interpreter, RawFrame, StackWalker};
 use pyspy_process::{Memory, Target};
 
-use crate::error::{Context, Error};
+use crate::error::Error;
 use crate::graph::{is_task_type, task_name, Raw};
 use crate::layout::AsyncioLayout;
-use crate::locate::{self, Found};
 use crate::read::{chains, header_len, Visited, HEADER_SKIP};
 use crate::reader::{AsyncioReader, ThreadInput};
 
@@ -32,6 +33,9 @@ use crate::reader::{AsyncioReader, ThreadInput};
 const MAX_DEPTH: usize = 256;
 /// Samples between looks for `_asyncio` while it is not imported.
 const PROBE_EVERY: u32 = 100;
+/// Samples between reads of where the running tasks are kept, while the
+/// last ones still run.
+const REFRESH_EVERY: u32 = 16;
 /// Samples a task found awaited by none is trusted before it is looked
 /// at again.
 const ORPHAN_RECHECK: u32 = 64;
@@ -132,8 +136,10 @@ pub struct TaskSampler {
     ranges: Vec<(usize, usize)>,
     buf: Vec<u8>,
     predicted: Vec<usize>,
-    /// 3.11–3.13: the running tasks of the last sample.
+    /// The running tasks of the last sample.
     last_running: Vec<usize>,
+    /// Samples since the running tasks were last read where they are kept.
+    since_refresh: u32,
 }
 
 impl TaskSampler {
@@ -164,6 +170,7 @@ impl TaskSampler {
             buf: Vec::new(),
             predicted: Vec::new(),
             last_running: Vec::new(),
+            since_refresh: 0,
         }
     }
 
@@ -189,47 +196,24 @@ impl TaskSampler {
         let (task_type, current) = self.module.expect("found above");
         self.task_types.insert(task_type);
         // Running task candidates: (thread index if known, task).
+        // A task whose coroutine's frame is still on a thread's stack still
+        // runs there: the last sample's running tasks are tried first, and
+        // where each thread's running task is kept is read only when one
+        // has moved on, and every `REFRESH_EVERY` samples (another thread's
+        // loop may have started a task meanwhile).
+        let last = std::mem::take(&mut self.last_running);
+        let mut moved = last.is_empty() || self.since_refresh >= REFRESH_EVERY;
+        for &task in &last {
+            let before = out.threads.len();
+            self.running_chain(walker, threads, None, task, out);
+            moved |= out.threads.len() == before;
+        }
+        self.since_refresh += 1;
         let mut running: Vec<(Option<usize>, usize)> = Vec::new();
-        let r = &walker.objects;
-        if let Some(lists) = self.layout.lists {
-            self.ranges.clear();
-            let with_frames: Vec<usize> = (0..threads.len())
-                .filter(|&i| !threads[i].frames.is_empty())
-                .collect();
-            self.ranges.extend(
-                with_frames
-                    .iter()
-                    .map(|&i| (threads[i].tstate.wrapping_add(lists.running_task), 8)),
-            );
-            self.buf.resize(self.ranges.len() * 8, 0);
-            r.mem
-                .read_ranges(&self.ranges, &mut self.buf)
-                .ctx("running task")?;
-            for (k, &i) in with_frames.iter().enumerate() {
-                let task = word(&self.buf, k * 8);
-                if task != 0 {
-                    running.push((Some(i), task));
-                }
-            }
-        } else if current != 0 {
-            // A task whose coroutine's frame is still on a thread's stack
-            // is still running there: the last sample's running tasks are
-            // tried first, and the dict read only when one has moved on.
-            let last = std::mem::take(&mut self.last_running);
-            let mut moved = last.is_empty();
-            for &task in &last {
-                let before = out.threads.len();
-                self.running_chain(walker, threads, None, task, out);
-                moved |= out.threads.len() == before;
-            }
-            if moved {
-                let r = &walker.objects;
-                for (_, task) in r.dict_items(current).ctx("_current_tasks")? {
-                    if !last.contains(&task) {
-                        running.push((None, task));
-                    }
-                }
-            }
+        if moved {
+            self.since_refresh = 0;
+            self.running_tasks(walker, threads, current, &mut running)?;
+            running.retain(|(_, t)| !last.contains(t));
         }
         for (thread, task) in running {
             self.running_chain(walker, threads, thread, task, out);
@@ -244,42 +228,6 @@ impl TaskSampler {
             self.cache.clear();
         }
         Ok(())
-    }
-
-    /// Looks for `_asyncio` (every `PROBE_EVERY` samples until found).
-    fn find_module<M: Memory, T: Target>(
-        &mut self,
-        target: &T,
-        walker: &mut StackWalker<M>,
-    ) -> Result<bool, Error> {
-        if self.probe_in > 0 {
-            self.probe_in -= 1;
-            return Ok(false);
-        }
-        let r = &walker.objects;
-        match locate::find_module(r, self.interp)? {
-            Found::Nothing => {
-                self.probe_in = PROBE_EVERY;
-                Ok(false)
-            }
-            Found::Module {
-                task_type,
-                future_type,
-                items,
-            } => {
-                locate::check_types(r, &self.layout, task_type, future_type)?;
-                if self.layout.o.task_node.is_some() && self.layout.lists.is_none() {
-                    self.layout.read_section(target, &r.layout)?;
-                }
-                let current = if self.layout.lists.is_some() {
-                    0
-                } else {
-                    r.lookup_str_key(&items, "_current_tasks").unwrap_or(0)
-                };
-                self.module = Some((task_type, current));
-                Ok(true)
-            }
-        }
     }
 
     /// Follows `task` (running on `thread`, or on whichever thread has its

@@ -1,16 +1,92 @@
-//! The tasks a running chain does not read: who awaits a task (when the
-//! cache cannot say), and with `idle` every waiting task.
+//! What the running chains start from and do not cache: the `_asyncio`
+//! module, each thread's running task, who awaits a task (when the cache
+//! cannot say), and with `idle` every waiting task.
 
 use pyspy_cpython::StackWalker;
 use pyspy_process::{Memory, Target};
 
-use super::{ChainLink, IdleChain, TaskSample, TaskSampler, MAX_DEPTH};
-use crate::error::Error;
+use super::{word, ChainLink, IdleChain, TaskSample, TaskSampler, MAX_DEPTH, PROBE_EVERY};
+use crate::error::{Context, Error};
 use crate::graph::{callback_waiters, is_task_type, Raw};
-use crate::locate;
+use crate::locate::{self, Found};
 use crate::reader::{AsyncioReader, TaskState, ThreadInput};
 
 impl TaskSampler {
+    /// Each thread's running task (3.14+: from its thread state, one read
+    /// for all; before: the `_current_tasks` dict, matched to a thread later
+    /// by its coroutine's frame).
+    pub(super) fn running_tasks<M: Memory>(
+        &mut self,
+        walker: &mut StackWalker<M>,
+        threads: &[ThreadInput<'_>],
+        current: usize,
+        out: &mut Vec<(Option<usize>, usize)>,
+    ) -> Result<(), Error> {
+        let r = &walker.objects;
+        if let Some(lists) = self.layout.lists {
+            self.ranges.clear();
+            let with_frames: Vec<usize> = (0..threads.len())
+                .filter(|&i| !threads[i].frames.is_empty())
+                .collect();
+            self.ranges.extend(
+                with_frames
+                    .iter()
+                    .map(|&i| (threads[i].tstate.wrapping_add(lists.running_task), 8)),
+            );
+            self.buf.resize(self.ranges.len() * 8, 0);
+            r.mem
+                .read_ranges(&self.ranges, &mut self.buf)
+                .ctx("running task")?;
+            for (k, &i) in with_frames.iter().enumerate() {
+                let task = word(&self.buf, k * 8);
+                if task != 0 {
+                    out.push((Some(i), task));
+                }
+            }
+        } else if current != 0 {
+            for (_, task) in r.dict_items(current).ctx("_current_tasks")? {
+                out.push((None, task));
+            }
+        }
+        Ok(())
+    }
+
+    /// Looks for `_asyncio` (every `PROBE_EVERY` samples until found).
+    pub(super) fn find_module<M: Memory, T: Target>(
+        &mut self,
+        target: &T,
+        walker: &mut StackWalker<M>,
+    ) -> Result<bool, Error> {
+        if self.probe_in > 0 {
+            self.probe_in -= 1;
+            return Ok(false);
+        }
+        let r = &walker.objects;
+        match locate::find_module(r, self.interp)? {
+            Found::Nothing => {
+                self.probe_in = PROBE_EVERY;
+                Ok(false)
+            }
+            Found::Module {
+                task_type,
+                future_type,
+                items,
+            } => {
+                locate::check_types(r, &self.layout, task_type, future_type)?;
+                if self.layout.o.task_node.is_some() && self.layout.lists.is_none() {
+                    self.layout.read_section(target, &r.layout)?;
+                }
+                let current = if self.layout.lists.is_some() {
+                    0
+                } else {
+                    r.lookup_str_key(&items, "_current_tasks").unwrap_or(0)
+                };
+                self.module = Some((task_type, current));
+                Ok(true)
+            }
+        }
+    }
+
     /// The task awaiting `raw` (one of them, when several do), or 0.
     pub(super) fn parent_of<M: Memory>(&mut self, walker: &mut StackWalker<M>, raw: &Raw) -> usize {
         let r = &walker.objects;
