@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { measureAsyncio, renderAsyncio } from './asyncio.mjs';
 import { measureHostWide, renderHostWide } from './host-wide.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -52,6 +53,8 @@ Options:
                      present, else debian-3.11; and debian-3.15)
   --no-host-wide     skip the host-wide mode (record --all-pythons --push over
                      20 and 50 idle-ish processes; bench/host-wide.mjs)
+  --no-asyncio       skip record --asyncio on the ~100-task asyncio fixture,
+                     with CPython 3.15's --async-aware (bench/asyncio.mjs)
   --out DIR          where RESULTS.md and results.json go (bench/)
   -h, --help         this help
 `;
@@ -71,6 +74,7 @@ function parseArgs(argv) {
     targets: null,
     out: null,
     hostWide: true,
+    asyncio: true,
   };
   const explicit = new Set();
   for (let i = 0; i < argv.length; i++) {
@@ -95,6 +99,7 @@ function parseArgs(argv) {
       case '--smoke': o.smoke = true; break;
       case '--no-setup': o.setup = false; break;
       case '--no-host-wide': o.hostWide = false; break;
+      case '--no-asyncio': o.asyncio = false; break;
       case '--reps': o.reps = Math.round(number()); explicit.add('reps'); break;
       case '--duration': o.duration = number(); explicit.add('duration'); break;
       case '--baseline': o.baseline = number(); explicit.add('baseline'); break;
@@ -808,6 +813,18 @@ async function main() {
     }
   }
 
+  let asyncio = null;
+  if (opts.asyncio) {
+    log('--- asyncio (record --asyncio)');
+    const modern = targets.filter((t) => /^3\.(1[1-9])\./.test(t.version));
+    try {
+      asyncio = await measureAsyncio({ targets: modern, seconds: opts.smoke ? 3 : 10, warm: opts.smoke ? 2 : 3, log });
+    } catch (err) {
+      asyncio = { error: err.message };
+      log(`asyncio: ${err.message}`);
+    }
+  }
+
   const loadEnd = os.loadavg();
   const results = {
     harness: 'bench/run.mjs',
@@ -826,6 +843,7 @@ async function main() {
     availability,
     summary: summarizeAll(targets, workloads, opts.tools, runs, dumps, availability),
     hostWide,
+    asyncio,
     runs,
     dumps,
     baselines,
@@ -996,6 +1014,7 @@ function renderMarkdown(res, targets, workloads) {
   }
 
   L.push(...renderHostWide(res.hostWide));
+  L.push(...renderAsyncio(res.asyncio));
   L.push('## How it was measured', '');
   L.push(...METHOD);
   return `${L.join('\n')}\n`;

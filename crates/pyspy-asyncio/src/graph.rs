@@ -24,23 +24,70 @@ const MAX_NAME: usize = 256;
 const MAX_BASES: usize = 16;
 
 /// The fields of one task object the graph needs.
-struct Raw {
-    addr: usize,
-    thread: Option<u64>,
-    loop_: usize,
-    state: u32,
-    fut_waiter: usize,
-    coro: usize,
-    name: usize,
-    callback0: usize,
-    callbacks: usize,
-    awaited_by: usize,
-    awaited_by_is_set: bool,
+pub(crate) struct Raw {
+    pub(crate) addr: usize,
+    pub(crate) thread: Option<u64>,
+    pub(crate) ty: usize,
+    pub(crate) loop_: usize,
+    pub(crate) state: u32,
+    pub(crate) fut_waiter: usize,
+    pub(crate) coro: usize,
+    pub(crate) name: usize,
+    pub(crate) callback0: usize,
+    pub(crate) callbacks: usize,
+    pub(crate) awaited_by: usize,
+    pub(crate) awaited_by_is_set: bool,
 }
+
+impl Raw {
+    /// The fields of the task object whose `o.task_size` bytes are `bytes`.
+    pub(crate) fn parse(
+        bytes: &[u8],
+        l: &AsyncioLayout,
+        ob_type: usize,
+        addr: usize,
+        thread: Option<u64>,
+    ) -> Raw {
+        let o = &l.o;
+        Raw {
+            addr,
+            thread,
+            ty: word(bytes, ob_type),
+            loop_: word(bytes, o.fut_loop),
+            state: bytes
+                .get(o.fut_state..o.fut_state + 4)
+                .map_or(u32::MAX, |b| u32::from_le_bytes(b.try_into().unwrap())),
+            fut_waiter: word(bytes, o.task_fut_waiter),
+            coro: word(bytes, o.task_coro),
+            name: word(bytes, o.task_name),
+            callback0: word(bytes, o.fut_callback0),
+            callbacks: word(bytes, o.fut_callbacks),
+            awaited_by: o.fut_awaited_by.map_or(0, |off| word(bytes, off)),
+            awaited_by_is_set: o
+                .fut_awaited_by_is_set
+                .is_some_and(|off| bytes.get(off).is_some_and(|&b| b != 0)),
+        }
+    }
+}
+
+/// What a reader keeps between reads of the same process (`record --asyncio
+/// --idle` reads every task each sample).
+#[derive(Default)]
+pub(crate) struct GraphCache {
+    /// Names by (task, name object).
+    names: FxHashMap<(usize, usize), String>,
+    /// Waiters named by a task's only done-callback, by (task, callback):
+    /// kept once found (gather fills its closure in after the callback).
+    waiters: FxHashMap<(usize, usize), Vec<usize>>,
+}
+
+/// Entries a cache keeps before it is dropped (tasks come and go).
+const MAX_CACHED: usize = 1 << 16;
 
 /// Reads every candidate, keeps the tasks, follows their chains and edges.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn build<M: Memory>(
+    cache: &mut GraphCache,
     walker: &mut StackWalker<M>,
     l: &AsyncioLayout,
     task_type: usize,
@@ -75,19 +122,13 @@ pub(crate) fn build<M: Memory>(
         ) {
             continue; // a dead weak reference's None, a set's dummy
         }
-        raws.push(Raw {
+        raws.push(Raw::parse(
+            bytes,
+            l,
+            walker.objects.layout.offsets.ob_type,
             addr,
             thread,
-            loop_: word(bytes, o.fut_loop),
-            state: u32::from_le_bytes(bytes[o.fut_state..o.fut_state + 4].try_into().unwrap()),
-            fut_waiter: word(bytes, o.task_fut_waiter),
-            coro: word(bytes, o.task_coro),
-            name: word(bytes, o.task_name),
-            callback0: word(bytes, o.fut_callback0),
-            callbacks: word(bytes, o.fut_callbacks),
-            awaited_by: o.fut_awaited_by.map_or(0, |off| word(bytes, off)),
-            awaited_by_is_set: o.fut_awaited_by_is_set.is_some_and(|off| bytes[off] != 0),
-        });
+        ));
     }
     let r = &walker.objects;
     let mut tasks: Vec<Task> = Vec::with_capacity(raws.len());
@@ -104,7 +145,16 @@ pub(crate) fn build<M: Memory>(
                 continue;
             }
         };
-        let Some(name) = task_name(r, raw.name) else {
+        if cache.names.len() > MAX_CACHED || cache.waiters.len() > MAX_CACHED {
+            *cache = GraphCache::default();
+        }
+        let name = match cache.names.get(&(raw.addr, raw.name)) {
+            Some(n) => Some(n.clone()),
+            None => task_name(r, raw.name).inspect(|n| {
+                cache.names.insert((raw.addr, raw.name), n.clone());
+            }),
+        };
+        let Some(name) = name else {
             snap.skipped += 1;
             note(snap, "a task whose name could not be read was skipped");
             continue;
@@ -125,6 +175,24 @@ pub(crate) fn build<M: Memory>(
         keep.push(raw);
     }
     let ids: FxHashMap<usize, usize> = tasks.iter().map(|t| (t.addr, t.id)).collect();
+    // The types of the futures tasks wait on, in one read (only a gather's
+    // is looked into).
+    let mut waiter_types: FxHashMap<usize, usize> = FxHashMap::default();
+    if l.o.fut_awaited_by.is_none() {
+        let futures: Vec<usize> = keep
+            .iter()
+            .map(|k| k.fut_waiter)
+            .filter(|w| *w != 0 && !ids.contains_key(w))
+            .collect();
+        let ob_type = r.layout.offsets.ob_type;
+        let ranges: Vec<(usize, usize)> = futures.iter().map(|&f| (f + ob_type, 8)).collect();
+        let mut buf = vec![0u8; ranges.len() * 8];
+        if r.mem.read_ranges(&ranges, &mut buf).is_ok() {
+            for (i, &f) in futures.iter().enumerate() {
+                waiter_types.insert(f, word(&buf, i * 8));
+            }
+        }
+    }
     // Edges as (waiter, awaited).
     let mut edges: FxHashSet<(usize, usize)> = FxHashSet::default();
     for (id, raw) in keep.iter().enumerate() {
@@ -140,11 +208,23 @@ pub(crate) fn build<M: Memory>(
             edges.extend(waiters.iter().filter_map(|w| ids.get(w)).map(|&w| (w, id)));
             continue;
         }
-        for awaited in waited_on(r, raw.fut_waiter, &ids) {
+        let waiter_type = waiter_types.get(&raw.fut_waiter).copied().unwrap_or(0);
+        for awaited in waited_on(r, raw.fut_waiter, waiter_type, &ids) {
             edges.insert((id, awaited));
         }
-        for waiter in waiters_from_callbacks(r, l, raw, &ids) {
-            edges.insert((waiter, id));
+        let key = (raw.addr, raw.callback0);
+        let waiters = match cache.waiters.get(&key).filter(|_| raw.callbacks == 0) {
+            Some(w) => w.clone(),
+            None => {
+                let w = callback_waiters(r, l, raw.callback0, raw.callbacks, 1);
+                if raw.callbacks == 0 && !w.is_empty() {
+                    cache.waiters.insert(key, w.clone());
+                }
+                w
+            }
+        };
+        for waiter in waiters.iter().filter_map(|w| ids.get(w)) {
+            edges.insert((*waiter, id));
         }
     }
     let mut edges: Vec<(usize, usize)> = edges.into_iter().filter(|(a, b)| a != b).collect();
@@ -159,7 +239,7 @@ pub(crate) fn build<M: Memory>(
     // Frames.
     let coros: Vec<usize> = keep.iter().map(|r| r.coro).collect();
     let mut frames = vec![Vec::new(); tasks.len()];
-    let cut = crate::read::chains(walker, l, &coros, threads, &mut frames);
+    let cut = crate::read::chains(walker, l, &coros, threads, &mut frames, None);
     if cut > 0 {
         note(
             snap,
@@ -180,7 +260,7 @@ fn note(snap: &mut AsyncioSnapshot, text: &str) {
 }
 
 /// Whether `ty` is `_asyncio.Task` or a subclass of it.
-fn is_task_type<M: Memory>(
+pub(crate) fn is_task_type<M: Memory>(
     r: &ObjectReader<M>,
     base_off: usize,
     ty: usize,
@@ -210,7 +290,7 @@ fn is_task_type<M: Memory>(
 
 /// A task's name: a `str`, or an `int` N meaning `Task-N` (3.13+ store
 /// the counter and format it on demand).
-fn task_name<M: Memory>(r: &ObjectReader<M>, name: usize) -> Option<String> {
+pub(crate) fn task_name<M: Memory>(r: &ObjectReader<M>, name: usize) -> Option<String> {
     let ty = r.type_of(name).ok()?;
     match &*r.type_name(ty).ok()? {
         "str" => r.read_str(name, MAX_NAME).ok(),
@@ -224,6 +304,7 @@ fn task_name<M: Memory>(r: &ObjectReader<M>, name: usize) -> Option<String> {
 fn waited_on<M: Memory>(
     r: &ObjectReader<M>,
     waiter: usize,
+    waiter_type: usize,
     ids: &FxHashMap<usize, usize>,
 ) -> Vec<usize> {
     if waiter == 0 {
@@ -232,8 +313,11 @@ fn waited_on<M: Memory>(
     if let Some(&id) = ids.get(&waiter) {
         return vec![id];
     }
-    let is_gather = r
-        .type_of(waiter)
+    let ty = match waiter_type {
+        0 => r.type_of(waiter),
+        t => Ok(t),
+    };
+    let is_gather = ty
         .and_then(|t| r.type_name(t))
         .is_ok_and(|n| &*n == "_GatheringFuture");
     if !is_gather {
@@ -251,16 +335,22 @@ fn waited_on<M: Memory>(
         .collect()
 }
 
-/// Waiters named by a task's done-callbacks.
-fn waiters_from_callbacks<M: Memory>(
+/// The objects named as waiters by done-callbacks (`callback0` and the
+/// `(callback, context)` entries of the `callbacks` list): a C task's
+/// `__wakeup` builtin names its task; a `TaskGroup`'s `_on_task_done`
+/// method its group's `_parent_task`; `gather`'s `_done_callback` closure
+/// its outer future, whose own callbacks name the task awaiting the gather
+/// (`depth` bounds that step). Not checked to be tasks.
+pub(crate) fn callback_waiters<M: Memory>(
     r: &ObjectReader<M>,
     l: &AsyncioLayout,
-    raw: &Raw,
-    ids: &FxHashMap<usize, usize>,
+    callback0: usize,
+    callbacks_list: usize,
+    depth: u8,
 ) -> Vec<usize> {
-    let mut callbacks = vec![raw.callback0];
-    if raw.callbacks != 0 {
-        for entry in list_items(r, raw.callbacks) {
+    let mut callbacks = vec![callback0];
+    if callbacks_list != 0 {
+        for entry in list_items(r, callbacks_list) {
             // Each entry is a (callback, context) tuple.
             if let Ok(items) = r.tuple_items(entry, 2) {
                 callbacks.extend(items.first());
@@ -272,23 +362,60 @@ fn waiters_from_callbacks<M: Memory>(
         let Ok(name) = r.type_of(cb).and_then(|t| r.type_name(t)) else {
             continue;
         };
-        let owner = match &*name {
+        match &*name {
             "builtin_function_or_method" => {
-                r.mem.read_usize(cb.wrapping_add(l.o.cfunction_self)).ok()
+                out.extend(r.mem.read_usize(cb.wrapping_add(l.o.cfunction_self)).ok())
             }
-            "method" => r
-                .mem
-                .read_usize(cb.wrapping_add(l.o.method_self))
-                .ok()
-                .and_then(|group| r.instance_dict_items(group).ok())
-                .and_then(|attrs| r.lookup_str_key(&attrs, "_parent_task")),
-            _ => None,
-        };
-        if let Some(&id) = owner.and_then(|o| ids.get(&o)) {
-            out.push(id);
+            "method" => out.extend(
+                r.mem
+                    .read_usize(cb.wrapping_add(l.o.method_self))
+                    .ok()
+                    .and_then(|group| r.instance_dict_items(group).ok())
+                    .and_then(|attrs| r.lookup_str_key(&attrs, "_parent_task")),
+            ),
+            "function" if depth > 0 => {
+                if let Some(outer) = gathering_future(r, cb) {
+                    let o = &l.o;
+                    let cb0 = r.mem.read_usize(outer.wrapping_add(o.fut_callback0));
+                    let list = r.mem.read_usize(outer.wrapping_add(o.fut_callbacks));
+                    if let (Ok(cb0), Ok(list)) = (cb0, list) {
+                        out.extend(callback_waiters(r, l, cb0, list, depth - 1));
+                    }
+                }
+            }
+            _ => {}
         }
     }
     out
+}
+
+/// `PyFunctionObject.func_closure` (3.11–3.15: after the object header and
+/// seven pointers) and `PyCellObject.ob_ref`.
+const FUNC_CLOSURE: usize = 72;
+const CELL_REF: usize = 16;
+/// Most closure cells looked at.
+const MAX_CELLS: usize = 16;
+
+/// The `_GatheringFuture` a function's closure holds (gather's
+/// `_done_callback` keeps its outer future in a cell).
+fn gathering_future<M: Memory>(r: &ObjectReader<M>, func: usize) -> Option<usize> {
+    let closure = r.mem.read_usize(func.wrapping_add(FUNC_CLOSURE)).ok()?;
+    if closure == 0 {
+        return None;
+    }
+    for cell in r.tuple_items(closure, MAX_CELLS).ok()? {
+        let Ok(obj) = r.mem.read_usize(cell.wrapping_add(CELL_REF)) else {
+            continue;
+        };
+        if obj != 0
+            && r.type_of(obj)
+                .and_then(|t| r.type_name(t))
+                .is_ok_and(|n| &*n == "_GatheringFuture")
+        {
+            return Some(obj);
+        }
+    }
+    None
 }
 
 /// A list's items (at most `MAX_EDGES`; none if unreadable).

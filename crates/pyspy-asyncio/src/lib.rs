@@ -35,6 +35,7 @@ mod locate;
 mod offsets;
 mod read;
 mod reader;
+mod sampler;
 #[cfg(test)]
 mod tests;
 
@@ -44,3 +45,4 @@ pub use offsets::AsyncioOffsets;
 pub use reader::{
     AsyncioReader, AsyncioSnapshot, Task, TaskState, ThreadInput, MAX_CHAIN, MAX_TASKS,
 };
+pub use sampler::{ChainLink, IdleChain, TaskSample, TaskSampler, ThreadChain};

@@ -13,6 +13,19 @@ use crate::reader::{ThreadInput, MAX_CHAIN};
 
 /// Most value-stack slots a frame may hold (bounds the awaited slot).
 const MAX_STACK_SLOTS: usize = 1 << 16;
+/// The reference count leads every object and changes without the
+/// coroutine moving: left out of the header kept for checks.
+pub(crate) const HEADER_SKIP: usize = 8;
+
+/// A suspended coroutine of a chain: its address and header (after
+/// [`HEADER_SKIP`]).
+pub(crate) type Visited = (usize, Vec<u8>);
+
+/// Bytes of a coroutine read per chain link: its header and embedded
+/// frame up to the locals.
+pub(crate) fn header_len(l: &AsyncioLayout) -> usize {
+    l.o.gen_iframe + l.o.frame_localsplus
+}
 
 /// One chain being followed: its task's index and the coroutine at its end.
 #[derive(Clone, Copy)]
@@ -24,16 +37,20 @@ struct Link {
 
 /// Reads the chains of `coros` (one coroutine per task, 0 for none) into
 /// `frames` (outermost first, as read; the caller reverses). Returns the
-/// number of chains cut short (unreadable or too deep).
+/// number of chains cut short (unreadable or too deep). With `visited`,
+/// each suspended coroutine read is added to its task's entry with its
+/// header (all but the reference count), so a caller can later check in
+/// one read that the chain is still where it was.
 pub(crate) fn chains<M: Memory>(
     walker: &mut StackWalker<M>,
     l: &AsyncioLayout,
     coros: &[usize],
     threads: &[ThreadInput<'_>],
     frames: &mut [Vec<RawFrame>],
+    mut visited: Option<&mut [Vec<Visited>]>,
 ) -> usize {
     let o = &l.o;
-    let head_len = o.gen_iframe + o.frame_localsplus;
+    let head_len = header_len(l);
     let mut coro_types: FxHashSet<usize> = FxHashSet::default();
     let mut other_types: FxHashSet<usize> = FxHashSet::default();
     let mut cut = 0;
@@ -122,6 +139,9 @@ pub(crate) fn chains<M: Memory>(
                 || Some(state) == l.states.yield_from_locked;
             if !(suspended || state == l.states.created) || owner != OWNED_BY_GENERATOR {
                 continue; // finished or cleared: nothing left to show
+            }
+            if let Some(v) = visited.as_deref_mut() {
+                v[k.task].push((k.gen, h[HEADER_SKIP..].to_vec()));
             }
             match walker.line_of(code, instr) {
                 Ok(Some(line)) => frames[k.task].push(RawFrame {

@@ -94,6 +94,7 @@ pub struct AsyncioReader {
     layout: AsyncioLayout,
     interp: usize,
     module: Option<Module>,
+    cache: crate::graph::GraphCache,
 }
 
 impl AsyncioReader {
@@ -104,11 +105,18 @@ impl AsyncioReader {
             // Missing until asyncio is imported: checked again at read.
             let _ = layout.read_section(target, &interp.layout);
         }
-        Ok(AsyncioReader {
+        Ok(AsyncioReader::with_layout(layout, interp.interp))
+    }
+
+    /// A reader with a layout already made (3.14+: its section may still
+    /// be missing, read at the first read).
+    pub(crate) fn with_layout(layout: AsyncioLayout, interp: usize) -> AsyncioReader {
+        AsyncioReader {
             layout,
-            interp: interp.interp,
+            interp,
             module: None,
-        })
+            cache: Default::default(),
+        }
     }
 
     /// The layout in use.
@@ -215,6 +223,7 @@ impl AsyncioReader {
             candidates.truncate(MAX_TASKS);
         }
         crate::graph::build(
+            &mut self.cache,
             walker,
             &l,
             *task_type,

@@ -4,7 +4,7 @@
 
 use rustc_hash::FxHashMap;
 
-use pyspy_cpython::{layout_for, StackWalker, Version};
+use pyspy_cpython::{layout_for, RawFrame, StackWalker, Version};
 use pyspy_process::FakeMemory;
 
 use crate::graph;
@@ -45,9 +45,20 @@ fn put(mem: &mut [u8], at: usize, v: usize) {
     }
 }
 
+/// A garbage process and what the reader needs to read it.
+pub(crate) struct Garbage {
+    pub(crate) walker: StackWalker<FakeMemory>,
+    pub(crate) layout: AsyncioLayout,
+    pub(crate) task_type: usize,
+    /// Task objects (typed `Task`, coroutine typed `coroutine`).
+    pub(crate) tasks: Vec<usize>,
+    /// Frames whose addresses are some of the tasks' coroutine frames.
+    pub(crate) frames: Vec<RawFrame>,
+}
+
 /// One garbage process: tasks whose fields point anywhere in the page,
 /// coroutines of a real "coroutine" type whose frames and stacks are noise.
-fn round(minor: u8, seed: u64, tasks: usize) -> AsyncioSnapshot {
+pub(crate) fn garbage(minor: u8, seed: u64, tasks: usize) -> Garbage {
     let mut rng = Rng(seed | 1);
     let mut bytes = vec![0u8; SIZE + 4096];
     for w in bytes.chunks_exact_mut(8) {
@@ -83,6 +94,7 @@ fn round(minor: u8, seed: u64, tasks: usize) -> AsyncioSnapshot {
     put(&mut bytes, task_type + l.o.type_base, 0);
     put(&mut bytes, coro_type + l.o.type_base, 0);
     let mut candidates = Vec::new();
+    let mut frames = Vec::new();
     for _ in 0..tasks {
         let t = rng.addr();
         if t < BASE + 0x1000 {
@@ -93,11 +105,35 @@ fn round(minor: u8, seed: u64, tasks: usize) -> AsyncioSnapshot {
         if coro >= BASE + 0x1000 {
             put(&mut bytes, coro + o.ob_type, coro_type);
             put(&mut bytes, t + l.o.task_coro, coro);
+            if rng.next().is_multiple_of(4) {
+                frames.push(RawFrame {
+                    addr: coro + l.o.gen_iframe,
+                    code: rng.addr(),
+                    line: 1,
+                });
+            }
         }
-        candidates.push((t, None));
+        candidates.push(t);
     }
     mem.place(BASE, bytes);
-    let mut walker = StackWalker::new(mem, layout);
+    Garbage {
+        walker: StackWalker::new(mem, layout),
+        layout: l,
+        task_type,
+        tasks: candidates,
+        frames,
+    }
+}
+
+fn round(minor: u8, seed: u64, tasks: usize) -> AsyncioSnapshot {
+    let Garbage {
+        mut walker,
+        layout: l,
+        task_type,
+        tasks: candidates,
+        ..
+    } = garbage(minor, seed, tasks);
+    let candidates: Vec<(usize, Option<u64>)> = candidates.into_iter().map(|t| (t, None)).collect();
     let frames = Vec::new();
     let threads = [ThreadInput {
         tstate: BASE + 0x40,
@@ -108,6 +144,7 @@ fn round(minor: u8, seed: u64, tasks: usize) -> AsyncioSnapshot {
     let loops = FxHashMap::default();
     let current = FxHashMap::default();
     graph::build(
+        &mut graph::GraphCache::default(),
         &mut walker,
         &l,
         task_type,

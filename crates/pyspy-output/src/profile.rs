@@ -16,6 +16,9 @@ pub enum FrameKind {
     Process,
     /// A native (C/C++) frame (`--native`).
     Native,
+    /// An asyncio task on an await chain (`<task NAME>`, `--asyncio`); pprof
+    /// labels a sample with its innermost one's name.
+    Task,
 }
 
 /// One interned frame label.

@@ -17,6 +17,9 @@ pub enum Error {
     /// A command to profile could not be started.
     #[error("{0}")]
     Launch(String),
+    /// `--asyncio` cannot read this target's tasks (its code, its reason).
+    #[error("{1}")]
+    Asyncio(&'static str, String),
     /// A bug: something that should not happen did.
     #[error("internal error: {0}")]
     Internal(String),
@@ -32,6 +35,7 @@ impl Error {
             Error::Native(_) => "EREAD",
             Error::Invalid(_) => "EINVAL",
             Error::Launch(_) => "ELAUNCH",
+            Error::Asyncio(code, _) => code,
             Error::Internal(_) => "EINTERNAL",
         }
     }

@@ -25,6 +25,7 @@ mod record;
 mod session;
 mod sink;
 mod status;
+mod task_frames;
 mod tree;
 
 pub use aggregate::{Aggregator, LineMode};

@@ -62,6 +62,10 @@ pub(crate) fn sample_process(
     };
     let (mut last_torn, mut last_paused) = (0, 0);
     let (mut gc_leaf, mut gil_wait_leaf) = (None, None);
+    if config.asyncio && !session.asyncio_enabled() {
+        // A subprocess found later: without a task reader, plain stacks.
+        let _ = session.enable_asyncio(config.include_idle);
+    }
     pyspy_process::set_timer_slack(TIMER_SLACK_NS);
     let mut next = Instant::now();
     loop {
@@ -107,7 +111,7 @@ pub(crate) fn sample_process(
                         .count() as u64;
                     c.threads = c.threads.max(raw.threads().len() as u64);
                 }
-                for t in raw.threads() {
+                for (index, t) in raw.threads().iter().enumerate() {
                     // A thread running no Python code (starting up, shutting
                     // down) has nothing to count.
                     if t.frames.is_empty()
@@ -155,6 +159,18 @@ pub(crate) fn sample_process(
                                 }
                             });
                         }
+                    } else if let Some(chain) = raw.tasks.thread(index) {
+                        let frames = &t.frames;
+                        crate::task_frames::push_chain(
+                            &mut key,
+                            &mut labeler,
+                            &mut total,
+                            &mut session,
+                            config,
+                            &raw.tasks,
+                            chain,
+                            frames,
+                        )?;
                     } else {
                         for f in t.frames.iter().rev() {
                             key.push(labeler.frame_id(
@@ -179,17 +195,37 @@ pub(crate) fn sample_process(
                                 .get_or_insert_with(|| total.frame_id(&leaf_label(GIL_WAIT_LEAF))),
                         );
                     }
-                    total.add(&key, at);
-                    if let Some(b) = batch.as_mut().map(|b| &mut b.agg) {
-                        // Ids are not shared across aggregators: re-intern.
-                        let mut bkey = Vec::with_capacity(key.len());
-                        let name = session.thread_name(t.thread_id);
-                        bkey.push(b.thread_id(pid, t.thread_id, t.os_thread_id, name));
-                        for &id in &key[1..] {
-                            bkey.push(b.frame_id(&total.profile().frames[id as usize]));
-                        }
-                        b.add(&bkey, at);
+                    let name = session.thread_name(t.thread_id);
+                    add_key(&mut total, batch.as_mut(), &key, pid, t, name, at);
+                }
+                for chain in &raw.tasks.idle {
+                    let threads = raw.threads();
+                    let Some(t) = threads
+                        .iter()
+                        .find(|t| Some(t.thread_id) == chain.thread_id)
+                        .or(threads.first())
+                    else {
+                        continue;
+                    };
+                    key.clear();
+                    let name = session.thread_name(t.thread_id);
+                    key.push(total.thread_id(pid, t.thread_id, t.os_thread_id, name));
+                    key.extend_from_slice(&root_ids);
+                    if config.thread_roots {
+                        key.push(total.frame_id(&thread_label(t.os_thread_id, t.thread_id, name)));
                     }
+                    crate::task_frames::push_links(
+                        &mut key,
+                        &mut labeler,
+                        &mut total,
+                        &mut session,
+                        config,
+                        &raw.tasks,
+                        chain.links.clone(),
+                        &[],
+                    )?;
+                    let name = session.thread_name(t.thread_id);
+                    add_key(&mut total, batch.as_mut(), &key, pid, t, name, at);
                 }
                 shared.samples.store(total.samples(), Ordering::Relaxed);
             }
@@ -229,6 +265,28 @@ pub(crate) fn sample_process(
     }
 }
 
+/// Counts `key` (its first id a thread of `total`) in the total and, when
+/// batches are kept, in the batch (ids are not shared: re-interned).
+fn add_key(
+    total: &mut Aggregator,
+    batch: Option<&mut crate::sink::Batch>,
+    key: &[u32],
+    pid: i32,
+    t: &crate::RawThread,
+    name: Option<&str>,
+    at: Duration,
+) {
+    total.add(key, at);
+    if let Some(b) = batch.map(|b| &mut b.agg) {
+        let mut bkey = Vec::with_capacity(key.len());
+        bkey.push(b.thread_id(pid, t.thread_id, t.os_thread_id, name));
+        for &id in &key[1..] {
+            bkey.push(b.frame_id(&total.profile().frames[id as usize]));
+        }
+        b.add(&bkey, at);
+    }
+}
+
 /// The leaf frame of samples taken while the thread ran a garbage
 /// collection (CPython's own sampler names it the same).
 pub const GC_LEAF: &str = "<GC>";
@@ -257,10 +315,12 @@ fn nanos() -> u64 {
 /// Frame ids of the total aggregation by (code object, line): each label is
 /// built and hashed once; later samples find the id with one lookup.
 #[derive(Default)]
-struct Labeler {
+pub(crate) struct Labeler {
     ids: FxHashMap<(usize, i32), u32>,
     /// Native frames, by symbol id.
     native: FxHashMap<u32, u32>,
+    /// `<task NAME>` frames, by task name id.
+    pub(crate) tasks: Vec<Option<u32>>,
 }
 
 impl Labeler {
@@ -313,7 +373,7 @@ impl Labeler {
         f
     }
 
-    fn frame_id(
+    pub(crate) fn frame_id(
         &mut self,
         total: &mut Aggregator,
         session: &mut Session,

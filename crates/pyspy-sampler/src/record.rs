@@ -66,6 +66,10 @@ pub struct RecordConfig {
     /// A launched command gets `/dev/null` for its standard streams
     /// (py-spy's hidden `--capture`).
     pub capture_output: bool,
+    /// Rebuild samples of threads running an asyncio task along its await
+    /// chain (`<task NAME>` frames); with `include_idle`, waiting tasks are
+    /// sampled too. Not with `native`.
+    pub asyncio: bool,
 }
 
 impl Default for RecordConfig {
@@ -86,6 +90,7 @@ impl Default for RecordConfig {
             gc_frames: true,
             gil_wait_frames: false,
             capture_output: false,
+            asyncio: false,
         }
     }
 }
@@ -174,8 +179,33 @@ impl Recorder {
                 (sessions, Some(child), pid)
             }
         };
-        if config.gil_only {
-            refuse_gil_only_without_gil(&sessions)?;
+        let (mut sessions, mut child) = (sessions, child);
+        // Refused up front (--gil without a GIL, --asyncio with --native or on
+        // a version without a task reader), not found out sample by sample.
+        let refused = if config.gil_only {
+            refuse_gil_only_without_gil(&sessions)
+        } else {
+            Ok(())
+        }
+        .and_then(|()| {
+            if !config.asyncio {
+                Ok(())
+            } else if config.native {
+                Err(Error::Invalid(
+                    "--asyncio cannot be combined with --native".into(),
+                ))
+            } else {
+                sessions
+                    .iter_mut()
+                    .try_for_each(|s| s.enable_asyncio(config.include_idle))
+            }
+        });
+        if let Err(e) = refused {
+            if let Some(c) = child.as_mut() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            return Err(e);
         }
         let python_version = sessions[0].interpreter().layout.version.to_string();
         let shared = Arc::new(Shared::new(config.batches, config.keep_profile));

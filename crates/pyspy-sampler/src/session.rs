@@ -102,6 +102,11 @@ pub struct Session {
     merge_idle: bool,
     /// Where the GIL's locks are (a thread blocked there waits for the GIL).
     gil: GilRange,
+    /// With `--asyncio`: the await chains of every sample, and whether
+    /// waiting tasks are sampled too.
+    tasks: Option<(pyspy_asyncio::TaskSampler, bool)>,
+    /// Samples whose tasks could not be read (their threads still count).
+    task_errors: u64,
 }
 
 /// Attempts of a dump whose native merge failed (a thread caught entering
@@ -135,7 +140,34 @@ impl Session {
             native: None,
             merge_idle: true,
             gil,
+            tasks: None,
+            task_errors: 0,
         })
+    }
+
+    /// Reads the asyncio await chains of every sample from now on
+    /// ([`RawSample::tasks`]); with `idle`, every waiting task too. Refused
+    /// on versions without a task reader.
+    pub fn enable_asyncio(&mut self, idle: bool) -> Result<(), Error> {
+        let sampler = pyspy_asyncio::TaskSampler::new(&*self.process, &self.interpreter)
+            .map_err(|e| Error::Asyncio(e.code(), e.to_string()))?;
+        self.tasks = Some((sampler, idle));
+        Ok(())
+    }
+
+    /// Whether [`Session::enable_asyncio`] was called.
+    pub fn asyncio_enabled(&self) -> bool {
+        self.tasks.is_some()
+    }
+
+    /// The name of a task of [`RawSample::tasks`].
+    pub fn task_name(&self, id: u32) -> &str {
+        self.tasks.as_ref().map_or("?", |(s, _)| s.name(id))
+    }
+
+    /// Samples whose asyncio tasks could not be read.
+    pub fn task_errors(&self) -> u64 {
+        self.task_errors
     }
 
     /// Merges native frames into every sample from now on ([`RawThread::merged`]);
@@ -451,6 +483,30 @@ impl Session {
                 }
             }
         }
+        if let Some((sampler, idle)) = self.tasks.as_mut() {
+            // Same moment as the stacks: the running task's frame is
+            // checked to be on its thread's stack.
+            let inputs: Vec<pyspy_asyncio::ThreadInput<'_>> = states
+                .iter()
+                .zip(&out.threads[..out.used])
+                .map(|(s, t)| pyspy_asyncio::ThreadInput {
+                    tstate: s.addr,
+                    thread_id: s.thread_id,
+                    frames: &t.frames,
+                })
+                .collect();
+            let result = sampler.sample(
+                &*self.process,
+                &mut self.walker,
+                &inputs,
+                *idle,
+                &mut out.tasks,
+            );
+            if result.is_err() {
+                out.tasks.clear();
+                self.task_errors += 1;
+            }
+        }
         Ok(true)
     }
 
@@ -508,6 +564,9 @@ pub struct RawThread {
 pub struct RawSample {
     threads: Vec<RawThread>,
     used: usize,
+    /// With [`Session::enable_asyncio`]: the await chains (threads by index
+    /// into [`RawSample::threads`]).
+    pub tasks: pyspy_asyncio::TaskSample,
 }
 
 impl RawSample {

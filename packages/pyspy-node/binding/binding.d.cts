@@ -393,6 +393,12 @@ export interface BindingRecordOptions {
    */
   captureOutput?: boolean
   /**
+   * Rebuild samples of a thread running an asyncio task along its await
+   * chain (`<task NAME>` frames); with `idle`, waiting tasks are sampled
+   * too (CPython 3.11–3.15; not with `native`). @default false
+   */
+  asyncio?: boolean
+  /**
    * Push a window every interval to Grafana Pyroscope (the recorder then
    * owns the batches: `takeBatch` returns null).
    */

@@ -61,6 +61,7 @@ interface RecordFlags extends PushFlags {
   native?: boolean;
   gcFrames?: boolean;
   gilWaitFrames?: boolean;
+  asyncio?: boolean;
   capture?: boolean;
 }
 
@@ -108,6 +109,7 @@ export function addRecordCommand(program: Command, deps: RecordCliDeps, setExitC
     .option('-n, --native', 'include native frames (C, C++, Cython; Linux x86-64): the program is paused for every read')
     .option('--no-gc-frames', 'no <GC> leaf frame on samples taken while a garbage collection runs')
     .option('--gil-wait-frames', 'a <GIL wait> leaf frame on samples of threads waiting to take the GIL (shows contention per function)')
+    .option('-a, --asyncio', 'rebuild samples along asyncio await chains: <task NAME> frames from the root task down to the running one (with --idle, every waiting task too; CPython 3.11+)')
     // Hidden in py-spy too.
     .addOption(new Option('--hideprogress', 'do not show the progress line').hideHelp())
     .addOption(new Option('--capture', "give a launched command /dev/null for its output instead of the terminal").hideHelp());
@@ -202,6 +204,7 @@ async function runRecord(deps: RecordCliDeps, flags: RecordFlags, command: strin
     native: flags.native ?? false,
     gcFrames: flags.gcFrames ?? true,
     gilWaitFrames: flags.gilWaitFrames ?? false,
+    asyncio: flags.asyncio ?? false,
     captureOutput: flags.capture ?? false,
     ...(deps.stderrIsTTY && !flags.hideprogress ? { onProgress: (p: Progress) => progress.draw(p) } : {}),
     ...(pushing

@@ -79,6 +79,17 @@ export interface RecordOptions {
    */
   gcFrames?: boolean;
   /**
+   * Rebuild the samples of a thread running an asyncio task along its await
+   * chain: root first, the event loop's frames, then for each task from the
+   * root task down to the running one a `<task NAME>` frame and its
+   * coroutine frames. With `idle`, every waiting task is sampled too, as its
+   * own stack under its `<task NAME>` frame (wall time per waiting task).
+   * pprof output labels each sample `task name` (`task_name` when pushing).
+   * CPython 3.11–3.15 (`EUNSUPPORTED` before); not with `native` (`EINVAL`).
+   * @default false
+   */
+  asyncio?: boolean;
+  /**
    * Give samples of threads waiting to take the GIL a `<GIL wait>` leaf
    * frame, so GIL contention shows per function. Such threads count as
    * active (sampled without `idle`) either way. @default false

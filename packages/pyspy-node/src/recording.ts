@@ -189,6 +189,7 @@ function toBindingOptions(options: Omit<RecordOptions, 'onProgress'>, batches: b
     fullFilenames: options.fullFilenames ?? false,
     native: options.native ?? false,
     gcFrames: options.gcFrames ?? true,
+    asyncio: options.asyncio ?? false,
     gilWaitFrames: options.gilWaitFrames ?? false,
     captureOutput: options.captureOutput ?? false,
     batches,

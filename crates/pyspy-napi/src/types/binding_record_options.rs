@@ -59,6 +59,10 @@ pub struct BindingRecordOptions {
     /// A launched command's standard streams go to `/dev/null`.
     /// @default false
     pub capture_output: Option<bool>,
+    /// Rebuild samples of a thread running an asyncio task along its await
+    /// chain (`<task NAME>` frames); with `idle`, waiting tasks are sampled
+    /// too (CPython 3.11–3.15; not with `native`). @default false
+    pub asyncio: Option<bool>,
     /// Push a window every interval to Grafana Pyroscope (the recorder then
     /// owns the batches: `takeBatch` returns null).
     pub push: Option<BindingPushOptions>,
@@ -159,6 +163,7 @@ impl BindingRecordOptions {
                 gc_frames: self.gc_frames.unwrap_or(true),
                 gil_wait_frames: self.gil_wait_frames.unwrap_or(false),
                 capture_output: self.capture_output.unwrap_or(false),
+                asyncio: self.asyncio.unwrap_or(false),
             },
         ))
     }

@@ -7,7 +7,9 @@
 //! first and labels `thread id` (Python's, numeric), `thread native id` (OS,
 //! numeric, when known), `thread name` (when known) and `pid` (numeric);
 //! with [`crate::OutputOptions::snake_case_labels`] the keys are
-//! `thread_id`, `thread_native_id`, `thread_name` (Pyroscope's rule).
+//! `thread_id`, `thread_native_id`, `thread_name` (Pyroscope's rule). A
+//! stack with `<task NAME>` frames (`--asyncio`) is also labelled
+//! `task name` (`task_name`) with its innermost task's name.
 //! There is one Function per (name, filename, first line) and one Location
 //! per (function, line) with one Line and no mapping (Python code has no
 //! addresses). Functions have no `system_name`: when it equals the name,
@@ -23,7 +25,7 @@ use std::io::{self, Write};
 use flate2::{write::GzEncoder, Compression};
 
 use super::{proto, Encoder};
-use crate::{OutputOptions, Profile, ThreadInfo};
+use crate::{FrameKind, OutputOptions, Profile, ThreadInfo};
 
 pub(crate) struct Pprof;
 
@@ -154,6 +156,28 @@ fn build(profile: &Profile, options: &OutputOptions) -> Vec<u8> {
         );
         if let Some(labels) = labels.get(stack.thread as usize) {
             msg.extend_from_slice(labels);
+        }
+        if let Some(task) = stack
+            .frames
+            .iter()
+            .rev()
+            .map(|&f| &profile.frames[f as usize])
+            .find(|f| f.kind == FrameKind::Task)
+        {
+            let name = task
+                .name
+                .strip_prefix("<task ")
+                .and_then(|n| n.strip_suffix('>'))
+                .unwrap_or(&task.name);
+            let key = if options.snake_case_labels {
+                "task_name"
+            } else {
+                "task name"
+            };
+            let mut label = Vec::new();
+            proto::int(&mut label, 1, strings.get(key));
+            proto::int(&mut label, 2, strings.get(name));
+            proto::bytes(&mut msg, 3, &label);
         }
         proto::bytes(&mut buf, 2, &msg);
     }

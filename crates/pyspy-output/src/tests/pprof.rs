@@ -230,6 +230,31 @@ fn snake_case_labels_for_pyroscope() {
 }
 
 #[test]
+fn samples_under_a_task_carry_its_name() {
+    // <module>; <task Task-1>; main; <task worker-0>; hot (and cold, no task)
+    let mut p = two_threads();
+    p.frames.push(synthetic("<task Task-1>", FrameKind::Task));
+    p.frames.push(synthetic("<task worker-0>", FrameKind::Task));
+    p.stacks[0].frames = vec![MODULE, 5, MAIN, 6, HOT];
+    let d = decode(&encode(&p, Format::Pprof));
+    assert_eq!(d.labels[0]["task name"], "worker-0", "the innermost task");
+    assert!(!d.labels[1].contains_key("task name"));
+    let raw = encode_str(&p, Format::Raw);
+    assert!(
+        raw.contains(
+            "<module> (app.py:10);<task Task-1>;main (app.py:5);<task worker-0>;hot (hot.py:3) 6"
+        ),
+        "{raw}"
+    );
+    let options = OutputOptions {
+        snake_case_labels: true,
+        ..Default::default()
+    };
+    let d = decode(&encode_to_vec(&p, Format::Pprof, &options).unwrap());
+    assert_eq!(d.labels[0]["task_name"], "worker-0");
+}
+
+#[test]
 fn wall_clock_is_named_wall() {
     let options = OutputOptions {
         clock: Clock::Wall,

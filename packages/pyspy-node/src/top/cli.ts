@@ -51,6 +51,7 @@ interface TopFlags {
   delay: number;
   native?: boolean;
   nonblocking?: boolean;
+  asyncio?: boolean;
 }
 
 /** Why `top` is stopping, when it was asked to. */
@@ -79,6 +80,7 @@ export function addTopCommand(program: Command, deps: TopCommandDeps, setExitCod
     .option('--delay <seconds>', 'seconds between refreshes', (text) => parsePositive(text, 'delay'), 1)
     .option('-n, --native', 'include native frames (C, C++, Cython; Linux x86-64): the program is paused for every read')
     .option('--nonblocking', 'never pause the program and never check stacks (they may be torn)')
+    .option('-a, --asyncio', 'asyncio tasks as rows: <task NAME> (its total is the time in that task and the tasks it awaits; with --idle, waiting time too; CPython 3.11+)')
     .addHelpText(
       'after',
       [
@@ -146,6 +148,7 @@ async function runTop(deps: TopCommandDeps, flags: TopFlags, command: string[]):
       idle: flags.idle ?? false,
       nonblocking: flags.nonblocking ?? false,
       native: flags.native ?? false,
+      asyncio: flags.asyncio ?? false,
       subprocesses: flags.subprocesses ?? false,
       fullFilenames: flags.fullFilenames ?? false,
       interval: flags.delay * 1000,
