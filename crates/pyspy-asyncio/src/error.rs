@@ -32,6 +32,9 @@ pub enum Error {
     /// debug section, a missing module attribute).
     #[error("cannot read asyncio tasks: {0}")]
     Missing(String),
+    /// A permanent failure found earlier, given again (its code, its text).
+    #[error("{1}")]
+    Refused(&'static str, String),
     /// A read failed, with what was being read.
     #[error("cannot read asyncio tasks ({what}): {source}")]
     Read {
@@ -50,6 +53,7 @@ impl Error {
             Error::Unsupported { .. } => "EUNSUPPORTED",
             Error::Layout { .. } => "ELAYOUT",
             Error::Missing(_) => "ENOASYNCIO",
+            Error::Refused(code, _) => code,
             Error::Read { source, .. } => source.code(),
         }
     }

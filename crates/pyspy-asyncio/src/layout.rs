@@ -85,6 +85,14 @@ impl AsyncioLayout {
     /// [`AsyncioLayout::read_section`].
     pub fn for_interpreter(layout: &Layout) -> Result<AsyncioLayout, Error> {
         let version = layout.version;
+        if layout.flavor.free_threaded {
+            // Every object header is 16 bytes longer and the task list is
+            // per thread: a layout of its own, not generated yet.
+            return Err(Error::Unsupported {
+                version,
+                reason: "free-threaded builds are not read yet",
+            });
+        }
         let (o, states, await_slot) = match (version.major, version.minor) {
             (3, 11) => (
                 generated::ASYNCIO_3_11,

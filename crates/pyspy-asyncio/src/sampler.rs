@@ -127,6 +127,9 @@ pub struct TaskSampler {
     /// `_asyncio.Task` and `_current_tasks` (0 on 3.14+).
     module: Option<(usize, usize)>,
     probe_in: u32,
+    /// A layout the target's `_asyncio` did not match: permanent, so it is
+    /// returned again rather than checked every sample.
+    refused: Option<(&'static str, String)>,
     idle_reader: Option<AsyncioReader>,
     names: Vec<String>,
     name_ids: FxHashMap<String, u32>,
@@ -160,6 +163,7 @@ impl TaskSampler {
             interp,
             module: None,
             probe_in: 0,
+            refused: None,
             idle_reader: None,
             names: Vec::new(),
             name_ids: FxHashMap::default(),
@@ -171,6 +175,27 @@ impl TaskSampler {
             predicted: Vec::new(),
             last_running: Vec::new(),
             since_refresh: 0,
+        }
+    }
+
+    /// Looks for the target's `_asyncio` module now (it is looked for again
+    /// every so many samples until asyncio is imported) and checks its
+    /// types against the layout: `Ok(false)` when not imported yet. A
+    /// mismatch is permanent and returned by every later call.
+    pub fn probe<M: Memory, T: Target>(
+        &mut self,
+        target: &T,
+        walker: &mut StackWalker<M>,
+    ) -> Result<bool, Error> {
+        if let Some((code, message)) = &self.refused {
+            return Err(Error::Refused(code, message.clone()));
+        }
+        match self.find_module(target, walker) {
+            Err(e @ (Error::Layout { .. } | Error::Unsupported { .. })) => {
+                self.refused = Some((e.code(), e.to_string()));
+                Err(e)
+            }
+            other => other,
         }
     }
 
@@ -190,7 +215,7 @@ impl TaskSampler {
         out: &mut TaskSample,
     ) -> Result<(), Error> {
         out.clear();
-        if self.module.is_none() && !self.find_module(target, walker)? {
+        if self.module.is_none() && !self.probe(target, walker)? {
             return Ok(());
         }
         let (task_type, current) = self.module.expect("found above");

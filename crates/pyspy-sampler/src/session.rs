@@ -149,8 +149,17 @@ impl Session {
     /// ([`RawSample::tasks`]); with `idle`, every waiting task too. Refused
     /// on versions without a task reader.
     pub fn enable_asyncio(&mut self, idle: bool) -> Result<(), Error> {
-        let sampler = pyspy_asyncio::TaskSampler::new(&*self.process, &self.interpreter)
+        let mut sampler = pyspy_asyncio::TaskSampler::new(&*self.process, &self.interpreter)
             .map_err(|e| Error::Asyncio(e.code(), e.to_string()))?;
+        // A target whose `_asyncio` does not match is refused now, not
+        // found out sample by sample; one that has not imported asyncio yet
+        // is looked at again while sampling.
+        if let Err(
+            e @ (pyspy_asyncio::Error::Layout { .. } | pyspy_asyncio::Error::Unsupported { .. }),
+        ) = sampler.probe(&*self.process, &mut self.walker)
+        {
+            return Err(Error::Asyncio(e.code(), e.to_string()));
+        }
         self.tasks = Some((sampler, idle));
         Ok(())
     }
