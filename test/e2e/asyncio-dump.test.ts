@@ -15,7 +15,15 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
 import { writeGcore, writeKernelCore } from '../helpers/cores.js';
 import { extraPath } from '../helpers/extras.js';
-import { killAllChildren, loadMatrix, runCli, spawnFixture, supportedInterpreters, type Interpreter } from '../helpers/pythons.js';
+import {
+  freeThreadedInterpreter,
+  killAllChildren,
+  loadMatrix,
+  runCli,
+  spawnFixture,
+  supportedInterpreters,
+  type Interpreter,
+} from '../helpers/pythons.js';
 
 const TIMEOUT = 120_000;
 
@@ -98,6 +106,18 @@ describe.each(modern.map((i) => [i.id, i] as const))('%s', (_id, interp) => {
     expect(fx.report.loop).toBe('uvloop.Loop');
     await checkAgainstTruth(interp, fx.pid, fx.report);
     uvloopChecked.push(`${interp.id} (uvloop ${uvloop.version})`);
+  });
+});
+
+// The free-threaded build (scripts/freethreaded.mjs): its own generated
+// layout (every object header 16 bytes longer). No uvloop here: PyPI's
+// uvloop wheels are for the GIL build's ABI (cp313, not cp313t).
+describe('free-threaded 3.13t', () => {
+  const ft = freeThreadedInterpreter();
+  it('dump --asyncio --json matches the fixture task by task', { timeout: TIMEOUT }, async () => {
+    const fx = await spawnFixture<Truth>(ft, 'asyncio_service.py', [], { via: 'shell' });
+    expect(fx.report.loop).toMatch(/^asyncio\./);
+    await checkAgainstTruth(ft, fx.pid, fx.report);
   });
 });
 

@@ -14,7 +14,15 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { record, top } from 'pyspy-node';
 
-import { killAllChildren, loadMatrix, runCli, spawnFixture, supportedInterpreters, type Interpreter } from '../helpers/pythons.js';
+import {
+  freeThreadedInterpreter,
+  killAllChildren,
+  loadMatrix,
+  runCli,
+  spawnFixture,
+  supportedInterpreters,
+  type Interpreter,
+} from '../helpers/pythons.js';
 import { cleanupRecord, decodePprof, outputDir, parseRaw, type RawStack, type SpeedscopeFile } from '../helpers/record.js';
 
 const TIMEOUT = 180_000;
@@ -22,7 +30,11 @@ const TIMEOUT = 180_000;
 const MIN_CHAIN_SHARE = 0.9;
 
 const minor = (i: Interpreter): number => Number(i.version.split('.')[1]);
-const modern = supportedInterpreters(loadMatrix()).filter((i) => i.version.startsWith('3.') && minor(i) >= 11);
+// The free-threaded 3.13t (scripts/freethreaded.mjs) too: a layout of its own.
+const modern = [
+  ...supportedInterpreters(loadMatrix()).filter((i) => i.version.startsWith('3.') && minor(i) >= 11),
+  freeThreadedInterpreter(),
+];
 
 afterEach(async () => {
   await killAllChildren();

@@ -153,17 +153,6 @@ describe(`free-threaded ${FT.id}`, () => {
     expect(res.stderr).toMatch(/free-threaded.*GIL disabled.*PYTHON_GIL=1/s);
   });
 
-  it('asyncio tasks are refused with EUNSUPPORTED, not misread: record up front, dump after the threads', { timeout: TIMEOUT }, async () => {
-    const fx = await spawnFixture<{ pid: number }>(FT, 'asyncio_service.py', [], { via: 'shell' });
-    const rec = await runCli(['record', '-p', String(fx.pid), '--asyncio', '-d', '1', '-f', 'raw', '-o', path.join(outputDir(), 'a.txt')]);
-    expect(rec.code).not.toBe(0);
-    expect(rec.stderr).toMatch(/EUNSUPPORTED|free-threaded builds are not read yet/);
-    const dump = await runCli(['dump', '-p', String(fx.pid), '--asyncio']);
-    expect(dump.code, dump.stderr).toBe(0);
-    expect(dump.stdout).toMatch(/cpu_inner \(asyncio_service\.py:\d+\)/);
-    expect(dump.stdout + dump.stderr).toMatch(/asyncio tasks not shown \(EUNSUPPORTED\): .*free-threaded builds are not read yet/);
-  });
-
   it('top prints both spinners', { timeout: TIMEOUT }, async () => {
     const fixture = path.join(FIXTURES_DIR, 'parallel_spin.py');
     const res = await runCli(['top', '--delay', '0.5', '--rate', '100', '--', FT.binary, fixture, '--threads', '2', '--lifetime', '3'], {

@@ -2,10 +2,11 @@
 // Change the script and re-run it instead.
 //
 // Every value is an offset or size printed by `gdb ptype /o` from the DWARF of
-// these builds (x86-64 Linux, default GIL build; free-threaded layouts differ):
+// these builds (x86-64 Linux; the T ones are free-threaded, --disable-gil):
 //   3.11: 3.11.7 from pyenv 3.11.7
 //   3.12: 3.12.1 from pyenv 3.12.1
 //   3.13: 3.13.0 from pyenv 3.13.0
+//   3.13t: 3.13.5t from scripts/freethreaded.mjs's --disable-gil build
 //   3.14: 3.14.10 from Debian sid libpython3.14-dbg 3.14.10-1
 //   3.15: 3.15.2 from Debian sid libpython3.15-dbg 3.15.2-1
 
@@ -117,6 +118,42 @@ pub(crate) const ASYNCIO_3_13: AsyncioOffsets = AsyncioOffsets {
     tstate_size: 304,
     task_dictoffset: -1,
     type_base: 256,
+};
+
+/// CPython 3.13.5t (scripts/freethreaded.mjs's --disable-gil build).
+pub(crate) const ASYNCIO_3_13T: AsyncioOffsets = AsyncioOffsets {
+    task_size: 160,
+    future_size: 120,
+    fut_loop: 32,
+    fut_callback0: 40,
+    fut_callbacks: 56,
+    fut_state: 112,
+    fut_awaited_by: None,
+    fut_is_task: None,
+    fut_awaited_by_is_set: None,
+    task_fut_waiter: 128,
+    task_coro: 136,
+    task_name: 144,
+    task_node: None,
+    futureiter_future: 32,
+    running_loop_holder_loop: None,
+    gen_frame_state: 83,
+    gen_iframe: 88,
+    frame_stacktop: Some(64),
+    frame_stackpointer: None,
+    frame_localsplus: 72,
+    frame_owner: 70,
+    cfunction_self: 40,
+    method_self: 40,
+    set_used: 40,
+    set_mask: 48,
+    set_table: 56,
+    weakref_object: 32,
+    tstate_dict: None,
+    tstate_running_loop: Some(304),
+    tstate_size: 304,
+    task_dictoffset: -1,
+    type_base: 272,
 };
 
 /// CPython 3.14.10 (Debian sid libpython3.14-dbg 3.14.10-1).

@@ -389,22 +389,26 @@ pub(crate) fn callback_waiters<M: Memory>(
     out
 }
 
-/// `PyFunctionObject.func_closure` (3.11–3.15: after the object header and
-/// seven pointers) and `PyCellObject.ob_ref`.
-const FUNC_CLOSURE: usize = 72;
-const CELL_REF: usize = 16;
+/// `PyFunctionObject.func_closure` (3.11–3.15: seven pointers after the
+/// object header) and `PyCellObject.ob_ref` (right after it); the header
+/// ends with `ob_type` (16 bytes on GIL builds, 32 free-threaded).
+const FUNC_CLOSURE_AFTER_HEADER: usize = 56;
 /// Most closure cells looked at.
 const MAX_CELLS: usize = 16;
 
 /// The `_GatheringFuture` a function's closure holds (gather's
 /// `_done_callback` keeps its outer future in a cell).
 fn gathering_future<M: Memory>(r: &ObjectReader<M>, func: usize) -> Option<usize> {
-    let closure = r.mem.read_usize(func.wrapping_add(FUNC_CLOSURE)).ok()?;
+    let header = r.layout.offsets.ob_type + 8;
+    let closure = r
+        .mem
+        .read_usize(func.wrapping_add(header + FUNC_CLOSURE_AFTER_HEADER))
+        .ok()?;
     if closure == 0 {
         return None;
     }
     for cell in r.tuple_items(closure, MAX_CELLS).ok()? {
-        let Ok(obj) = r.mem.read_usize(cell.wrapping_add(CELL_REF)) else {
+        let Ok(obj) = r.mem.read_usize(cell.wrapping_add(header)) else {
             continue;
         };
         if obj != 0

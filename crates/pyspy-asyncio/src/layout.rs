@@ -85,15 +85,19 @@ impl AsyncioLayout {
     /// [`AsyncioLayout::read_section`].
     pub fn for_interpreter(layout: &Layout) -> Result<AsyncioLayout, Error> {
         let version = layout.version;
-        if layout.flavor.free_threaded {
-            // Every object header is 16 bytes longer and the task list is
-            // per thread: a layout of its own, not generated yet.
+        let free_threaded = layout.flavor.free_threaded;
+        if free_threaded && version.minor != 13 {
+            // Every object header is 16 bytes longer: a layout of its own,
+            // generated from a build of that version (3.13t only so far).
             return Err(Error::Unsupported {
                 version,
-                reason: "free-threaded builds are not read yet",
+                reason: "free-threaded builds other than 3.13t are not read yet",
             });
         }
         let (o, states, await_slot) = match (version.major, version.minor) {
+            (3, 13) if free_threaded => {
+                (generated::ASYNCIO_3_13T, new_states(), AwaitSlot::Stacktop)
+            }
             (3, 11) => (
                 generated::ASYNCIO_3_11,
                 old_states(),

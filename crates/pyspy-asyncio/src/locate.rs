@@ -158,7 +158,7 @@ pub(crate) fn set_items<M: Memory>(
     set: usize,
     out: &mut Vec<usize>,
 ) -> Result<(), Error> {
-    let mut head = [0u8; 48];
+    let mut head = [0u8; 64];
     let len = l.o.set_table.max(l.o.set_mask).max(l.o.set_used) + 8;
     let head = head
         .get_mut(..len)

@@ -13,12 +13,16 @@ use crate::reader::{ThreadInput, MAX_CHAIN};
 
 /// Most value-stack slots a frame may hold (bounds the awaited slot).
 const MAX_STACK_SLOTS: usize = 1 << 16;
-/// The reference count leads every object and changes without the
-/// coroutine moving: left out of the header kept for checks.
-pub(crate) const HEADER_SKIP: usize = 8;
+/// Bytes of an object's header before its type: the reference count (and on
+/// free-threaded builds the owner thread and shared count), which change
+/// without the coroutine moving, so they are left out of the header kept
+/// for checks.
+pub(crate) fn header_skip(walker_ob_type: usize) -> usize {
+    walker_ob_type
+}
 
 /// A suspended coroutine of a chain: its address and header (after
-/// [`HEADER_SKIP`]).
+/// [`header_skip`]).
 pub(crate) type Visited = (usize, Vec<u8>);
 
 /// Bytes of a coroutine read per chain link: its header and embedded
@@ -51,6 +55,7 @@ pub(crate) fn chains<M: Memory>(
 ) -> usize {
     let o = &l.o;
     let head_len = header_len(l);
+    let skip = header_skip(walker.objects.layout.offsets.ob_type);
     let mut coro_types: FxHashSet<usize> = FxHashSet::default();
     let mut other_types: FxHashSet<usize> = FxHashSet::default();
     let mut cut = 0;
@@ -141,7 +146,7 @@ pub(crate) fn chains<M: Memory>(
                 continue; // finished or cleared: nothing left to show
             }
             if let Some(v) = visited.as_deref_mut() {
-                v[k.task].push((k.gen, h[HEADER_SKIP..].to_vec()));
+                v[k.task].push((k.gen, h[skip..].to_vec()));
             }
             match walker.line_of(code, instr) {
                 Ok(Some(line)) => frames[k.task].push(RawFrame {

@@ -26,7 +26,7 @@ use pyspy_process::{Memory, Target};
 use crate::error::Error;
 use crate::graph::{is_task_type, task_name, Raw};
 use crate::layout::AsyncioLayout;
-use crate::read::{chains, header_len, Visited, HEADER_SKIP};
+use crate::read::{chains, header_len, header_skip, Visited};
 use crate::reader::{AsyncioReader, ThreadInput};
 
 /// Most tasks followed up one await chain.
@@ -274,14 +274,15 @@ impl TaskSampler {
             t = self.cache.get(&t).map_or(0, |c| c.parent);
         }
         let size = self.layout.o.task_size;
-        let hlen = header_len(&self.layout) - HEADER_SKIP;
+        let skip = header_skip(walker.objects.layout.offsets.ob_type);
+        let hlen = header_len(&self.layout) - skip;
         self.ranges.clear();
         self.ranges
             .extend(self.predicted.iter().map(|&t| (t, size)));
         for &t in &self.predicted[1..] {
             if let Some(c) = self.cache.get(&t) {
                 self.ranges
-                    .extend(c.chain.iter().map(|(g, _)| (g + HEADER_SKIP, hlen)));
+                    .extend(c.chain.iter().map(|(g, _)| (g + skip, hlen)));
             }
         }
         let total: usize = self.ranges.iter().map(|r| r.1).sum();

@@ -187,3 +187,28 @@ fn old_versions_are_refused_with_a_reason() {
     assert_eq!(err.code(), "EUNSUPPORTED");
     assert!(err.to_string().contains("3.11 to 3.15"), "{err}");
 }
+
+#[test]
+fn free_threaded_layouts_exist_for_3_13t_only() {
+    let mem = FakeMemory::new();
+    for (minor, readable) in [(13, true), (14, false), (15, false)] {
+        // Only the version and the flavor are looked at before the refusal.
+        let mut layout = layout_for(&mem, version(12), 0).unwrap();
+        layout.version = version(minor);
+        layout.flavor.free_threaded = true;
+        match AsyncioLayout::for_interpreter(&layout) {
+            Ok(l) => {
+                assert!(readable, "3.{minor}t");
+                // Every object field sits 16 bytes further than on the GIL build.
+                let gil = crate::generated::ASYNCIO_3_13;
+                assert_eq!(l.o.task_size, gil.task_size + 16);
+                assert_eq!(l.o.task_coro, gil.task_coro + 16);
+            }
+            Err(e) => {
+                assert!(!readable, "3.{minor}t: {e}");
+                assert_eq!(e.code(), "EUNSUPPORTED");
+                assert!(e.to_string().contains("free-threaded"), "{e}");
+            }
+        }
+    }
+}
