@@ -55,12 +55,10 @@ async function recordFile(pid: number, format: string, extra: string[] = []): Pr
   return out;
 }
 
-describe.each(modern.map((i) => [i.id, i] as const))('%s', (_id, interp) => {
-  it('record --asyncio: raw, --idle, speedscope, pprof; the library; top', { timeout: TIMEOUT }, async () => {
-    const fx = await spawnFixture(interp, 'asyncio_service.py', [], { via: 'shell' });
-
+/** raw: cpu_inner's samples rebuilt along the await chain; --idle: every waiting task sampled. */
+async function checkRawAndIdle(pid: number): Promise<void> {
     // raw: the CPU-bound coroutine's samples rebuilt along the await chain.
-    const raw = parseRaw(readFileSync(await recordFile(fx.pid, 'raw'), 'utf8'));
+    const raw = parseRaw(readFileSync(await recordFile(pid, 'raw'), 'utf8'));
     const cpu = raw.filter((s) => names(s).at(-1) === 'cpu_inner');
     const cpuCount = cpu.reduce((n, s) => n + s.count, 0);
     expect(cpuCount).toBeGreaterThan(20);
@@ -83,7 +81,7 @@ describe.each(modern.map((i) => [i.id, i] as const))('%s', (_id, interp) => {
 
     // --idle: waiting tasks sampled as their own stacks, each about as
     // often as the running one (every sample sees them all).
-    const idle = parseRaw(readFileSync(await recordFile(fx.pid, 'raw', ['--idle']), 'utf8'));
+    const idle = parseRaw(readFileSync(await recordFile(pid, 'raw', ['--idle']), 'utf8'));
     const byTask = new Map<string, number>();
     for (const s of idle) {
       const inner = tasksOf(s).at(-1);
@@ -99,6 +97,13 @@ describe.each(modern.map((i) => [i.id, i] as const))('%s', (_id, interp) => {
     const gathered = idle.find((s) => tasksOf(s).at(-1) === '<task gathered-a>');
     expect(tasksOf(gathered!)).toEqual(['<task Task-1>', '<task workers>', '<task worker-1>', '<task gathered-a>']);
     expect(names(gathered!)).toContain('sleeper');
+}
+
+describe.each(modern.map((i) => [i.id, i] as const))('%s', (_id, interp) => {
+  it('record --asyncio: raw, --idle, speedscope, pprof; the library; top', { timeout: TIMEOUT }, async () => {
+    const fx = await spawnFixture(interp, 'asyncio_service.py', [], { via: 'shell' });
+
+    await checkRawAndIdle(fx.pid);
 
     // speedscope and pprof carry the task frames; pprof labels the task.
     const speedscope = JSON.parse(readFileSync(await recordFile(fx.pid, 'speedscope'), 'utf8')) as SpeedscopeFile;
@@ -129,6 +134,20 @@ describe.each(modern.map((i) => [i.id, i] as const))('%s', (_id, interp) => {
     expect(worker!.totalPct).toBeGreaterThan(50);
   });
 });
+
+// Pure-Python tasks (asyncio without _asyncio): read per sample through the
+// dump reader. One interpreter whose edges come from callbacks (3.12), one
+// whose tasks name their waiters (3.14).
+describe.each(modern.filter((i) => ['pyenv-3.12.1', 'debian-3.14'].includes(i.id)).map((i) => [i.id, i] as const))(
+  'pure-Python tasks on %s',
+  (_id, interp) => {
+    it('record --asyncio: raw and --idle', { timeout: TIMEOUT }, async () => {
+      const fx = await spawnFixture<{ python_tasks: boolean }>(interp, 'asyncio_service.py', ['--python-tasks'], { via: 'shell' });
+      expect(fx.report.python_tasks).toBe(true);
+      await checkRawAndIdle(fx.pid);
+    });
+  },
+);
 
 describe('refusals', () => {
   const old = supportedInterpreters(loadMatrix()).find((i) => i.version.startsWith('3.') && minor(i) <= 10 && minor(i) >= 6);

@@ -5,19 +5,19 @@
 //! (`_fut_waiter`: another task, or a `gather`'s future and its children)
 //! and the done-callbacks registered on a task (a waiting C task's
 //! `__wakeup` builtin, whose `__self__` is the waiter; a `TaskGroup`'s
-//! `_on_task_done` bound method, whose group's `_parent_task` waits for it).
+//! `_on_task_done` bound method, whose group's `_parent_task` waits for it;
+//! those live in `edges.rs`).
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use pyspy_cpython::{ObjectReader, StackWalker};
 use pyspy_process::{Memory, MemoryExt};
 
+use crate::edges::{callback_waiters, waited_on};
 use crate::layout::AsyncioLayout;
 use crate::locate;
 use crate::reader::{AsyncioSnapshot, Task, TaskState, ThreadInput};
 
-/// Most callbacks or gather children looked at per task.
-const MAX_EDGES: usize = 4096;
 /// Longest task name kept.
 const MAX_NAME: usize = 256;
 /// Deepest `tp_base` chain followed for a Task subclass.
@@ -97,14 +97,45 @@ pub(crate) fn build<M: Memory>(
     threads: &[ThreadInput<'_>],
     snap: &mut AsyncioSnapshot,
 ) {
+    let mut task_types = FxHashSet::default();
+    let mut other_types = FxHashSet::default();
+    task_types.insert(task_type);
+    let raws = if l.python_tasks {
+        python_raws(
+            walker,
+            l,
+            candidates,
+            &mut task_types,
+            &mut other_types,
+            snap,
+        )
+    } else {
+        c_raws(
+            walker,
+            l,
+            candidates,
+            &mut task_types,
+            &mut other_types,
+            snap,
+        )
+    };
+    edges_and_frames(cache, walker, l, raws, loops, current, threads, snap);
+}
+
+/// The candidates that are C tasks, read in one batch.
+fn c_raws<M: Memory>(
+    walker: &mut StackWalker<M>,
+    l: &AsyncioLayout,
+    candidates: &[(usize, Option<u64>)],
+    task_types: &mut FxHashSet<usize>,
+    other_types: &mut FxHashSet<usize>,
+    snap: &mut AsyncioSnapshot,
+) -> Vec<Raw> {
     let o = &l.o;
     let size = o.task_size;
     let ranges: Vec<(usize, usize)> = candidates.iter().map(|(a, _)| (*a, size)).collect();
     let mut buf = vec![0u8; ranges.len() * size];
     let batched = walker.objects.mem.read_ranges(&ranges, &mut buf).is_ok();
-    let mut task_types = FxHashSet::default();
-    let mut other_types = FxHashSet::default();
-    task_types.insert(task_type);
     let mut raws = Vec::with_capacity(candidates.len());
     for (i, &(addr, thread)) in candidates.iter().enumerate() {
         let bytes = &mut buf[i * size..(i + 1) * size];
@@ -113,13 +144,7 @@ pub(crate) fn build<M: Memory>(
             continue;
         }
         let ty = word(bytes, walker.objects.layout.offsets.ob_type);
-        if !is_task_type(
-            &walker.objects,
-            o.type_base,
-            ty,
-            &mut task_types,
-            &mut other_types,
-        ) {
+        if !is_task_type(&walker.objects, o.type_base, ty, task_types, other_types) {
             continue; // a dead weak reference's None, a set's dummy
         }
         raws.push(Raw::parse(
@@ -130,6 +155,48 @@ pub(crate) fn build<M: Memory>(
             thread,
         ));
     }
+    raws
+}
+
+/// The candidates that are pure-Python tasks, each from its instance dict.
+fn python_raws<M: Memory>(
+    walker: &mut StackWalker<M>,
+    l: &AsyncioLayout,
+    candidates: &[(usize, Option<u64>)],
+    task_types: &mut FxHashSet<usize>,
+    other_types: &mut FxHashSet<usize>,
+    snap: &mut AsyncioSnapshot,
+) -> Vec<Raw> {
+    let r = &walker.objects;
+    let mut raws = Vec::with_capacity(candidates.len());
+    for &(addr, thread) in candidates {
+        let Ok(ty) = r.type_of(addr) else {
+            snap.skipped += 1;
+            continue;
+        };
+        if !is_task_type(r, l.o.type_base, ty, task_types, other_types) {
+            continue;
+        }
+        match crate::python_tasks::raw(r, addr, ty, thread) {
+            Some(raw) => raws.push(raw),
+            None => snap.skipped += 1,
+        }
+    }
+    raws
+}
+
+/// Names, states and await edges of the tasks read, then their frames.
+#[allow(clippy::too_many_arguments)]
+fn edges_and_frames<M: Memory>(
+    cache: &mut GraphCache,
+    walker: &mut StackWalker<M>,
+    l: &AsyncioLayout,
+    raws: Vec<Raw>,
+    loops: &FxHashMap<usize, u64>,
+    current: &FxHashMap<usize, u64>,
+    threads: &[ThreadInput<'_>],
+    snap: &mut AsyncioSnapshot,
+) {
     let r = &walker.objects;
     let mut tasks: Vec<Task> = Vec::with_capacity(raws.len());
     let mut keep = Vec::with_capacity(raws.len());
@@ -163,6 +230,7 @@ pub(crate) fn build<M: Memory>(
             id: tasks.len(),
             addr: raw.addr,
             name,
+            coro: raw.coro,
             state,
             thread_id: raw
                 .thread
@@ -297,144 +365,6 @@ pub(crate) fn task_name<M: Memory>(r: &ObjectReader<M>, name: usize) -> Option<S
         "int" => Some(format!("Task-{}", r.read_int(name).ok()??)),
         _ => None,
     }
-}
-
-/// The tasks a task waits on through its `_fut_waiter`: that task, or the
-/// children of a `gather`.
-fn waited_on<M: Memory>(
-    r: &ObjectReader<M>,
-    waiter: usize,
-    waiter_type: usize,
-    ids: &FxHashMap<usize, usize>,
-) -> Vec<usize> {
-    if waiter == 0 {
-        return Vec::new();
-    }
-    if let Some(&id) = ids.get(&waiter) {
-        return vec![id];
-    }
-    let ty = match waiter_type {
-        0 => r.type_of(waiter),
-        t => Ok(t),
-    };
-    let is_gather = ty
-        .and_then(|t| r.type_name(t))
-        .is_ok_and(|n| &*n == "_GatheringFuture");
-    if !is_gather {
-        return Vec::new();
-    }
-    let Ok(attrs) = r.instance_dict_items(waiter) else {
-        return Vec::new();
-    };
-    let Some(children) = r.lookup_str_key(&attrs, "_children") else {
-        return Vec::new();
-    };
-    list_items(r, children)
-        .into_iter()
-        .filter_map(|c| ids.get(&c).copied())
-        .collect()
-}
-
-/// The objects named as waiters by done-callbacks (`callback0` and the
-/// `(callback, context)` entries of the `callbacks` list): a C task's
-/// `__wakeup` builtin names its task; a `TaskGroup`'s `_on_task_done`
-/// method its group's `_parent_task`; `gather`'s `_done_callback` closure
-/// its outer future, whose own callbacks name the task awaiting the gather
-/// (`depth` bounds that step). Not checked to be tasks.
-pub(crate) fn callback_waiters<M: Memory>(
-    r: &ObjectReader<M>,
-    l: &AsyncioLayout,
-    callback0: usize,
-    callbacks_list: usize,
-    depth: u8,
-) -> Vec<usize> {
-    let mut callbacks = vec![callback0];
-    if callbacks_list != 0 {
-        for entry in list_items(r, callbacks_list) {
-            // Each entry is a (callback, context) tuple.
-            if let Ok(items) = r.tuple_items(entry, 2) {
-                callbacks.extend(items.first());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    for cb in callbacks.into_iter().filter(|&c| c != 0) {
-        let Ok(name) = r.type_of(cb).and_then(|t| r.type_name(t)) else {
-            continue;
-        };
-        match &*name {
-            "builtin_function_or_method" => {
-                out.extend(r.mem.read_usize(cb.wrapping_add(l.o.cfunction_self)).ok())
-            }
-            "method" => out.extend(
-                r.mem
-                    .read_usize(cb.wrapping_add(l.o.method_self))
-                    .ok()
-                    .and_then(|group| r.instance_dict_items(group).ok())
-                    .and_then(|attrs| r.lookup_str_key(&attrs, "_parent_task")),
-            ),
-            "function" if depth > 0 => {
-                if let Some(outer) = gathering_future(r, cb) {
-                    let o = &l.o;
-                    let cb0 = r.mem.read_usize(outer.wrapping_add(o.fut_callback0));
-                    let list = r.mem.read_usize(outer.wrapping_add(o.fut_callbacks));
-                    if let (Ok(cb0), Ok(list)) = (cb0, list) {
-                        out.extend(callback_waiters(r, l, cb0, list, depth - 1));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-/// `PyFunctionObject.func_closure` (3.11–3.15: seven pointers after the
-/// object header) and `PyCellObject.ob_ref` (right after it); the header
-/// ends with `ob_type` (16 bytes on GIL builds, 32 free-threaded).
-const FUNC_CLOSURE_AFTER_HEADER: usize = 56;
-/// Most closure cells looked at.
-const MAX_CELLS: usize = 16;
-
-/// The `_GatheringFuture` a function's closure holds (gather's
-/// `_done_callback` keeps its outer future in a cell).
-fn gathering_future<M: Memory>(r: &ObjectReader<M>, func: usize) -> Option<usize> {
-    let header = r.layout.offsets.ob_type + 8;
-    let closure = r
-        .mem
-        .read_usize(func.wrapping_add(header + FUNC_CLOSURE_AFTER_HEADER))
-        .ok()?;
-    if closure == 0 {
-        return None;
-    }
-    for cell in r.tuple_items(closure, MAX_CELLS).ok()? {
-        let Ok(obj) = r.mem.read_usize(cell.wrapping_add(header)) else {
-            continue;
-        };
-        if obj != 0
-            && r.type_of(obj)
-                .and_then(|t| r.type_name(t))
-                .is_ok_and(|n| &*n == "_GatheringFuture")
-        {
-            return Some(obj);
-        }
-    }
-    None
-}
-
-/// A list's items (at most `MAX_EDGES`; none if unreadable).
-fn list_items<M: Memory>(r: &ObjectReader<M>, list: usize) -> Vec<usize> {
-    let o = &r.layout.offsets;
-    let Ok(n) = r.mem.read_usize(list.wrapping_add(o.list_ob_size)) else {
-        return Vec::new();
-    };
-    let Ok(items) = r.mem.read_usize(list.wrapping_add(o.list_ob_item)) else {
-        return Vec::new();
-    };
-    if n > MAX_EDGES {
-        return Vec::new();
-    }
-    r.pointers(items, n).unwrap_or_default()
 }
 
 fn word(b: &[u8], off: usize) -> usize {

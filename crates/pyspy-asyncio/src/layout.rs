@@ -77,6 +77,9 @@ pub struct AsyncioLayout {
     pub tstate_running_loop: Option<usize>,
     /// 3.14+: from the target's `.AsyncioDebug`.
     pub lists: Option<TaskLists>,
+    /// The target runs pure-Python tasks (`_PyTask`: no `_asyncio`), whose
+    /// fields are read from their instance dicts, not at these offsets.
+    pub python_tasks: bool,
 }
 
 impl AsyncioLayout {
@@ -163,6 +166,7 @@ impl AsyncioLayout {
             await_slot,
             tstate_running_loop,
             lists: None,
+            python_tasks: false,
         })
     }
 

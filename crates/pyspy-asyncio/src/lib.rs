@@ -20,12 +20,18 @@
 //! count, chain depth, set sizes, list walks with cycle checks); a task
 //! that cannot be read is skipped and counted.
 //!
-//! It does not: pause the target (the caller does), read pure-Python tasks
-//! (`_PyTask`, used when `_asyncio` is missing: refused with a reason),
-//! free-threaded builds, or 3.10 and older. It only reads memory, through
-//! [`pyspy_process::Memory`] (a live process or a core file alike).
+//! Pure-Python tasks (`_PyTask`, what asyncio uses when `_asyncio` cannot
+//! be imported) are read from their instance dicts and `asyncio.tasks`'s
+//! containers instead (`python_tasks.rs`); the free-threaded 3.13t has a
+//! layout of its own.
+//!
+//! It does not: pause the target (the caller does), read free-threaded
+//! builds other than 3.13t, or 3.10 and older (both refused with a
+//! reason). It only reads memory, through [`pyspy_process::Memory`] (a
+//! live process or a core file alike).
 #![deny(missing_docs)]
 
+mod edges;
 mod error;
 #[rustfmt::skip]
 mod generated;
@@ -33,6 +39,7 @@ mod graph;
 mod layout;
 mod locate;
 mod offsets;
+mod python_tasks;
 mod read;
 mod reader;
 mod sampler;

@@ -24,6 +24,13 @@ pub(crate) enum Found {
         /// The module dict's items.
         items: Vec<(usize, usize)>,
     },
+    /// asyncio runs without `_asyncio`: its tasks are `_PyTask`s.
+    PythonTasks {
+        /// `asyncio.tasks._PyTask`.
+        task_type: usize,
+        /// `asyncio.tasks`'s dict items (`_scheduled_tasks`, ...).
+        items: Vec<(usize, usize)>,
+    },
 }
 
 /// Looks up `sys.modules["_asyncio"]` and its `Task`/`Future` types.
@@ -37,14 +44,19 @@ pub(crate) fn find_module<M: Memory>(r: &ObjectReader<M>, interp: usize) -> Resu
         return Ok(Found::Nothing);
     }
     let items = r.dict_items(modules).ctx("sys.modules")?;
-    let Some(module) = r.lookup_str_key(&items, "_asyncio") else {
-        return if r.lookup_str_key(&items, "asyncio").is_some() {
-            Err(Error::Missing(
-                "asyncio runs without its C module _asyncio (pure-Python tasks are not read yet)"
-                    .into(),
-            ))
-        } else {
-            Ok(Found::Nothing)
+    let is_module = |m: usize| {
+        r.type_of(m)
+            .and_then(|t| r.type_name(t))
+            .is_ok_and(|n| &*n == "module")
+    };
+    // `sys.modules["_asyncio"] = None` is how a program keeps it out.
+    let Some(module) = r
+        .lookup_str_key(&items, "_asyncio")
+        .filter(|&m| is_module(m))
+    else {
+        return match r.lookup_str_key(&items, "asyncio.tasks") {
+            Some(tasks) if is_module(tasks) => python_tasks_module(r, tasks),
+            _ => Ok(Found::Nothing),
         };
     };
     let md_dict = r
@@ -61,6 +73,19 @@ pub(crate) fn find_module<M: Memory>(r: &ObjectReader<M>, interp: usize) -> Resu
         future_type: get("Future")?,
         items,
     })
+}
+
+/// `asyncio.tasks` of a process without `_asyncio`: `_PyTask` and the dict.
+fn python_tasks_module<M: Memory>(r: &ObjectReader<M>, module: usize) -> Result<Found, Error> {
+    let md_dict = r
+        .mem
+        .read_usize(module.wrapping_add(r.layout.offsets.module_md_dict))
+        .ctx("asyncio.tasks.__dict__")?;
+    let items = r.dict_items(md_dict).ctx("asyncio.tasks.__dict__")?;
+    let task_type = r
+        .lookup_str_key(&items, "_PyTask")
+        .ok_or_else(|| Error::Missing("asyncio.tasks has no _PyTask".into()))?;
+    Ok(Found::PythonTasks { task_type, items })
 }
 
 /// Checks `_asyncio.Task`/`Future` against the layout: the fingerprint of

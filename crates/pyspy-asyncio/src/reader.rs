@@ -59,6 +59,8 @@ pub struct Task {
     pub addr: usize,
     /// `get_name()`.
     pub name: String,
+    /// Its coroutine object (0 when done).
+    pub coro: usize,
     /// State.
     pub state: TaskState,
     /// The thread whose loop runs it (3.14+: the thread that created it),
@@ -85,8 +87,9 @@ pub struct AsyncioSnapshot {
     pub notes: Vec<String>,
 }
 
-/// `_asyncio.Task`, `_asyncio.Future` and the module dict's items.
-type Module = (usize, usize, Vec<(usize, usize)>);
+/// The task type (`_asyncio.Task`, or `_PyTask`) and the dict items of the
+/// module that holds the task containers (`_asyncio`, or `asyncio.tasks`).
+type Module = (usize, Vec<(usize, usize)>);
 
 /// Reads tasks of one interpreter; keeps what does not change between
 /// reads (the layout, the module's types) for the next one.
@@ -142,20 +145,32 @@ impl AsyncioReader {
                     items,
                 } => {
                     locate::check_types(r, &self.layout, task_type, future_type)?;
-                    self.module = Some((task_type, future_type, items));
+                    self.module = Some((task_type, items));
+                }
+                Found::PythonTasks { task_type, items } => {
+                    self.layout.python_tasks = true;
+                    self.layout.lists = None;
+                    self.module = Some((task_type, items));
                 }
             }
         }
-        if self.layout.o.task_node.is_some() && self.layout.lists.is_none() {
+        if self.layout.o.task_node.is_some()
+            && self.layout.lists.is_none()
+            && !self.layout.python_tasks
+        {
             self.layout.read_section(target, &r.layout)?;
         }
-        let (task_type, _, items) = self.module.as_ref().expect("set above");
         let l = self.layout;
         let mut snap = AsyncioSnapshot::default();
         // Running loop and current task per thread.
         let mut loops: FxHashMap<usize, u64> = FxHashMap::default();
         let mut current: FxHashMap<usize, u64> = FxHashMap::default();
-        for t in threads {
+        if l.python_tasks {
+            loops = crate::python_tasks::loops_by_thread(walker, &l, threads);
+        }
+        let r = &walker.objects;
+        let (task_type, items) = self.module.as_ref().expect("set above");
+        for t in threads.iter().filter(|_| !l.python_tasks) {
             let lp = locate::running_loop(r, &l, t.tstate)?;
             if lp != 0 {
                 loops.insert(lp, t.thread_id);

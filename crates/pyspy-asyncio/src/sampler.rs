@@ -15,6 +15,7 @@
 use std::ops::Range;
 
 mod others;
+mod python;
 #[cfg(test)]
 mod tests;
 
@@ -219,6 +220,9 @@ impl TaskSampler {
             return Ok(());
         }
         let (task_type, current) = self.module.expect("found above");
+        if self.layout.python_tasks {
+            return self.python_sample(target, walker, threads, idle, out);
+        }
         self.task_types.insert(task_type);
         // Running task candidates: (thread index if known, task).
         // A task whose coroutine's frame is still on a thread's stack still

@@ -6,10 +6,11 @@ use pyspy_cpython::StackWalker;
 use pyspy_process::{Memory, Target};
 
 use super::{word, ChainLink, IdleChain, TaskSample, TaskSampler, MAX_DEPTH, PROBE_EVERY};
+use crate::edges::callback_waiters;
 use crate::error::{Context, Error};
-use crate::graph::{callback_waiters, is_task_type, Raw};
+use crate::graph::{is_task_type, Raw};
 use crate::locate::{self, Found};
-use crate::reader::{AsyncioReader, TaskState, ThreadInput};
+use crate::reader::{AsyncioReader, AsyncioSnapshot, Task, TaskState, ThreadInput};
 
 impl TaskSampler {
     /// Each thread's running task (3.14+: from its thread state, one read
@@ -84,6 +85,13 @@ impl TaskSampler {
                 self.module = Some((task_type, current));
                 Ok(true)
             }
+            Found::PythonTasks { task_type, .. } => {
+                // Read per sample through the dump reader (python.rs).
+                self.layout.python_tasks = true;
+                self.layout.lists = None;
+                self.module = Some((task_type, 0));
+                Ok(true)
+            }
         }
     }
 
@@ -129,32 +137,43 @@ impl TaskSampler {
             .as_mut()
             .expect("set above")
             .read(target, walker, threads)?;
+        self.idle_from(&snap, out);
+        Ok(())
+    }
+
+    /// Every waiting task of `snap`, each with its awaiters, into `out`.
+    pub(super) fn idle_from(&mut self, snap: &AsyncioSnapshot, out: &mut TaskSample) {
         for task in snap.tasks.iter().filter(|t| t.state == TaskState::Pending) {
             let first = out.links.len();
-            let mut seen = Vec::new();
-            let mut cur = Some(task);
-            while let Some(t) = cur {
-                if seen.contains(&t.id) || seen.len() >= MAX_DEPTH {
-                    break;
-                }
-                seen.push(t.id);
-                let start = out.frames.len();
-                if t.state != TaskState::Running {
-                    out.frames.extend_from_slice(&t.frames);
-                }
-                let name = self.intern(t.name.clone());
-                out.links.push(ChainLink {
-                    task: t.addr,
-                    name,
-                    frames: start..out.frames.len(),
-                });
-                cur = t.awaited_by.first().map(|&id| &snap.tasks[id]);
-            }
+            self.push_chain(snap, task, out);
             out.idle.push(IdleChain {
                 thread_id: task.thread_id,
                 links: first..out.links.len(),
             });
         }
-        Ok(())
+    }
+
+    /// `task` and the tasks awaiting it (the first of each), up to the
+    /// root, as links of `out` (a running task's frames are its thread's).
+    pub(super) fn push_chain(&mut self, snap: &AsyncioSnapshot, task: &Task, out: &mut TaskSample) {
+        let mut seen = Vec::new();
+        let mut cur = Some(task);
+        while let Some(t) = cur {
+            if seen.contains(&t.id) || seen.len() >= MAX_DEPTH {
+                break;
+            }
+            seen.push(t.id);
+            let start = out.frames.len();
+            if t.state != TaskState::Running {
+                out.frames.extend_from_slice(&t.frames);
+            }
+            let name = self.intern(t.name.clone());
+            out.links.push(ChainLink {
+                task: t.addr,
+                name,
+                frames: start..out.frames.len(),
+            });
+            cur = t.awaited_by.first().and_then(|&id| snap.tasks.get(id));
+        }
     }
 }
