@@ -14,15 +14,15 @@
  * With -DPROBE_FACTS: "<key> <value>" lines describing layouts the walker
  * needs beyond plain offsets (used to write and re-check LAYOUT_NOTES.md).
  *
- * 64-bit Linux, default (GIL) builds, and the free-threaded 3.13t.
+ * 64-bit Linux, default (GIL) builds, and free-threaded 3.13t-3.15t.
  */
 #include "Python.h"
 
 #if PY_MAJOR_VERSION != 3 || PY_MINOR_VERSION < 11 || PY_MINOR_VERSION > 15
 #  error "offsets-probe.c knows CPython 3.11 to 3.15 only"
 #endif
-#if defined(Py_GIL_DISABLED) && PY_MINOR_VERSION != 13
-#  error "free-threaded headers are supported for 3.13t only"
+#if defined(Py_GIL_DISABLED) && PY_MINOR_VERSION < 13
+#  error "free-threaded headers are supported from 3.13t on"
 #endif
 
 /* Internal headers that hold the structs. Which ones exist moves between
@@ -398,8 +398,16 @@ int main(void) {
         bits("tstate._status.holds_gil", w);
     }
 #endif
-#if V >= 14
+#if V >= 14 && !defined(Py_GIL_DISABLED)
     printf("PyStackRef_NULL_BITS %lu\n", (unsigned long)PyStackRef_NULL_BITS);
+#endif
+#if V >= 14 && defined(Py_GIL_DISABLED)
+    /* free-threaded stack references: the deferred bit, and where a frame's
+     * copy of the bytecode is picked */
+    printf("Py_TAG_BITS %lu\n", (unsigned long)Py_TAG_BITS);
+    printf("frame.tlbc_index %zu\n", offsetof(_PyInterpreterFrame, tlbc_index));
+    printf("code.co_tlbc %zu\n", offsetof(PyCodeObject, co_tlbc));
+    printf("_PyCodeArray.entries %zu\n", offsetof(_PyCodeArray, entries));
 #endif
 #if V >= 15
     printf("tstate.base_frame %zu\n", offsetof(PyThreadState, base_frame));

@@ -320,14 +320,14 @@ pub fn offsets_from_table(
         version: v,
         detail: format!(": debug offsets table: {detail}"),
     };
-    // 3.14t reads line numbers from per-thread bytecode copies (`co_tlbc`),
-    // which this reader does not follow yet.
-    if head.free_threaded && v.minor != 13 {
+    let f = parse_fields(table, v.minor).map_err(bad)?;
+    // 3.14t+ run per-thread bytecode copies: without where a frame's copy
+    // is, its line numbers would be wrong.
+    if head.free_threaded && v.minor >= 14 && tlbc(table, v.minor).is_none() {
         return Err(bad(
-            "free-threaded builds newer than 3.13t are not supported yet".into(),
+            "free-threaded, but no thread-local bytecode offsets".into()
         ));
     }
-    let f = parse_fields(table, v.minor).map_err(bad)?;
     let get = |k: &str| f.get(k).map(|v| *v as usize);
     let req = |k: &str| get(k).ok_or_else(|| bad(format!("missing {k}")));
     let gil_base = req("interpreter_state.gil_runtime_state")?;
@@ -430,6 +430,21 @@ pub(crate) fn gil_enabled_offset(table: &[u8], minor: u8, gil_size: usize) -> Op
     let fields = parse_fields(table, minor).ok()?;
     let enabled = *fields.get("interpreter_state.gil_runtime_state_enabled")? as usize;
     (enabled + 4 <= gil_size).then_some(enabled)
+}
+
+/// Free-threaded 3.14+: where a frame's bytecode copy is (both offsets are
+/// 0 in a GIL build's table).
+pub(crate) fn tlbc(table: &[u8], minor: u8) -> Option<crate::layout::Tlbc> {
+    if minor < 14 || !header(table)?.free_threaded {
+        return None;
+    }
+    let fields = parse_fields(table, minor).ok()?;
+    let frame_index = *fields.get("interpreter_frame.tlbc_index")? as usize;
+    let code_array = *fields.get("code_object.co_tlbc")? as usize;
+    (frame_index != 0 && code_array != 0).then_some(crate::layout::Tlbc {
+        frame_index,
+        code_array,
+    })
 }
 
 /// `interpreter_state.code_object_generation` (3.14+), when the table has it.

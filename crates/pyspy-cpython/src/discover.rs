@@ -435,6 +435,7 @@ fn pthread_tid_offset<T: Target>(process: &T, layout: &Layout, interp: usize) ->
 pub fn layout_for(mem: &impl Memory, version: Version, runtime: usize) -> Result<Layout, Error> {
     let mut flavor = Flavor::for_version(version).ok_or_else(|| unsupported(version))?;
     let mut code_generation = None;
+    let mut tlbc = None;
     let mut gil_enabled = None;
     let offsets = match (version.major, version.minor) {
         (2, _) => generated::OFFSETS_2_7,
@@ -459,6 +460,7 @@ pub fn layout_for(mem: &impl Memory, version: Version, runtime: usize) -> Result
             let (head, offsets) =
                 debug_offsets::offsets_from_table(&table, supplement(minor, free_threaded))?;
             code_generation = debug_offsets::code_generation(&table, minor);
+            tlbc = debug_offsets::tlbc(&table, minor);
             gil_enabled = offsets
                 .gil_size
                 .and_then(|size| debug_offsets::gil_enabled_offset(&table, minor, size));
@@ -479,6 +481,7 @@ pub fn layout_for(mem: &impl Memory, version: Version, runtime: usize) -> Result
         pthread_tid: None,
         code_generation,
         gil_enabled,
+        tlbc,
     })
 }
 
@@ -487,7 +490,9 @@ fn supplement(minor: u8, free_threaded: bool) -> &'static Offsets {
     match minor {
         13 if free_threaded => &generated::OFFSETS_3_13T,
         13 => &generated::OFFSETS_3_13,
+        14 if free_threaded => &generated::OFFSETS_3_14T,
         14 => &generated::OFFSETS_3_14,
+        _ if free_threaded => &generated::OFFSETS_3_15T,
         _ => &generated::OFFSETS_3_15,
     }
 }
@@ -592,6 +597,7 @@ mod tests {
         assert!(is_libpython(
             "/root/.pyenv/versions/3.11.7/lib/libpython3.11.so.1.0"
         ));
+        assert!(is_libpython("/opt/py/lib/libpython3.14t.so.1.0"));
         assert!(!is_libpython("/usr/lib/libboost_python3.so"));
         assert!(is_python_binary(
             "/usr/bin/python3.14",

@@ -128,6 +128,21 @@ pub struct Layout {
     /// Free-threaded builds: offset of the GIL's `enabled` counter (an
     /// `int`: 0 while the GIL is off) inside the GIL struct.
     pub gil_enabled: Option<usize>,
+    /// Free-threaded 3.14+: where a frame's bytecode copy is picked.
+    pub tlbc: Option<Tlbc>,
+}
+
+/// Thread-local bytecode (free-threaded 3.14+): a thread may run its own
+/// copy of a code object's bytecode, so a frame's instruction pointer is an
+/// offset into `co_tlbc->entries[frame.tlbc_index]` (index 0 is the code
+/// object's own `co_code_adaptive`), not into the code object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tlbc {
+    /// `_PyInterpreterFrame.tlbc_index` (an `int32_t`).
+    pub frame_index: usize,
+    /// `PyCodeObject.co_tlbc` (a `_PyCodeArray *`: `Py_ssize_t size`, then
+    /// `char *entries[size]`).
+    pub code_array: usize,
 }
 
 impl Flavor {

@@ -42,7 +42,7 @@ pub use debug_offsets::{header as debug_offsets_header, TableHeader};
 pub use discover::{find_interpreter, layout_for, Interpreter};
 pub use error::Error;
 pub use gil_gc::GilLocation;
-pub use layout::{DictKind, Flavor, Frames, Layout, LineTable, ManagedDict};
+pub use layout::{DictKind, Flavor, Frames, Layout, LineTable, ManagedDict, Tlbc};
 pub use linetable::{line_for_lasti, line_for_offset};
 pub use locals::MAX_REPR;
 pub use objects::ObjectReader;

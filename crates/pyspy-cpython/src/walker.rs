@@ -6,7 +6,7 @@
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use pyspy_process::Memory;
+use pyspy_process::{Memory, MemoryExt};
 
 use crate::chunks::{ChunkCopies, Copied};
 use crate::codes::{fingerprint_range, CachedCode};
@@ -16,6 +16,10 @@ use crate::linetable::{line_for_lasti, line_for_offset};
 use crate::objects::{usize_at, ObjectReader};
 use crate::snapshot::Speculation;
 use crate::{Frame, Layout, ThreadState};
+
+/// Most bytecode copies a code object may have (one per thread that ran it
+/// at once; bounds a garbage `co_tlbc`).
+const MAX_TLBC_COPIES: usize = 1 << 16;
 
 /// Deepest stack walked; deeper ones are cut (and flagged) rather than
 /// followed forever through a corrupt or cyclic chain.
@@ -34,6 +38,8 @@ pub(crate) struct WalkedFrame {
     pub(crate) code: usize,
     pub(crate) instr: usize,
     pub(crate) previous: usize,
+    /// Free-threaded 3.14+: which bytecode copy `instr` points into.
+    pub(crate) tlbc_index: i32,
 }
 
 /// One thread's walk within the current read: where its top-frame pointer
@@ -114,6 +120,9 @@ impl<M: Memory> StackWalker<M> {
             + 8;
         if let Some(owner) = o.frame_owner.or(o.frame_is_entry) {
             frame_len = frame_len.max(owner + 1);
+        }
+        if let Some(t) = layout.tlbc {
+            frame_len = frame_len.max(t.frame_index + 4);
         }
         StackWalker {
             objects: ObjectReader::new(mem, layout),
@@ -222,6 +231,7 @@ impl<M: Memory> StackWalker<M> {
         let o = self.layout().offsets;
         let flavor = self.layout().flavor;
         let start = self.pending.len();
+        let tlbc_frame_index = self.layout().tlbc.map(|t| t.frame_index);
         let mut buf = [0u8; 256];
         let Some(buf) = buf.get_mut(..self.frame_len) else {
             // No real frame has its fields this far in.
@@ -268,6 +278,9 @@ impl<M: Memory> StackWalker<M> {
                     code,
                     instr: usize_at(buf, o.frame_instr_ptr),
                     previous,
+                    tlbc_index: tlbc_frame_index
+                        .and_then(|at| buf.get(at..at + 4))
+                        .map_or(0, |b| i32::from_le_bytes(b.try_into().unwrap())),
                 });
             }
             addr = previous;
@@ -318,9 +331,13 @@ impl<M: Memory> StackWalker<M> {
         };
         for i in range {
             let WalkedFrame {
-                addr, code, instr, ..
+                addr,
+                code,
+                instr,
+                tlbc_index,
+                ..
             } = self.pending[i];
-            let Some(line) = self.line_of(code, instr)? else {
+            let Some(line) = self.line_in_copy(code, instr, tlbc_index)? else {
                 continue;
             };
             out.push(RawFrame { addr, code, line });
@@ -331,6 +348,18 @@ impl<M: Memory> StackWalker<M> {
     /// The line a frame of `code` at `instr` is on (0 when unknown), or
     /// `None` when `code` is not a code object. Cached per code object.
     pub fn line_of(&mut self, code: usize, instr: usize) -> Result<Option<i32>, Error> {
+        self.line_in_copy(code, instr, 0)
+    }
+
+    /// [`StackWalker::line_of`] for a frame running bytecode copy
+    /// `tlbc_index` of `code` (free-threaded 3.14+; 0: the code object's
+    /// own bytecode).
+    pub fn line_in_copy(
+        &mut self,
+        code: usize,
+        instr: usize,
+        tlbc_index: i32,
+    ) -> Result<Option<i32>, Error> {
         if let Some(line) = self.codes.get(&code).and_then(|cc| cc.cached_line(instr)) {
             return Ok(Some(line));
         }
@@ -341,8 +370,8 @@ impl<M: Memory> StackWalker<M> {
         let table = self.layout().flavor.line_table;
         let line = match table {
             LineTable::Locations => {
-                let adaptive = self.layout().offsets.code_code_adaptive.unwrap_or(0);
-                let addrq = (instr as i64).wrapping_sub(code.wrapping_add(adaptive) as i64);
+                let base = self.bytecode_base(code, tlbc_index)?;
+                let addrq = (instr as i64).wrapping_sub(base as i64);
                 line_for_offset(&info.linetable, info.first_line, addrq)
             }
             // `instr` is the 8-byte word at `f_lasti`: the int is its low half.
@@ -353,6 +382,35 @@ impl<M: Memory> StackWalker<M> {
             cc.cache_line(instr, line);
         }
         Ok(Some(line))
+    }
+
+    /// Where the bytecode a frame of `code` runs begins: the code object's
+    /// own `co_code_adaptive`, or (free-threaded 3.14+, `tlbc_index` > 0)
+    /// the thread's copy, `co_tlbc->entries[tlbc_index]`. Read on a line
+    /// cache miss only.
+    fn bytecode_base(&self, code: usize, tlbc_index: i32) -> Result<usize, Error> {
+        let adaptive = self.layout().offsets.code_code_adaptive.unwrap_or(0);
+        let own = code.wrapping_add(adaptive);
+        let Some(t) = self.layout().tlbc.filter(|_| tlbc_index > 0) else {
+            return Ok(own);
+        };
+        let array = self
+            .objects
+            .mem
+            .read_usize(code.wrapping_add(t.code_array))
+            .what("co_tlbc")?;
+        let size = self.objects.mem.read_usize(array).what("co_tlbc size")?;
+        let index = tlbc_index as usize;
+        if index >= size || size > MAX_TLBC_COPIES {
+            return Err(Error::Corrupt {
+                what: "thread-local bytecode index",
+                addr: array,
+            });
+        }
+        self.objects
+            .mem
+            .read_usize(array.wrapping_add(8 + 8 * index))
+            .what("co_tlbc entry")
     }
 
     /// Frames with names, innermost first; with `locals`, each frame's
