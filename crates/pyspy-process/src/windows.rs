@@ -217,7 +217,12 @@ impl Process {
             more = unsafe { Module32NextW(snapshot.0, &mut entry) } != 0;
         }
         if out.is_empty() {
-            return Err(self.denied_or_exited());
+            // A process still starting lists no modules yet: not a refusal
+            // (a launch retries until the interpreter is loaded).
+            return Err(self.io_error(
+                "module list",
+                std::io::Error::other("no modules listed yet (the process may still be starting)"),
+            ));
         }
         Ok(out)
     }
