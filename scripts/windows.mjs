@@ -164,6 +164,14 @@ export function stopWine(p = windowsPaths()) {
   spawnSync(p.wineserver, ['-w'], { env: wineEnv(p), stdio: 'ignore', timeout: 10_000 });
 }
 
+/**
+ * Whether this machine can set Wine up: Debian's apt-get and dpkg, as root
+ * (mingw-w64 is a system package). Where not, the Windows steps say so.
+ */
+export function canSetUpWindows() {
+  return process.platform === 'linux' && process.getuid?.() === 0 && have('apt-get') && have('dpkg') && have('go') && have('rustup');
+}
+
 /** Sets everything up; returns the paths. */
 export function ensureWindows() {
   const p = windowsPaths();

@@ -73,7 +73,10 @@ describe(`Windows CPython under Wine (${paths.python})`, () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'pyspy-wine-rec-'));
     try {
       const file = path.join(dir, 'ratio.txt');
-      const res = runCli(['record', '-p', String(fx.pid), '-o', win(file), '-f', 'raw', '-r', '100', '-d', '5']);
+      // 8 s, not the Linux test's 5: under Wine each sample costs more (a Toolhelp32 thread snapshot
+      // and SuspendThread per thread go through wineserver), and on a loaded machine 55-95% of the
+      // 100 Hz ticks were taken (277-488 of 500 seen at load 3-8).
+      const res = runCli(['record', '-p', String(fx.pid), '-o', win(file), '-f', 'raw', '-r', '100', '-d', '8']);
       expect(res.code, `record exit code; stderr: ${res.stderr}`).toBe(0);
       const counts = new Map<string, number>();
       let total = 0;
@@ -87,7 +90,7 @@ describe(`Windows CPython under Wine (${paths.python})`, () => {
       const one = counts.get('work_one') ?? 0;
       const detail = `${JSON.stringify(Object.fromEntries(counts))} of ${total} samples`;
       console.log(`windows record accuracy: ${detail}`);
-      expect(three + one, detail).toBeGreaterThanOrEqual(0.6 * 100 * 5);
+      expect(three + one, detail).toBeGreaterThanOrEqual(0.4 * 100 * 8);
       expect(three + one, detail).toBeGreaterThanOrEqual(0.9 * total);
       const share = (100 * three) / (three + one);
       expect(Math.abs(share - 75), `work_three share ${share.toFixed(2)}% (${detail})`).toBeLessThanOrEqual(5);
