@@ -28,7 +28,7 @@ interface JsonThread {
   thread_name: string | null;
   active: boolean;
   owns_gil: boolean;
-  frames: { name: string; filename: string; line: number }[];
+  frames: { name: string; filename: string; short_filename: string; line: number }[];
 }
 
 /** A frame label of raw output: `name (file:line)`; the file may hold a drive letter. */
@@ -51,6 +51,11 @@ describe(`Windows CPython under Wine (${paths.python})`, () => {
       const label = `thread "${want.name}"`;
       // Windows thread ids: what threading.get_native_id() says.
       expect(got.os_thread_id, `${label} os_thread_id`).toBe(want.native_id);
+      expect(got.thread_name, `${label} name`).toBe(want.name);
+      for (const f of got.frames) {
+        // Package-relative, as on Linux: threading.py, not Z:\...\Lib\threading.py.
+        expect(f.filename.endsWith(`\\${f.short_filename}`), `${label}: ${f.short_filename} ends ${f.filename}`).toBe(true);
+      }
       const actual = got.frames.map(({ name, filename, line }) => ({ name, filename, line }));
       const expected = want.frames.map((f) => ({ name: f.qualname ?? f.name, filename: f.filename, line: f.line }));
       if (want.ident === fx.report.busy.ident) {
