@@ -1,8 +1,9 @@
 // Running Windows programs under Wine for the Windows tests: Windows Node
-// with the cross-built addon (the CLI), and the Windows CPython 3.14.
+// with the cross-built addon (the CLI), and the Windows CPython 3.14; on
+// Windows itself, the same programs natively (see NATIVE).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { devNull, tmpdir } from 'node:os';
 import path from 'node:path';
 
 // @ts-expect-error -- a plain .mjs script without types
@@ -17,15 +18,30 @@ export interface WinPaths {
 }
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
-export const paths = windowsPaths() as WinPaths;
-export const env = wineEnv(paths) as NodeJS.ProcessEnv;
-export const win = toWindowsPath as (p: string) => string;
+/**
+ * On Windows itself (the release workflow's Windows job) the same tests run
+ * natively: this Node, the addon in packages/pyspy-node/binding, and the
+ * CPython named by PYSPY_WINDOWS_PYTHON.
+ */
+export const NATIVE = process.platform === 'win32';
+export const paths: WinPaths = NATIVE
+  ? { wine: '', node: process.execPath, python: process.env.PYSPY_WINDOWS_PYTHON ?? '', addon: '', prefix: '' }
+  : (windowsPaths() as WinPaths);
+export const env: NodeJS.ProcessEnv = NATIVE ? process.env : (wineEnv(paths) as NodeJS.ProcessEnv);
+/** A path as the Windows programs see it (Wine's Z: drive; itself on Windows). */
+export const win: (p: string) => string = NATIVE ? (p) => p : (toWindowsPath as (p: string) => string);
 export const CLI = path.join(ROOT, 'packages/pyspy-node/bin/pyspy-node.js');
 export const FIXTURES = path.join(ROOT, 'test/fixtures');
 
 /** What is missing for these tests (empty: all there). */
 export function missing(): string[] {
+  if (NATIVE) return paths.python && existsSync(paths.python) ? [] : [`PYSPY_WINDOWS_PYTHON=${paths.python}`];
   return [paths.wine, paths.node, paths.python, paths.addon].filter((p) => !existsSync(p));
+}
+
+/** `exe args` under Wine, or natively on Windows. */
+function command(exe: string, args: string[]): [string, string[]] {
+  return NATIVE ? [exe, args] : [paths.wine, [exe, ...args]];
 }
 
 export interface CliResult {
@@ -48,10 +64,10 @@ export function runCli(args: string[], options: { streams?: boolean } = {}): Cli
  */
 export function runNode(script: string, args: string[], { streams = true }: { streams?: boolean } = {}): CliResult {
   const dir = mkdtempSync(path.join(tmpdir(), 'pyspy-wine-cli-'));
-  const out = openSync(streams ? path.join(dir, 'out') : '/dev/null', 'w');
-  const err = openSync(streams ? path.join(dir, 'err') : '/dev/null', 'w');
+  const out = openSync(streams ? path.join(dir, 'out') : devNull, 'w');
+  const err = openSync(streams ? path.join(dir, 'err') : devNull, 'w');
   try {
-    const r = spawnSync(paths.wine, [paths.node, win(script), ...args], {
+    const r = spawnSync(...command(paths.node, [win(script), ...args]), {
       env,
       stdio: ['ignore', out, err],
       timeout: 90_000,
@@ -87,7 +103,7 @@ const children: ChildProcess[] = [];
 export async function spawnFixture<R extends { pid: number }>(script: string, args: string[]): Promise<WinFixture<R>> {
   const dir = mkdtempSync(path.join(tmpdir(), 'pyspy-wine-fx-'));
   const reportPath = path.join(dir, 'report.json');
-  const child = spawn(paths.wine, [paths.python, win(path.join(FIXTURES, script)), ...args, '--report', win(reportPath)], {
+  const child = spawn(...command(paths.python, [win(path.join(FIXTURES, script)), ...args, '--report', win(reportPath)]), {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
