@@ -94,6 +94,7 @@ export interface WinFixture<R> {
 }
 
 const children: ChildProcess[] = [];
+const dirs: string[] = [];
 
 /**
  * Starts a fixture in the Windows CPython with `--report FILE` and waits
@@ -102,6 +103,7 @@ const children: ChildProcess[] = [];
  */
 export async function spawnFixture<R extends { pid: number }>(script: string, args: string[]): Promise<WinFixture<R>> {
   const dir = mkdtempSync(path.join(tmpdir(), 'pyspy-wine-fx-'));
+  dirs.push(dir);
   const reportPath = path.join(dir, 'report.json');
   const child = spawn(...command(paths.python, [win(path.join(FIXTURES, script)), ...args, '--report', win(reportPath)]), {
     env,
@@ -129,7 +131,10 @@ export async function spawnFixture<R extends { pid: number }>(script: string, ar
   return { child, pid: report.pid, report, reportPath };
 }
 
-/** Kills every fixture started (the Wine processes; wineserver -k follows at the end of the run). */
+/**
+ * Kills every fixture started (the Wine processes; wineserver -k follows at
+ * the end of the run) and removes their report folders.
+ */
 export async function killFixtures(): Promise<void> {
   for (const c of children.splice(0)) {
     if (c.exitCode === null && c.signalCode === null) {
@@ -137,4 +142,5 @@ export async function killFixtures(): Promise<void> {
       await new Promise((r) => c.once('exit', r));
     }
   }
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
