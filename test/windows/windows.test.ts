@@ -122,6 +122,33 @@ describe(`Windows CPython under Wine (${paths.python})`, () => {
     }
   });
 
+  it('record --subprocesses -- python.exe parent.py: the child Python is found (Toolhelp32) and sampled under its parent', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'pyspy-wine-tree-'));
+    try {
+      const file = path.join(dir, 'tree.txt');
+      const parent = win(path.join(ROOT, 'test/windows/fixtures/parent.py'));
+      const child = win(path.join(FIXTURES, 'record_target.py'));
+      const args = ['record', '--subprocesses', '-o', win(file), '-f', 'raw', '-r', '100', '--', win(paths.python), parent, child];
+      const res = runCli([...args, '--mode', 'ratio', '--lifetime', '5', '--exit-code', '5', '--report', win(path.join(dir, 'r.json'))], {
+        streams: false,
+      });
+      expect(res.code, "record exit code (the child's 5, through the parent)").toBe(5);
+      const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+      // process PARENT:"...parent.py ...";process CHILD:"...record_target.py ...";...;work_three (...) N
+      // (Windows command lines may hold quotes of their own: "C:\...\python.exe" parent.py ...).
+      const nested = lines.filter((l) => /^process \d+:".*parent\.py.*";process \d+:".*record_target\.py.*";.*work_(three|one) \(/.test(l));
+      const samples = nested.reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+      // Each line as its process frames' count and its leaf, for the failure message.
+      const shapes = lines.map((l) => {
+        const frames = l.slice(0, l.lastIndexOf(' ')).split(';');
+        return `${frames.filter((f) => f.startsWith('process ')).length} process frame(s) ... ${frames.at(-1)} ${l.slice(l.lastIndexOf(' ') + 1)}`;
+      });
+      expect(samples, `child samples under parent and child process frames in:\n${shapes.join('\n')}`).toBeGreaterThanOrEqual(50);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('errors: a pid no process has answers ENOPROCESS (library) and says so (CLI); --native answers EUNSUPPORTED', async () => {
     const bad = runCli(['dump', '--pid', '999999', '--json']);
     expect(bad.code, bad.stderr).toBe(1);

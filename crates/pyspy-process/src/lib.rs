@@ -29,6 +29,8 @@ mod pause;
 #[cfg(target_os = "linux")]
 mod proc_mem;
 #[cfg(target_os = "linux")]
+mod proc_table;
+#[cfg(target_os = "linux")]
 mod resumer;
 #[cfg(target_os = "linux")]
 mod source;
@@ -45,6 +47,8 @@ mod windows;
 mod windows_pause;
 #[cfg(windows)]
 mod windows_peb;
+#[cfg(windows)]
+mod windows_table;
 
 pub use activity::{syscall_name, Activity};
 pub use error::{Error, ReadError, HOW_TO_GET_PTRACE_RIGHTS};
@@ -61,13 +65,20 @@ pub use namespace::{namespace_pid, parse_nspid, thread_ids, TidMap};
 #[cfg(not(target_os = "linux"))]
 pub use no_proc::{namespace_pid, ThreadFiles, TidMap, OS_THREAD_ACTIVITY};
 #[cfg(target_os = "linux")]
+pub use proc_table::{process_command_line, process_ended, process_exe, process_parents};
+#[cfg(target_os = "linux")]
 pub use source::{ReadPath, DEBUG_ENV, FORCE_PROC_MEM_ENV};
 #[cfg(target_os = "linux")]
 pub use thread_files::ThreadFiles;
 #[cfg(not(any(target_os = "linux", windows)))]
-pub use unsupported::{thread_ids, OsThread, PauseGuard, Process};
+pub use unsupported::{
+    process_command_line, process_ended, process_exe, process_parents, thread_ids, OsThread,
+    PauseGuard, Process,
+};
 #[cfg(windows)]
 pub use windows::{thread_ids, OsThread, PauseGuard, Process};
+#[cfg(windows)]
+pub use windows_table::{process_command_line, process_ended, process_exe, process_parents};
 
 /// Whether the OS tells a thread's activity (running, or blocked in which
 /// system call): Linux does, through `/proc`.
