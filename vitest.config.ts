@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
+    // Run under Wine by `npm run test:windows` (test/windows/vitest.config.ts).
+    exclude: ['**/node_modules/**', 'test/windows/**'],
     // End-to-end tests start Python programs and build nothing themselves,
     // but a loaded 2-core machine can still be slow to spawn interpreters.
     testTimeout: 60_000,

@@ -9,6 +9,7 @@
 import { fileURLToPath } from 'node:url';
 
 import { ensureFreeThreaded } from './freethreaded.mjs';
+import { canSetUpWindows, ensureWindows } from './windows.mjs';
 import { ensureNodeModules, header, installPythons, installTestExtras, main, npmRun, seconds } from './lib.mjs';
 
 /**
@@ -31,6 +32,10 @@ export async function setup({ debug = false, extras = true } = {}) {
     // Built from source once per machine (5-35 minutes); a failure stops setup.
     header('setup: free-threaded CPython 3.13t');
     console.log(await ensureFreeThreaded());
+    // Wine, Windows Node and CPython, and the cross-built addon (issue 20); a failure stops setup.
+    header('setup: Windows x64 under Wine');
+    if (canSetUpWindows()) ensureWindows();
+    else console.log('setup: WINDOWS TESTS CANNOT RUN HERE: Wine needs apt-get, dpkg, go and rustup as root; npm test will report them as not run');
   }
   console.log(`\nsetup done in ${seconds(Date.now() - started)}`);
   return pythons;

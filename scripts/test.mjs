@@ -10,12 +10,26 @@ import { join } from 'node:path';
 import { reapLeftovers, markRun } from './leftovers.mjs';
 import { header, main, npxRun, ROOT, run, seconds, StepError } from './lib.mjs';
 import { setup } from './setup.mjs';
+import { canSetUpWindows, testWindows, windowsPaths } from './windows.mjs';
 
 const vitestReport = join(ROOT, '.cache', 'vitest-report.json');
 
 const steps = [
   ['cargo fmt', () => run('cargo', ['fmt', '--all', '--check'])],
   ['cargo clippy', () => run('cargo', ['clippy', '--workspace', '--all-targets', '--', '-D', 'warnings'])],
+  // The Windows backend type-checks and lints clean too (cheap once built: the target's artifacts are kept).
+  [
+    'cargo clippy (x86_64-pc-windows-gnu)',
+    () => {
+      if (!canSetUpWindows()) {
+        console.log('cargo clippy (x86_64-pc-windows-gnu): NOT RUN: the target is set up with Wine (see the windows step)');
+        return;
+      }
+      run('cargo', ['clippy', '--target', 'x86_64-pc-windows-gnu', '--workspace', '--', '-D', 'warnings'], {
+        env: { ...process.env, LIBNODE_PATH: windowsPaths().stub },
+      });
+    },
+  ],
   ['tsc --noEmit', () => npxRun('tsc', ['--noEmit', '-p', 'tsconfig.json'])],
   ['eslint', () => npxRun('eslint', ['.'])],
   ['cargo test', () => run('cargo', ['test', '--workspace'])],
@@ -30,6 +44,17 @@ const steps = [
       } finally {
         printVitestTotals();
       }
+    },
+  ],
+  // Windows x64 under Wine (scripts/windows.mjs); says loudly when it cannot run here.
+  [
+    'windows (Wine)',
+    () => {
+      if (!canSetUpWindows()) {
+        console.log('windows (Wine): NOT RUN: this machine cannot set Wine up (needs apt-get, dpkg, go and rustup as root)');
+        return;
+      }
+      testWindows();
     },
   ],
 ];

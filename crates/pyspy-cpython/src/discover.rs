@@ -134,6 +134,8 @@ fn probe_binary<T: Target>(process: &T, map: &MapRange) -> Result<Option<Probe>,
     let runtime = binary
         .symbol("_PyRuntime")
         .or_else(|| binary.section(".PyRuntime").map(|s| s.addr))
+        // PE section names are cut to 8 bytes (3.14+ Windows builds).
+        .or_else(|| binary.section("PyRuntim").map(|s| s.addr))
         .map(at);
     let mut version = None;
     if let Some(sym) = binary.symbol("Py_Version") {
@@ -518,17 +520,22 @@ fn validate(mem: &impl Memory, layout: &Layout, interp: usize) -> Result<(), Err
     Ok(())
 }
 
+/// The file name of a Unix or Windows path.
 fn basename(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
+    path.rsplit(['/', '\\']).next().unwrap_or(path)
 }
 
+/// A shared library holding the interpreter: `libpython3.11.so.1.0`, or
+/// on Windows `python314.dll` (Windows names are case-insensitive).
 fn is_libpython(path: &str) -> bool {
     let name = basename(path);
-    name.starts_with("libpython") && name.contains(".so")
+    let lower = name.to_ascii_lowercase();
+    (name.starts_with("libpython") && name.contains(".so"))
+        || (lower.starts_with("python") && lower.ends_with(".dll"))
 }
 
 fn is_python_binary(path: &str, exe: &str) -> bool {
-    let name = basename(path);
+    let name = basename(path).to_ascii_lowercase();
     path == exe || is_libpython(path) || (name.starts_with("python") && !name.ends_with(".py"))
 }
 
@@ -599,6 +606,14 @@ mod tests {
         ));
         assert!(is_libpython("/opt/py/lib/libpython3.14t.so.1.0"));
         assert!(!is_libpython("/usr/lib/libboost_python3.so"));
+        assert!(is_libpython(r"C:\Python314\python314.dll"));
+        assert!(is_libpython(r"C:\Python314\PYTHON314.DLL"));
+        assert!(!is_libpython(r"C:\Python314\python.exe"));
+        assert!(is_python_binary(r"C:\Python314\python.exe", "other"));
+        assert!(!is_python_binary(
+            r"C:\Windows\system32\KERNEL32.DLL",
+            "other"
+        ));
         assert!(is_python_binary(
             "/usr/bin/python3.14",
             "/usr/bin/python3.14"

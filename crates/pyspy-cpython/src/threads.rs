@@ -93,10 +93,10 @@ impl<M: Memory> StackWalker<M> {
         let chunk = o.tstate_datastack_chunk;
         Ok(ThreadState {
             addr,
-            thread_id: usize_at(buf, o.tstate_thread_id) as u64,
+            thread_id: c_ulong_at(buf, o.tstate_thread_id),
             native_thread_id: o
                 .tstate_native_thread_id
-                .map_or(0, |off| usize_at(buf, off) as u64),
+                .map_or(0, |off| c_ulong_at(buf, off)),
             top_frame,
             top_slot,
             datastack_chunk: chunk.map_or(0, |off| usize_at(buf, off)),
@@ -225,5 +225,17 @@ impl<M: Memory> StackWalker<M> {
             }
         }
         Ok(names)
+    }
+}
+
+/// A C `unsigned long` of the target (`thread_id`, `native_thread_id`):
+/// 8 bytes on Unix, 4 on Windows (LLP64), where the next 4 bytes belong
+/// to the following field. The target runs on this OS.
+fn c_ulong_at(bytes: &[u8], off: usize) -> u64 {
+    let word = usize_at(bytes, off) as u64;
+    if cfg!(windows) {
+        word & 0xffff_ffff
+    } else {
+        word
     }
 }

@@ -54,6 +54,18 @@ use symbols::Kind;
 /// Whether native stacks can be read on this platform.
 pub const SUPPORTED: bool = cfg!(all(target_os = "linux", target_arch = "x86_64"));
 
+/// What `--native` answers where [`SUPPORTED`] is false (`EUNSUPPORTED`).
+pub fn unsupported() -> pyspy_process::Error {
+    pyspy_process::Error::UnsupportedFeature {
+        what: if cfg!(windows) {
+            "--native (C/C++ frames) on Windows: Python stacks work without it, so leave \
+             --native out (native frames are read on Linux x86-64 only for now)"
+        } else {
+            "--native (C/C++ frames) here: native frames are read on Linux x86-64 only for now"
+        },
+    }
+}
+
 /// Why `--native` cannot be combined with `--nonblocking`.
 pub const NONBLOCKING_REFUSAL: &str = "--native cannot be combined with --nonblocking: a thread's \
      native stack can only be read while the thread is paused (its registers come from ptrace, \

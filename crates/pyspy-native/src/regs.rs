@@ -125,6 +125,7 @@ pub fn read_registers(_pid: Pid, tid: Pid) -> Result<Registers, Error> {
 /// `(sp, pc)` from `/proc/PID/task/TID/syscall` of a stopped thread:
 /// `NR ARG1..ARG6 SP PC` inside a system call, `-1 SP PC` outside one;
 /// `running` (or anything else) gives `None`.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) fn parse_syscall_file(text: &[u8]) -> Option<(u64, u64)> {
     let text = std::str::from_utf8(text).ok()?;
     let fields: Vec<&str> = text.split_whitespace().collect();

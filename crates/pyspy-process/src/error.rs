@@ -27,12 +27,19 @@ impl ReadError {
 
 /// How to get the rights to read another process, everywhere it runs
 /// (one line: the CLI prints errors on one line).
+#[cfg(not(windows))]
 pub const HOW_TO_GET_PTRACE_RIGHTS: &str = "reading another process needs ptrace rights: \
      on a host, run as root (CAP_SYS_PTRACE) or set sysctl kernel.yama.ptrace_scope=0; \
      in Docker, docker run --cap-add SYS_PTRACE (a sidecar also needs --pid=container:APP); \
      in Kubernetes, securityContext.capabilities.add: [SYS_PTRACE] on the profiler's container \
      (a sidecar also needs shareProcessNamespace: true in the pod spec), \
      or kubectl debug -it POD --target=APP --profile=general";
+
+/// How to get the rights to read another process on Windows.
+#[cfg(windows)]
+pub const HOW_TO_GET_PTRACE_RIGHTS: &str = "reading another process needs the right to open it: \
+     run as Administrator (an elevated prompt), which holds SeDebugPrivilege, to read \
+     processes of other users, services and elevated processes";
 
 /// Failure to inspect a process.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +98,12 @@ pub enum Error {
     /// This platform is not supported.
     #[error("inspecting processes is not supported on this platform yet")]
     Unsupported,
+    /// One feature is not supported on this platform.
+    #[error("{what} is not supported on this platform yet")]
+    UnsupportedFeature {
+        /// The feature, e.g. `--native (native frames) on Windows`.
+        what: &'static str,
+    },
     /// A file given as a core file is not one, or is damaged.
     #[error("{path} is not a usable core file: {detail}")]
     BadCore {
@@ -119,7 +132,7 @@ impl Error {
             Error::Read { .. } => "EREAD",
             Error::Io { .. } => "EIO",
             Error::Pause { .. } => "EPAUSE",
-            Error::Unsupported => "EUNSUPPORTED",
+            Error::Unsupported | Error::UnsupportedFeature { .. } => "EUNSUPPORTED",
             Error::BadCore { .. } => "EBADCORE",
             Error::MissingBinary { .. } => "ENOBINARY",
         }

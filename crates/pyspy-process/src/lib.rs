@@ -4,7 +4,8 @@
 //! [`Process`] is the live target (Linux: `process_vm_readv`, `/proc`, and
 //! ptrace with bounded waits; not `remoteprocess`'s reader, which makes one
 //! system call per range, nor its lock, which can wait forever on a dying
-//! target); [`Memory`] is the one trait the stack reader
+//! target; Windows: `ReadProcessMemory`, Toolhelp32 and `SuspendThread`,
+//! see `windows.rs`); [`Memory`] is the one trait the stack reader
 //! needs, so tests and fuzzers can feed it fake memory ([`FakeMemory`]).
 //! Several ranges can be read in one system call ([`Memory::read_many`]).
 //! This crate knows nothing about binaries (that is `pyspy-binary`) or about
@@ -21,10 +22,14 @@ mod maps;
 mod memory;
 #[cfg(target_os = "linux")]
 mod namespace;
+#[cfg(not(target_os = "linux"))]
+mod no_proc;
 #[cfg(target_os = "linux")]
 mod pause;
 #[cfg(target_os = "linux")]
 mod proc_mem;
+#[cfg(target_os = "linux")]
+mod proc_table;
 #[cfg(target_os = "linux")]
 mod resumer;
 #[cfg(target_os = "linux")]
@@ -32,10 +37,18 @@ mod source;
 mod target;
 #[cfg(target_os = "linux")]
 mod thread_files;
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", windows)))]
 mod unsupported;
 #[cfg(target_os = "linux")]
 mod vm_read;
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+mod windows_pause;
+#[cfg(windows)]
+mod windows_peb;
+#[cfg(windows)]
+mod windows_table;
 
 pub use activity::{syscall_name, Activity};
 pub use error::{Error, ReadError, HOW_TO_GET_PTRACE_RIGHTS};
@@ -49,14 +62,28 @@ pub use target::Target;
 pub use linux::{OsThread, PauseGuard, Process};
 #[cfg(target_os = "linux")]
 pub use namespace::{namespace_pid, parse_nspid, thread_ids, TidMap};
+#[cfg(not(target_os = "linux"))]
+pub use no_proc::{namespace_pid, ThreadFiles, TidMap, OS_THREAD_ACTIVITY};
+#[cfg(target_os = "linux")]
+pub use proc_table::{process_command_line, process_ended, process_exe, process_parents};
 #[cfg(target_os = "linux")]
 pub use source::{ReadPath, DEBUG_ENV, FORCE_PROC_MEM_ENV};
 #[cfg(target_os = "linux")]
 pub use thread_files::ThreadFiles;
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", windows)))]
 pub use unsupported::{
-    namespace_pid, thread_ids, OsThread, PauseGuard, Process, ThreadFiles, TidMap,
+    process_command_line, process_ended, process_exe, process_parents, thread_ids, OsThread,
+    PauseGuard, Process,
 };
+#[cfg(windows)]
+pub use windows::{thread_ids, OsThread, PauseGuard, Process};
+#[cfg(windows)]
+pub use windows_table::{process_command_line, process_ended, process_exe, process_parents};
+
+/// Whether the OS tells a thread's activity (running, or blocked in which
+/// system call): Linux does, through `/proc`.
+#[cfg(target_os = "linux")]
+pub const OS_THREAD_ACTIVITY: bool = true;
 
 /// A process id.
 pub type Pid = i32;

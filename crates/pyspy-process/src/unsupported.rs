@@ -1,9 +1,9 @@
-//! Platforms other than Linux: every entry point answers `Unsupported` at run
+//! Platforms other than Linux and Windows (macOS for now): every entry point answers `Unsupported` at run
 //! time, so the crate still compiles everywhere the npm package ships.
 
 use std::path::PathBuf;
 
-use crate::{Activity, Error, MapRange, Memory, Pid, ReadCounter, ReadError};
+use crate::{Error, MapRange, MappedFile, Memory, Pid, ReadCounter, ReadError};
 
 /// A live process (not supported on this platform yet).
 pub struct Process {
@@ -105,39 +105,27 @@ impl Memory for Process {
     }
 }
 
-/// Per-thread `/proc` files (nothing to read on this platform).
-#[derive(Default)]
-pub struct ThreadFiles;
-
-impl ThreadFiles {
-    /// See the Linux version.
-    pub fn state(&mut self, _pid: Pid, _tid: Pid) -> Option<u8> {
-        None
-    }
-    /// See the Linux version.
-    pub fn running(&mut self, _pid: Pid, _tid: Pid) -> Option<bool> {
-        None
-    }
-    /// See the Linux version.
-    pub fn in_syscall(&mut self, _pid: Pid, _tid: Pid) -> Option<bool> {
-        None
-    }
-    /// See the Linux version.
-    pub fn activity(&mut self, _pid: Pid, _tid: Pid, _what_blocks: bool) -> Option<Activity> {
-        None
-    }
-    /// See the Linux version.
-    pub fn stopped_activity(&mut self, _pid: Pid, _tid: Pid) -> Option<Activity> {
-        None
-    }
-}
-
-/// See the Linux version.
-pub fn namespace_pid(_pid: Pid) -> Option<Pid> {
-    None
-}
-
 /// See the Linux version.
 pub fn thread_ids(_pid: Pid) -> Vec<(Pid, Pid)> {
     Vec::new()
+}
+
+/// No process table here: empty.
+pub fn process_parents() -> std::collections::HashMap<Pid, Pid> {
+    std::collections::HashMap::new()
+}
+
+/// Unknown here.
+pub fn process_command_line(_pid: Pid) -> String {
+    String::new()
+}
+
+/// Unknown here.
+pub fn process_exe(_pid: Pid) -> Option<String> {
+    None
+}
+
+/// Unknown here: taken as ended.
+pub fn process_ended(_pid: Pid) -> bool {
+    true
 }

@@ -57,7 +57,8 @@ impl ShortFilenames {
 
 /// Shortens `path` using `exists` to test for `__init__.py` files.
 pub fn shorten(path: &str, exists: impl Fn(&str) -> bool) -> String {
-    if !path.starts_with('/') || !path.ends_with(".py") {
+    // Absolute as this OS reads paths: `/...`, or on Windows `C:\...` too.
+    if !Path::new(path).is_absolute() || !path.ends_with(".py") {
         return path.to_owned();
     }
     let mut dir = Path::new(path).parent();

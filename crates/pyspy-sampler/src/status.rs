@@ -60,7 +60,9 @@ pub(crate) fn blocked_in(activity: Option<Activity>) -> Option<String> {
 }
 
 /// The status of a thread that the kernel found doing `activity` (`None`:
-/// unknown, then a thread with Python frames counts as running).
+/// unknown, then a thread with Python frames counts as running where the OS
+/// tells activity at all, Linux; elsewhere, Windows, the interpreter's own
+/// state decides: the GIL holder runs, every other thread is idle).
 pub(crate) fn classify(
     activity: Option<Activity>,
     gil: Option<&Range<u64>>,
@@ -78,7 +80,7 @@ pub(crate) fn classify(
             futex: Some(at), ..
         }) if gil.is_some_and(|g| g.contains(&at)) => ThreadStatus::GilWait,
         Some(Activity::Blocked { .. }) => ThreadStatus::Idle,
-        None if has_frames => ThreadStatus::Running,
+        None if has_frames && pyspy_process::OS_THREAD_ACTIVITY => ThreadStatus::Running,
         None => ThreadStatus::Idle,
     }
 }

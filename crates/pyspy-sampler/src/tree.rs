@@ -17,33 +17,12 @@ use crate::{Error, Session};
 
 /// How often the process tree is scanned for new processes.
 const SCAN_EVERY: Duration = Duration::from_millis(100);
+/// How long a new process that is not (yet) Python is tried again.
+const START_GRACE: Duration = Duration::from_secs(2);
 
-/// Every process's parent, from `/proc/*/stat`.
+/// Every process's parent (`/proc` on Linux, a Toolhelp32 snapshot on Windows).
 pub(crate) fn parents() -> HashMap<Pid, Pid> {
-    let mut out = HashMap::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<Pid>().ok())
-        else {
-            continue;
-        };
-        if let Some(ppid) = read_ppid(pid) {
-            out.insert(pid, ppid);
-        }
-    }
-    out
-}
-
-fn read_ppid(pid: Pid) -> Option<Pid> {
-    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-    let close = stat.iter().rposition(|b| *b == b')')?;
-    let rest = std::str::from_utf8(stat.get(close + 2..)?).ok()?;
-    rest.split(' ').nth(1)?.parse().ok()
+    pyspy_process::process_parents()
 }
 
 /// `root` and its descendants, parents before children.
@@ -53,11 +32,14 @@ pub(crate) fn tree(root: Pid, parents: &HashMap<Pid, Pid>) -> Vec<Pid> {
         children.entry(ppid).or_default().push(pid);
     }
     let mut out = vec![root];
+    // Windows keeps dead parents' ids, which new processes can reuse: a
+    // parent table there can hold a cycle.
+    let mut seen: std::collections::HashSet<Pid> = [root].into();
     let mut i = 0;
     while i < out.len() && out.len() < 100_000 {
         if let Some(kids) = children.get_mut(&out[i]) {
             kids.sort_unstable();
-            out.extend(kids.iter().copied());
+            out.extend(kids.iter().copied().filter(|k| seen.insert(*k)));
         }
         i += 1;
     }
@@ -83,15 +65,7 @@ pub(crate) fn chain(root: Pid, pid: Pid, parents: &HashMap<Pid, Pid>) -> Vec<Pid
 
 /// The synthetic root frame naming a process, as py-spy writes it.
 pub(crate) fn process_label(pid: Pid) -> FrameLabel {
-    let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|raw| {
-            raw.split(|b| *b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default();
+    let cmd = pyspy_process::process_command_line(pid);
     // In a container, the pid it sees itself too, to match its own logs.
     let ns = pyspy_process::namespace_pid(pid).map_or(String::new(), |n| format!(" (ns {n})"));
     FrameLabel {
@@ -126,9 +100,12 @@ pub(crate) fn sample_tree(
             Pid,
             std::thread::ScopedJoinHandle<'_, Result<StopReason, Error>>,
         > = HashMap::new();
-        // Processes that are not Python, by the executable they had then:
-        // tried again only if they exec something else.
-        let mut not_python: HashMap<Pid, String> = HashMap::new();
+        // Processes that are not Python, by the executable they had then
+        // and when first found so: tried again if they exec something else,
+        // and for their first START_GRACE (a process just started may not
+        // have loaded its interpreter yet: Windows lists python3XY.dll only
+        // once the loader has run).
+        let mut not_python: HashMap<Pid, (String, Instant)> = HashMap::new();
         let spawn = |session: Session, parents: &HashMap<Pid, Pid>| {
             let pid = session.process().pid();
             let roots: Vec<FrameLabel> = chain(root, pid, parents)
@@ -167,10 +144,13 @@ pub(crate) fn sample_tree(
                     if running.contains_key(&pid) {
                         continue;
                     }
-                    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
-                        .map(|p| p.to_string_lossy().into_owned());
-                    let Ok(exe) = exe else { continue };
-                    if not_python.get(&pid) == Some(&exe) {
+                    let Some(exe) = pyspy_process::process_exe(pid) else {
+                        continue;
+                    };
+                    if not_python
+                        .get(&pid)
+                        .is_some_and(|(e, since)| *e == exe && since.elapsed() > START_GRACE)
+                    {
                         continue;
                     }
                     match Session::attach(pid) {
@@ -180,13 +160,16 @@ pub(crate) fn sample_tree(
                                 running.insert(pid, h);
                             }
                         }
-                        Err(_) => {
-                            not_python.insert(pid, exe);
-                        }
+                        Err(_) => match not_python.get(&pid) {
+                            Some((e, _)) if *e == exe => {}
+                            _ => {
+                                not_python.insert(pid, (exe, Instant::now()));
+                            }
+                        },
                     }
                 }
                 not_python.retain(|pid, _| table.contains_key(pid));
-                let root_alive = table.contains_key(&root) && !is_zombie(root);
+                let root_alive = table.contains_key(&root) && !pyspy_process::process_ended(root);
                 if running.is_empty() && !root_alive {
                     return Ok(StopReason::TargetExited);
                 }
@@ -197,16 +180,6 @@ pub(crate) fn sample_tree(
             std::thread::sleep(Duration::from_millis(5));
         }
     })
-}
-
-fn is_zombie(pid: Pid) -> bool {
-    std::fs::read(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let close = stat.iter().rposition(|b| *b == b')')?;
-            stat.get(close + 2).copied()
-        })
-        .is_none_or(|s| s == b'Z' || s == b'X')
 }
 
 #[cfg(test)]
@@ -221,6 +194,9 @@ mod tests {
         assert_eq!(tree(10, &parents), vec![10, 11, 12, 13]);
         assert_eq!(chain(10, 13, &parents), vec![10, 11, 13]);
         assert_eq!(chain(10, 10, &parents), vec![10]);
+        // A cycle (reused parent ids on Windows) is walked once.
+        let cycle: HashMap<Pid, Pid> = [(10, 11), (11, 10), (12, 11)].into_iter().collect();
+        assert_eq!(tree(10, &cycle), vec![10, 11, 12]);
     }
 
     #[test]
