@@ -390,10 +390,17 @@ fn plausible_interp(mem: &impl Memory, layout: &Layout, interp: usize) -> bool {
     check().unwrap_or(false)
 }
 
-/// glibc on x86_64 keeps the kernel tid of a thread in its descriptor
-/// (`struct pthread`, which a `pthread_t` points at) at this offset; checked
-/// with gettid() and pthread_self() on glibc 2.36.
-const GLIBC_X86_64_PTHREAD_TID: usize = 0x2d0;
+/// glibc keeps the kernel tid of a thread in its descriptor (`struct
+/// pthread`, which a `pthread_t` points at) at this offset, per
+/// architecture; checked with gettid() and pthread_self() on glibc 2.36
+/// (Debian 12 amd64, and arm64 under qemu-user).
+const GLIBC_PTHREAD_TID: Option<usize> = if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+    Some(0x2d0)
+} else if cfg!(all(target_os = "linux", target_arch = "aarch64")) {
+    Some(0xd0)
+} else {
+    None
+};
 
 /// Where the OS tid sits in the targets' thread descriptors, for versions
 /// whose thread states have no `native_thread_id`: glibc's offset, used only
@@ -401,9 +408,7 @@ const GLIBC_X86_64_PTHREAD_TID: usize = 0x2d0;
 /// descriptor gives a live tid of the process, or 0 for a thread that
 /// ended, and at least one does). Other C libraries (musl) fail the check.
 fn pthread_tid_offset<T: Target>(process: &T, layout: &Layout, interp: usize) -> Option<usize> {
-    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
-        return None;
-    }
+    let offset = GLIBC_PTHREAD_TID?;
     let o = &layout.offsets;
     // The descriptors hold the tids of the target's own PID namespace.
     let tids = process.own_tids();
@@ -416,9 +421,7 @@ fn pthread_tid_offset<T: Target>(process: &T, layout: &Layout, interp: usize) ->
             .read_usize(addr.wrapping_add(o.tstate_thread_id))
             .ok()?;
         let mut raw = [0u8; 4];
-        process
-            .read(pthread.wrapping_add(GLIBC_X86_64_PTHREAD_TID), &mut raw)
-            .ok()?;
+        process.read(pthread.wrapping_add(offset), &mut raw).ok()?;
         let tid = i32::from_le_bytes(raw);
         if tid != 0 {
             if !tids.contains(&tid) || seen.contains(&tid) {
@@ -428,7 +431,7 @@ fn pthread_tid_offset<T: Target>(process: &T, layout: &Layout, interp: usize) ->
         }
         addr = process.read_usize(addr.wrapping_add(o.tstate_next)).ok()?;
     }
-    (!seen.is_empty()).then_some(GLIBC_X86_64_PTHREAD_TID)
+    (!seen.is_empty()).then_some(offset)
 }
 
 /// The layout for `version`, reading the target's debug offsets on 3.13+.
