@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
+    // Run by `npm run test:arm64` (its own step of `npm test`) after scripts/arm64.mjs.
+    exclude: ['**/node_modules/**', 'test/arm64/**'],
     // End-to-end tests start Python programs and build nothing themselves,
     // but a loaded 2-core machine can still be slow to spawn interpreters.
     testTimeout: 60_000,

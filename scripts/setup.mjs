@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // Gets a checkout ready to run: npm dependencies, the native addon (release),
 // the TypeScript package, the test interpreters and the tests' extras (zsh,
-// numpy wheels, the free-threaded CPython 3.13t; not for `npm start`). Safe to run again; each
+// numpy wheels, the free-threaded CPython 3.13t, qemu-user with arm64 CPython and Node; not for `npm start`). Safe to run again; each
 // step is quick when there is nothing to do. `npm start` and `npm test` call it.
 //
 //   node scripts/setup.mjs           everything
 //   node scripts/setup.mjs --debug   a debug build of the addon instead
 import { fileURLToPath } from 'node:url';
 
+import { ensureArm64 } from './arm64.mjs';
 import { ensureFreeThreaded } from './freethreaded.mjs';
 import { ensureNodeModules, header, installPythons, installTestExtras, main, npmRun, seconds } from './lib.mjs';
 
@@ -31,6 +32,9 @@ export async function setup({ debug = false, extras = true } = {}) {
     // Built from source once per machine (5-35 minutes); a failure stops setup.
     header('setup: free-threaded CPython 3.13t');
     console.log(await ensureFreeThreaded());
+    // qemu-user, arm64 CPython and Node, the cross-built addon (npm run test:arm64).
+    header('setup: Linux arm64 under qemu-user');
+    ensureArm64();
   }
   console.log(`\nsetup done in ${seconds(Date.now() - started)}`);
   return pythons;

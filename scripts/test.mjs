@@ -19,6 +19,8 @@ const steps = [
   ['tsc --noEmit', () => npxRun('tsc', ['--noEmit', '-p', 'tsconfig.json'])],
   ['eslint', () => npxRun('eslint', ['.'])],
   ['cargo test', () => run('cargo', ['test', '--workspace'])],
+  // Linux arm64 under qemu-user (issue 21); setup has cross-built the addon.
+  ['arm64 under qemu-user', () => npxRun('vitest', ['run', '--config', 'vitest.arm64.config.ts'])],
   // The push tests' Grafana Pyroscope server: built once per machine (see the script).
   ['pyroscope server', () => run(process.execPath, ['scripts/pyroscope.mjs'])],
   [

@@ -88,6 +88,13 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// This system has no ptrace (`ENOSYS`: qemu-user, some sandboxes), so
+    /// the process cannot be paused; callers may read it running instead.
+    #[error("process {pid}: cannot pause it: ptrace is not available here (ENOSYS)")]
+    PauseUnavailable {
+        /// The target.
+        pid: Pid,
+    },
     /// This platform is not supported.
     #[error("inspecting processes is not supported on this platform yet")]
     Unsupported,
@@ -118,7 +125,7 @@ impl Error {
             Error::Exited { .. } => "EEXITED",
             Error::Read { .. } => "EREAD",
             Error::Io { .. } => "EIO",
-            Error::Pause { .. } => "EPAUSE",
+            Error::Pause { .. } | Error::PauseUnavailable { .. } => "EPAUSE",
             Error::Unsupported => "EUNSUPPORTED",
             Error::BadCore { .. } => "EBADCORE",
             Error::MissingBinary { .. } => "ENOBINARY",

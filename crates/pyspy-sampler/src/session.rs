@@ -92,6 +92,8 @@ pub struct Session {
     tids: TidMap,
     torn_reads: u64,
     paused_fallbacks: u64,
+    /// ptrace answered ENOSYS (qemu-user): every read is taken running.
+    cannot_pause: bool,
     short_filenames: ShortFilenames,
     command_line: String,
     executable: String,
@@ -108,6 +110,10 @@ pub struct Session {
     /// Samples whose tasks could not be read (their threads still count).
     task_errors: u64,
 }
+
+/// Attempts of a dump that could not pause (no ptrace) at a read whose
+/// stacks did not change under it, before one is taken as it comes.
+const UNPAUSED_DUMP_TRIES: usize = 20;
 
 /// Attempts of a dump whose native merge failed (a thread caught entering
 /// or leaving the interpreter) before the failure is reported.
@@ -134,6 +140,7 @@ impl Session {
             tids: TidMap::default(),
             torn_reads: 0,
             paused_fallbacks: 0,
+            cannot_pause: false,
             short_filenames: ShortFilenames::default(),
             command_line,
             executable,
@@ -238,8 +245,12 @@ impl Session {
         let mut tries = 0;
         let guard = loop {
             let guard = self.pause_unless(config.nonblocking)?;
-            match self.read_raw(true, guard.is_some(), false, &mut raw) {
+            // Not paused though asked to be: checked like a recording's
+            // reads, retried while torn, the last try taken as it is.
+            let check = guard.is_none() && !config.nonblocking && tries + 1 < UNPAUSED_DUMP_TRIES;
+            match self.read_raw(true, guard.is_some(), check, &mut raw) {
                 Err(Error::Native(_)) if tries + 1 < NATIVE_DUMP_TRIES => tries += 1,
+                Ok(false) | Err(_) if check => tries += 1,
                 Err(e) => return Err(e),
                 Ok(_) => break guard,
             }
@@ -388,12 +399,20 @@ impl Session {
         &mut self.walker
     }
 
-    fn pause_unless(&self, nonblocking: bool) -> Result<Option<PauseGuard>, Error> {
-        Ok(if nonblocking {
-            None
-        } else {
-            Some(self.process.pause()?)
-        })
+    /// Pauses unless `nonblocking`, or unless this system has no ptrace:
+    /// then the read is taken running (a native unwind still needs it).
+    fn pause_unless(&mut self, nonblocking: bool) -> Result<Option<PauseGuard>, Error> {
+        if nonblocking || (self.cannot_pause && self.native.is_none()) {
+            return Ok(None);
+        }
+        match self.process.pause() {
+            Ok(guard) => Ok(Some(guard)),
+            Err(pyspy_process::Error::PauseUnavailable { .. }) if self.native.is_none() => {
+                self.cannot_pause = true;
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Reads thread states, GIL holder and frames; the caller has paused the
