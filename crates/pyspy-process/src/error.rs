@@ -88,6 +88,15 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The OS refused access for a reason the message gives (macOS: not
+    /// root, or a binary System Integrity Protection guards).
+    #[error("permission denied reading process {pid}: {reason}")]
+    Refused {
+        /// The target.
+        pid: Pid,
+        /// Why, and what to do.
+        reason: String,
+    },
     /// This system has no ptrace (`ENOSYS`: qemu-user, some sandboxes), so
     /// the process cannot be paused; callers may read it running instead.
     #[error("process {pid}: cannot pause it: ptrace is not available here (ENOSYS)")]
@@ -121,7 +130,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::NoProcess { .. } => "ENOPROCESS",
-            Error::PermissionDenied { .. } => "EPERM",
+            Error::PermissionDenied { .. } | Error::Refused { .. } => "EPERM",
             Error::Exited { .. } => "EEXITED",
             Error::Read { .. } => "EREAD",
             Error::Io { .. } => "EIO",

@@ -19,7 +19,9 @@ mod linux;
 mod mapped_file;
 mod maps;
 mod memory;
-#[cfg(target_os = "linux")]
+// Plain /proc reads: elsewhere they find nothing, and every tid is itself.
+#[cfg(target_os = "macos")]
+mod macos;
 mod namespace;
 #[cfg(target_os = "linux")]
 mod pause;
@@ -33,6 +35,8 @@ mod target;
 #[cfg(target_os = "linux")]
 mod thread_files;
 #[cfg(not(target_os = "linux"))]
+mod thread_files_none;
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 mod unsupported;
 #[cfg(target_os = "linux")]
 mod vm_read;
@@ -47,16 +51,17 @@ pub use target::Target;
 
 #[cfg(target_os = "linux")]
 pub use linux::{OsThread, PauseGuard, Process};
-#[cfg(target_os = "linux")]
+#[cfg(target_os = "macos")]
+pub use macos::{OsThread, PauseGuard, Process};
 pub use namespace::{namespace_pid, parse_nspid, thread_ids, TidMap};
 #[cfg(target_os = "linux")]
 pub use source::{ReadPath, DEBUG_ENV, FORCE_PROC_MEM_ENV};
 #[cfg(target_os = "linux")]
 pub use thread_files::ThreadFiles;
 #[cfg(not(target_os = "linux"))]
-pub use unsupported::{
-    namespace_pid, thread_ids, OsThread, PauseGuard, Process, ThreadFiles, TidMap,
-};
+pub use thread_files_none::ThreadFiles;
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+pub use unsupported::{OsThread, PauseGuard, Process};
 
 /// A process id.
 pub type Pid = i32;

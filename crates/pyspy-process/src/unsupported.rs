@@ -1,9 +1,10 @@
-//! Platforms other than Linux: every entry point answers `Unsupported` at run
-//! time, so the crate still compiles everywhere the npm package ships.
+//! Platforms with no process backend (Windows for now, FreeBSD): every
+//! entry point answers `Unsupported` at run time, so the crate still compiles
+//! everywhere the npm package ships.
 
 use std::path::PathBuf;
 
-use crate::{Activity, Error, MapRange, Memory, Pid, ReadCounter, ReadError};
+use crate::{Error, MapRange, MappedFile, Memory, Pid, ReadCounter, ReadError};
 
 /// A live process (not supported on this platform yet).
 pub struct Process {
@@ -21,6 +22,12 @@ pub struct OsThread {
 
 /// Keeps the target paused (never constructed here).
 pub struct PauseGuard;
+
+/// Resumes the target where a platform can pause it (none here); callers
+/// drop it explicitly to end a pause.
+impl Drop for PauseGuard {
+    fn drop(&mut self) {}
+}
 
 impl Process {
     /// Always fails with [`Error::Unsupported`].
@@ -103,41 +110,4 @@ impl Memory for Process {
             errno: 0,
         })
     }
-}
-
-/// Per-thread `/proc` files (nothing to read on this platform).
-#[derive(Default)]
-pub struct ThreadFiles;
-
-impl ThreadFiles {
-    /// See the Linux version.
-    pub fn state(&mut self, _pid: Pid, _tid: Pid) -> Option<u8> {
-        None
-    }
-    /// See the Linux version.
-    pub fn running(&mut self, _pid: Pid, _tid: Pid) -> Option<bool> {
-        None
-    }
-    /// See the Linux version.
-    pub fn in_syscall(&mut self, _pid: Pid, _tid: Pid) -> Option<bool> {
-        None
-    }
-    /// See the Linux version.
-    pub fn activity(&mut self, _pid: Pid, _tid: Pid, _what_blocks: bool) -> Option<Activity> {
-        None
-    }
-    /// See the Linux version.
-    pub fn stopped_activity(&mut self, _pid: Pid, _tid: Pid) -> Option<Activity> {
-        None
-    }
-}
-
-/// See the Linux version.
-pub fn namespace_pid(_pid: Pid) -> Option<Pid> {
-    None
-}
-
-/// See the Linux version.
-pub fn thread_ids(_pid: Pid) -> Vec<(Pid, Pid)> {
-    Vec::new()
 }
