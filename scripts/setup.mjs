@@ -9,6 +9,7 @@
 import { fileURLToPath } from 'node:url';
 
 import { ensureArm64 } from './arm64.mjs';
+import { ensureCheckTargets } from './cross-check.mjs';
 import { ensureFreeThreaded } from './freethreaded.mjs';
 import { ensureNodeModules, header, installPythons, installTestExtras, main, npmRun, seconds } from './lib.mjs';
 
@@ -33,7 +34,8 @@ export async function setup({ debug = false, extras = true } = {}) {
     header('setup: free-threaded CPython 3.13t');
     console.log(await ensureFreeThreaded());
     // qemu-user, arm64 CPython and Node, the cross-built addon (npm run test:arm64).
-    header('setup: Linux arm64 under qemu-user');
+    header('setup: Rust targets of the other platforms, Linux arm64 under qemu-user');
+    ensureCheckTargets();
     ensureArm64();
   }
   console.log(`\nsetup done in ${seconds(Date.now() - started)}`);
