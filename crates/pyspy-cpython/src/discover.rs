@@ -131,10 +131,7 @@ fn probe_binary<T: Target>(process: &T, map: &MapRange) -> Result<Option<Probe>,
         return Ok(None);
     };
     let at = |a: u64| a.wrapping_add(bias) as usize;
-    let runtime = binary
-        .symbol("_PyRuntime")
-        .or_else(|| binary.section(".PyRuntime").map(|s| s.addr))
-        .map(at);
+    let runtime = runtime_address(&binary).map(at);
     let mut version = None;
     if let Some(sym) = binary.symbol("Py_Version") {
         let hex = process.read_u64(at(sym)).what("Py_Version")? & 0xffff_ffff;
@@ -520,9 +517,22 @@ fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
+/// `_PyRuntime` (link-time address): the symbol, else the section CPython
+/// puts it in (ELF `.PyRuntime`, Mach-O `__DATA,PyRuntime`), which stripped
+/// builds keep.
+fn runtime_address(binary: &Binary) -> Option<u64> {
+    binary
+        .symbol("_PyRuntime")
+        .or_else(|| binary.section(".PyRuntime").map(|s| s.addr))
+        .or_else(|| binary.section("__DATA,PyRuntime").map(|s| s.addr))
+}
+
+/// `libpython3.X.so*` (Linux), `libpython3.X.dylib` and
+/// `Python.framework/Versions/3.X/Python` (macOS).
 fn is_libpython(path: &str) -> bool {
     let name = basename(path);
-    name.starts_with("libpython") && name.contains(".so")
+    (name.starts_with("libpython") && (name.contains(".so") || name.ends_with(".dylib")))
+        || (name == "Python" && path.contains("Python.framework/"))
 }
 
 fn is_python_binary(path: &str, exe: &str) -> bool {
@@ -534,6 +544,34 @@ fn is_python_binary(path: &str, exe: &str) -> bool {
 mod tests {
     use super::*;
     use pyspy_process::FakeMemory;
+
+    #[test]
+    fn macos_interpreter_binaries_and_runtime() {
+        assert!(is_libpython(
+            "/opt/homebrew/opt/python@3.12/Frameworks/Python.framework/Versions/3.12/Python"
+        ));
+        assert!(is_libpython(
+            "/Users/me/.pyenv/versions/3.11.9/lib/libpython3.11.dylib"
+        ));
+        assert!(!is_libpython(
+            "/Applications/Python Launcher.app/Contents/MacOS/Python"
+        ));
+        assert!(!is_libpython("/usr/lib/libSystem.B.dylib"));
+        // pyspy-binary's Mach-O fixture: `_PyRuntime` in `__DATA,PyRuntime`.
+        let dylib = include_bytes!("../../pyspy-binary/tests/fixtures/macho-x86_64.dylib");
+        let binary = Binary::parse(dylib).unwrap();
+        assert_eq!(runtime_address(&binary), Some(0x2000));
+        // Stripped of the symbol (its name renamed), the section still finds it.
+        let mut stripped = dylib.to_vec();
+        let at = stripped
+            .windows(12)
+            .position(|w| w == b"__PyRuntime\0")
+            .expect("the symbol's name in the string table");
+        stripped[at + 10] = b'X';
+        let binary = Binary::parse(&stripped).unwrap();
+        assert_eq!(binary.symbol("_PyRuntime"), None);
+        assert_eq!(runtime_address(&binary), Some(0x2000));
+    }
 
     fn word(v: usize) -> Vec<u8> {
         (v as u64).to_le_bytes().to_vec()
