@@ -5,6 +5,7 @@
 use pyspy_binary::Binary;
 use pyspy_process::{MapRange, Memory, MemoryExt, Target};
 
+use crate::arch::for_this_arch;
 use crate::debug_offsets::{self, MAX_TABLE};
 use crate::error::{Error, ReadContext};
 use crate::generated;
@@ -437,14 +438,14 @@ pub fn layout_for(mem: &impl Memory, version: Version, runtime: usize) -> Result
     let mut code_generation = None;
     let mut gil_enabled = None;
     let offsets = match (version.major, version.minor) {
-        (2, _) => generated::OFFSETS_2_7,
-        (3, 6) => generated::OFFSETS_3_6,
-        (3, 7) => generated::OFFSETS_3_7,
-        (3, 8) => generated::OFFSETS_3_8,
-        (3, 9) => generated::OFFSETS_3_9,
-        (3, 10) => generated::OFFSETS_3_10,
-        (3, 11) => generated::OFFSETS_3_11,
-        (3, 12) => generated::OFFSETS_3_12,
+        (2, _) => for_this_arch(generated::OFFSETS_2_7, 7),
+        (3, 6) => for_this_arch(generated::OFFSETS_3_6, 6),
+        (3, 7) => for_this_arch(generated::OFFSETS_3_7, 7),
+        (3, 8) => for_this_arch(generated::OFFSETS_3_8, 8),
+        (3, 9) => for_this_arch(generated::OFFSETS_3_9, 9),
+        (3, 10) => for_this_arch(generated::OFFSETS_3_10, 10),
+        (3, 11) => for_this_arch(generated::OFFSETS_3_11, 11),
+        (3, 12) => for_this_arch(generated::OFFSETS_3_12, 12),
         (_, minor) => {
             let mut table = vec![0u8; MAX_TABLE];
             mem.read(runtime, &mut table).what("_Py_DebugOffsets")?;
@@ -456,8 +457,10 @@ pub fn layout_for(mem: &impl Memory, version: Version, runtime: usize) -> Result
                 });
             }
             let free_threaded = debug_offsets::header(&table).is_some_and(|h| h.free_threaded);
-            let (head, offsets) =
-                debug_offsets::offsets_from_table(&table, supplement(minor, free_threaded))?;
+            let (head, offsets) = debug_offsets::offsets_from_table(
+                &table,
+                &for_this_arch(*supplement(minor, free_threaded), minor),
+            )?;
             code_generation = debug_offsets::code_generation(&table, minor);
             gil_enabled = offsets
                 .gil_size
