@@ -54,6 +54,11 @@ use symbols::Kind;
 /// Whether native stacks can be read on this platform.
 pub const SUPPORTED: bool = cfg!(all(target_os = "linux", target_arch = "x86_64"));
 
+/// Why `--native` is refused where [`SUPPORTED`] is false.
+pub const UNSUPPORTED_REASON: &str = "--native reads native stacks on Linux x86-64 only: other \
+     platforms (Linux arm64 included) lack the register reads and the call-frame unwinder it \
+     needs; Python stacks work there without --native";
+
 /// Why `--native` cannot be combined with `--nonblocking`.
 pub const NONBLOCKING_REFUSAL: &str = "--native cannot be combined with --nonblocking: a thread's \
      native stack can only be read while the thread is paused (its registers come from ptrace, \

@@ -190,7 +190,7 @@ impl Session {
     /// samples are then always taken paused.
     pub fn enable_native(&mut self) -> Result<(), Error> {
         if !pyspy_native::SUPPORTED {
-            return Err(Error::Process(pyspy_process::Error::Unsupported));
+            return Err(Error::Unsupported(pyspy_native::UNSUPPORTED_REASON));
         }
         if self.native.is_none() {
             self.native = Some(NativeStacks::new(self.process.clone(), &self.interpreter));
