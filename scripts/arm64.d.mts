@@ -7,3 +7,5 @@ export function arm64Paths(): { qemu: string; root: string; python: string; node
 export function ensureArm64(options?: { build?: boolean }): ReturnType<typeof arm64Paths>;
 /** Runs an arm64 program of the root under qemu-user; returns its stdout. */
 export function underQemu(paths: ReturnType<typeof arm64Paths>, argv: string[], options?: object): string;
+/** Whether this machine runs the arm64 tests under qemu-user (x86-64 Linux only). */
+export function emulatesArm64(): boolean;

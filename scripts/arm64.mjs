@@ -40,6 +40,11 @@ function cacheBase() {
   return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'pyspy-node');
 }
 
+/** Whether this machine runs the arm64 tests under qemu-user (x86-64 Linux only). */
+export function emulatesArm64() {
+  return process.platform === 'linux' && process.arch === 'x64';
+}
+
 /** Where everything lives. */
 export function arm64Paths() {
   const base = cacheBase();

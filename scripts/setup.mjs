@@ -8,7 +8,7 @@
 //   node scripts/setup.mjs --debug   a debug build of the addon instead
 import { fileURLToPath } from 'node:url';
 
-import { ensureArm64 } from './arm64.mjs';
+import { emulatesArm64, ensureArm64 } from './arm64.mjs';
 import { ensureCheckTargets } from './cross-check.mjs';
 import { ensureFreeThreaded } from './freethreaded.mjs';
 import { ensureNodeModules, header, installPythons, installTestExtras, main, npmRun, seconds } from './lib.mjs';
@@ -36,7 +36,8 @@ export async function setup({ debug = false, extras = true } = {}) {
     // qemu-user, arm64 CPython and Node, the cross-built addon (npm run test:arm64).
     header('setup: Rust targets of the other platforms, Linux arm64 under qemu-user');
     ensureCheckTargets();
-    ensureArm64();
+    if (emulatesArm64()) ensureArm64();
+    else console.log(`not on x86-64 Linux (${process.platform}-${process.arch}): no arm64 emulation set up; npm test says so`);
   }
   console.log(`\nsetup done in ${seconds(Date.now() - started)}`);
   return pythons;

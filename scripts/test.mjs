@@ -7,6 +7,7 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { emulatesArm64 } from './arm64.mjs';
 import { crossCheck } from './cross-check.mjs';
 import { reapLeftovers, markRun } from './leftovers.mjs';
 import { header, main, npxRun, ROOT, run, seconds, StepError } from './lib.mjs';
@@ -23,7 +24,13 @@ const steps = [
   ['eslint', () => npxRun('eslint', ['.'])],
   ['cargo test', () => run('cargo', ['test', '--workspace'])],
   // Linux arm64 under qemu-user (issue 21); setup has cross-built the addon.
-  ['arm64 under qemu-user', () => npxRun('vitest', ['run', '--config', 'vitest.arm64.config.ts'])],
+  [
+    'arm64 under qemu-user',
+    () => {
+      if (!emulatesArm64()) throw new StepError(`arm64 under qemu-user needs an x86-64 Linux host, not ${process.platform}-${process.arch}`);
+      npxRun('vitest', ['run', '--config', 'vitest.arm64.config.ts']);
+    },
+  ],
   // The push tests' Grafana Pyroscope server: built once per machine (see the script).
   ['pyroscope server', () => run(process.execPath, ['scripts/pyroscope.mjs'])],
   [
