@@ -110,10 +110,13 @@ describe('arm64 CPython 3.11 and arm64 Node under qemu-user', () => {
     const d = JSON.parse(res.stdout) as {
       pid: number;
       pythonVersion: string;
+      executable: string;
       threads: { threadId: number; osThreadId: number | null; threadName: string | null; active: boolean; ownsGil: boolean; frames: SeenThread['frames'] }[];
     };
     expect(d.pid).toBe(fx.pid);
     expect(d.pythonVersion).toBe(fx.report.version_info.join('.'));
+    // The interpreter, not the emulator running it.
+    expect(d.executable).toBe(PY.binary);
     const threads: SeenThread[] = d.threads.map((t) => ({
       thread_id: t.threadId,
       os_thread_id: t.osThreadId,

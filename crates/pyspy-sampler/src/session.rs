@@ -125,7 +125,12 @@ impl Session {
         let process = Arc::new(Process::open(pid)?);
         let interpreter = find_interpreter(&*process).map_err(|e| exited_or(&process, e.into()))?;
         let command_line = process.cmdline().map(|a| a.join(" ")).unwrap_or_default();
-        let executable = process.exe().unwrap_or_default();
+        let mut executable = process.exe().unwrap_or_default();
+        // Under an emulator (qemu-user) the process's executable is the
+        // emulator; the interpreter's own binary is what Python calls it.
+        if executable.rsplit('/').next().is_some_and(|n| n.starts_with("qemu-")) {
+            executable.clone_from(&interpreter.binary_path);
+        }
         let mut walker = StackWalker::new(process.clone(), interpreter.layout);
         walker.watch_gc(interpreter.gc_collecting);
         let gil = GilRange::new(interpreter.gil);
