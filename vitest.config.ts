@@ -3,8 +3,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
-    // Run under Wine by `npm run test:windows` (test/windows/vitest.config.ts).
-    exclude: ['**/node_modules/**', 'test/windows/**'],
+    // Run by their own steps of `npm test`: under Wine (`npm run test:windows`,
+    // test/windows/vitest.config.ts) and under qemu-user (`npm run test:arm64`).
+    exclude: ['**/node_modules/**', 'test/windows/**', 'test/arm64/**'],
     // End-to-end tests start Python programs and build nothing themselves,
     // but a loaded 2-core machine can still be slow to spawn interpreters.
     testTimeout: 60_000,

@@ -7,6 +7,8 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { emulatesArm64 } from './arm64.mjs';
+import { crossCheck } from './cross-check.mjs';
 import { reapLeftovers, markRun } from './leftovers.mjs';
 import { header, main, npxRun, ROOT, run, seconds, StepError } from './lib.mjs';
 import { setup } from './setup.mjs';
@@ -17,6 +19,8 @@ const vitestReport = join(ROOT, '.cache', 'vitest-report.json');
 const steps = [
   ['cargo fmt', () => run('cargo', ['fmt', '--all', '--check'])],
   ['cargo clippy', () => run('cargo', ['clippy', '--workspace', '--all-targets', '--', '-D', 'warnings'])],
+  // Linux arm64, macOS and FreeBSD: type-checked and linted, not built (issue 21).
+  ['cargo clippy, other platforms', crossCheck],
   // The Windows backend type-checks and lints clean too (cheap once built: the target's artifacts are kept).
   [
     'cargo clippy (x86_64-pc-windows-gnu)',
@@ -33,6 +37,14 @@ const steps = [
   ['tsc --noEmit', () => npxRun('tsc', ['--noEmit', '-p', 'tsconfig.json'])],
   ['eslint', () => npxRun('eslint', ['.'])],
   ['cargo test', () => run('cargo', ['test', '--workspace'])],
+  // Linux arm64 under qemu-user (issue 21); setup has cross-built the addon.
+  [
+    'arm64 under qemu-user',
+    () => {
+      if (!emulatesArm64()) throw new StepError(`arm64 under qemu-user needs an x86-64 Linux host, not ${process.platform}-${process.arch}`);
+      npxRun('vitest', ['run', '--config', 'vitest.arm64.config.ts']);
+    },
+  ],
   // The push tests' Grafana Pyroscope server: built once per machine (see the script).
   ['pyroscope server', () => run(process.execPath, ['scripts/pyroscope.mjs'])],
   [

@@ -130,6 +130,23 @@ async function topTables(wrapper: string[], pid: number): Promise<string[]> {
   return tables();
 }
 
+// qemu-user has neither call: the dump, asked to pause, reads the target running instead
+// (checked and read again while torn) rather than failing with EPAUSE.
+describe('process_vm_readv and ptrace both ENOSYS (qemu-user, seccomp)', () => {
+  it('dump (pausing by default) reads exact stacks through /proc/PID/mem, unpaused; --native says ptrace is missing', { timeout: TIMEOUT }, async () => {
+    const fx = await fixture();
+    const wrap = [HOST.binary, SECCOMP, 'process_vm_readv=ENOSYS', 'ptrace=ENOSYS', '--'];
+    const res = await runWrappedCli(wrap, ['dump', '--pid', String(fx.pid), '--json'], { env: DEBUG });
+    expectClean(res, 'dump --json');
+    expect(res.stderr).toContain(`memory reads through pread on /proc/${fx.pid}/mem (process_vm_readv refused: ENOSYS)`);
+    expectExactDump(res.stdout, fx);
+    // The filter does refuse ptrace: --native, which cannot do without it, says so.
+    const native = await runWrappedCli(wrap, ['dump', '--pid', String(fx.pid), '--native']);
+    expect(native.code).toBe(1);
+    expect(native.stderr).toMatch(/ptrace is not available here \(ENOSYS\)/);
+  });
+});
+
 describe('/proc/PID/mem forced (PYSPY_NODE_PROC_MEM=1)', () => {
   it('dump reads exactly the same through it', { timeout: TIMEOUT }, async () => {
     const fx = await fixture();

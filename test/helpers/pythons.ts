@@ -49,7 +49,8 @@ export interface Interpreter {
   version: string;
   /** `debian-inplace`: a bullseye build unpacked under .cache/pythons/roots and run from there (no chroot). */
   /** `freethreaded`: the 3.13t that scripts/freethreaded.mjs builds (see {@link freeThreadedInterpreter}). */
-  kind: 'debian-chroot' | 'debian-host' | 'debian-inplace' | 'pyenv' | 'freethreaded';
+  /** `qemu-arm64`: an arm64 Debian build run under qemu-user (test/arm64, scripts/arm64.mjs). */
+  kind: 'debian-chroot' | 'debian-host' | 'debian-inplace' | 'pyenv' | 'freethreaded' | 'qemu-arm64';
   /** Prefix that runs a script: append the script path (as the interpreter sees it) and its args. */
   argv: string[];
   /** Host path of the chroot the interpreter runs in, or `null`. */
@@ -218,6 +219,8 @@ export interface SpawnFixtureOptions {
    * its children can see ptrace stops); the second keeps that out of the way.
    */
   via?: 'child' | 'shell';
+  /** OS threads the interpreter's runner adds to the fixture's own (qemu-user: 1, its RCU thread). */
+  extraOsThreads?: number;
 }
 
 /** Environment for a Python child: no user site hooks, UTF-8, no .pyc files in the repo. */
@@ -338,7 +341,7 @@ export async function spawnFixture<Report = DumpTargetReport>(
       throw new Error(`${what}: fixture says pid ${report.pid} but the spawned pid is ${child.pid} (a wrapper process?)`);
     }
     if (typeof report.thread_count === 'number') {
-      await waitForThreadCount(pid, report.thread_count, readyTimeoutMs, what);
+      await waitForThreadCount(pid, report.thread_count + (options.extraOsThreads ?? 0), readyTimeoutMs, what);
     }
     return {
       interp,

@@ -5,6 +5,7 @@
 use pyspy_binary::Binary;
 use pyspy_process::{MapRange, Memory, MemoryExt, Target};
 
+use crate::arch::for_this_arch;
 use crate::debug_offsets::{self, MAX_TABLE};
 use crate::error::{Error, ReadContext};
 use crate::generated;
@@ -131,12 +132,7 @@ fn probe_binary<T: Target>(process: &T, map: &MapRange) -> Result<Option<Probe>,
         return Ok(None);
     };
     let at = |a: u64| a.wrapping_add(bias) as usize;
-    let runtime = binary
-        .symbol("_PyRuntime")
-        .or_else(|| binary.section(".PyRuntime").map(|s| s.addr))
-        // PE section names are cut to 8 bytes (3.14+ Windows builds).
-        .or_else(|| binary.section("PyRuntim").map(|s| s.addr))
-        .map(at);
+    let runtime = runtime_address(&binary).map(at);
     let mut version = None;
     if let Some(sym) = binary.symbol("Py_Version") {
         let hex = process.read_u64(at(sym)).what("Py_Version")? & 0xffff_ffff;
@@ -392,10 +388,17 @@ fn plausible_interp(mem: &impl Memory, layout: &Layout, interp: usize) -> bool {
     check().unwrap_or(false)
 }
 
-/// glibc on x86_64 keeps the kernel tid of a thread in its descriptor
-/// (`struct pthread`, which a `pthread_t` points at) at this offset; checked
-/// with gettid() and pthread_self() on glibc 2.36.
-const GLIBC_X86_64_PTHREAD_TID: usize = 0x2d0;
+/// glibc keeps the kernel tid of a thread in its descriptor (`struct
+/// pthread`, which a `pthread_t` points at) at this offset, per
+/// architecture; checked with gettid() and pthread_self() on glibc 2.36
+/// (Debian 12 amd64, and arm64 under qemu-user).
+const GLIBC_PTHREAD_TID: Option<usize> = if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+    Some(0x2d0)
+} else if cfg!(all(target_os = "linux", target_arch = "aarch64")) {
+    Some(0xd0)
+} else {
+    None
+};
 
 /// Where the OS tid sits in the targets' thread descriptors, for versions
 /// whose thread states have no `native_thread_id`: glibc's offset, used only
@@ -403,9 +406,7 @@ const GLIBC_X86_64_PTHREAD_TID: usize = 0x2d0;
 /// descriptor gives a live tid of the process, or 0 for a thread that
 /// ended, and at least one does). Other C libraries (musl) fail the check.
 fn pthread_tid_offset<T: Target>(process: &T, layout: &Layout, interp: usize) -> Option<usize> {
-    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
-        return None;
-    }
+    let offset = GLIBC_PTHREAD_TID?;
     let o = &layout.offsets;
     // The descriptors hold the tids of the target's own PID namespace.
     let tids = process.own_tids();
@@ -418,9 +419,7 @@ fn pthread_tid_offset<T: Target>(process: &T, layout: &Layout, interp: usize) ->
             .read_usize(addr.wrapping_add(o.tstate_thread_id))
             .ok()?;
         let mut raw = [0u8; 4];
-        process
-            .read(pthread.wrapping_add(GLIBC_X86_64_PTHREAD_TID), &mut raw)
-            .ok()?;
+        process.read(pthread.wrapping_add(offset), &mut raw).ok()?;
         let tid = i32::from_le_bytes(raw);
         if tid != 0 {
             if !tids.contains(&tid) || seen.contains(&tid) {
@@ -430,7 +429,7 @@ fn pthread_tid_offset<T: Target>(process: &T, layout: &Layout, interp: usize) ->
         }
         addr = process.read_usize(addr.wrapping_add(o.tstate_next)).ok()?;
     }
-    (!seen.is_empty()).then_some(GLIBC_X86_64_PTHREAD_TID)
+    (!seen.is_empty()).then_some(offset)
 }
 
 /// The layout for `version`, reading the target's debug offsets on 3.13+.
@@ -440,14 +439,14 @@ pub fn layout_for(mem: &impl Memory, version: Version, runtime: usize) -> Result
     let mut tlbc = None;
     let mut gil_enabled = None;
     let offsets = match (version.major, version.minor) {
-        (2, _) => generated::OFFSETS_2_7,
-        (3, 6) => generated::OFFSETS_3_6,
-        (3, 7) => generated::OFFSETS_3_7,
-        (3, 8) => generated::OFFSETS_3_8,
-        (3, 9) => generated::OFFSETS_3_9,
-        (3, 10) => generated::OFFSETS_3_10,
-        (3, 11) => generated::OFFSETS_3_11,
-        (3, 12) => generated::OFFSETS_3_12,
+        (2, _) => for_this_arch(generated::OFFSETS_2_7, 7),
+        (3, 6) => for_this_arch(generated::OFFSETS_3_6, 6),
+        (3, 7) => for_this_arch(generated::OFFSETS_3_7, 7),
+        (3, 8) => for_this_arch(generated::OFFSETS_3_8, 8),
+        (3, 9) => for_this_arch(generated::OFFSETS_3_9, 9),
+        (3, 10) => for_this_arch(generated::OFFSETS_3_10, 10),
+        (3, 11) => for_this_arch(generated::OFFSETS_3_11, 11),
+        (3, 12) => for_this_arch(generated::OFFSETS_3_12, 12),
         (_, minor) => {
             let mut table = vec![0u8; MAX_TABLE];
             mem.read(runtime, &mut table).what("_Py_DebugOffsets")?;
@@ -459,8 +458,10 @@ pub fn layout_for(mem: &impl Memory, version: Version, runtime: usize) -> Result
                 });
             }
             let free_threaded = debug_offsets::header(&table).is_some_and(|h| h.free_threaded);
-            let (head, offsets) =
-                debug_offsets::offsets_from_table(&table, supplement(minor, free_threaded))?;
+            let (head, offsets) = debug_offsets::offsets_from_table(
+                &table,
+                &for_this_arch(*supplement(minor, free_threaded), minor),
+            )?;
             code_generation = debug_offsets::code_generation(&table, minor);
             tlbc = debug_offsets::tlbc(&table, minor);
             gil_enabled = offsets
@@ -525,12 +526,25 @@ fn basename(path: &str) -> &str {
     path.rsplit(['/', '\\']).next().unwrap_or(path)
 }
 
-/// A shared library holding the interpreter: `libpython3.11.so.1.0`, or
-/// on Windows `python314.dll` (Windows names are case-insensitive).
+/// `_PyRuntime` (link-time address): the symbol, else the section CPython
+/// puts it in (ELF `.PyRuntime`, Mach-O `__DATA,PyRuntime`, PE `PyRuntim`:
+/// PE section names are cut to 8 bytes), which stripped builds keep.
+fn runtime_address(binary: &Binary) -> Option<u64> {
+    binary
+        .symbol("_PyRuntime")
+        .or_else(|| binary.section(".PyRuntime").map(|s| s.addr))
+        .or_else(|| binary.section("__DATA,PyRuntime").map(|s| s.addr))
+        .or_else(|| binary.section("PyRuntim").map(|s| s.addr))
+}
+
+/// A shared library holding the interpreter: `libpython3.X.so*` (Linux),
+/// `libpython3.X.dylib` and `Python.framework/Versions/3.X/Python` (macOS),
+/// `python3XY.dll` (Windows, whose names are case-insensitive).
 fn is_libpython(path: &str) -> bool {
     let name = basename(path);
     let lower = name.to_ascii_lowercase();
-    (name.starts_with("libpython") && name.contains(".so"))
+    (name.starts_with("libpython") && (name.contains(".so") || name.ends_with(".dylib")))
+        || (name == "Python" && path.contains("Python.framework/"))
         || (lower.starts_with("python") && lower.ends_with(".dll"))
 }
 
@@ -543,6 +557,34 @@ fn is_python_binary(path: &str, exe: &str) -> bool {
 mod tests {
     use super::*;
     use pyspy_process::FakeMemory;
+
+    #[test]
+    fn macos_interpreter_binaries_and_runtime() {
+        assert!(is_libpython(
+            "/opt/homebrew/opt/python@3.12/Frameworks/Python.framework/Versions/3.12/Python"
+        ));
+        assert!(is_libpython(
+            "/Users/me/.pyenv/versions/3.11.9/lib/libpython3.11.dylib"
+        ));
+        assert!(!is_libpython(
+            "/Applications/Python Launcher.app/Contents/MacOS/Python"
+        ));
+        assert!(!is_libpython("/usr/lib/libSystem.B.dylib"));
+        // pyspy-binary's Mach-O fixture: `_PyRuntime` in `__DATA,PyRuntime`.
+        let dylib = include_bytes!("../../pyspy-binary/tests/fixtures/macho-x86_64.dylib");
+        let binary = Binary::parse(dylib).unwrap();
+        assert_eq!(runtime_address(&binary), Some(0x2000));
+        // Stripped of the symbol (its name renamed), the section still finds it.
+        let mut stripped = dylib.to_vec();
+        let at = stripped
+            .windows(12)
+            .position(|w| w == b"__PyRuntime\0")
+            .expect("the symbol's name in the string table");
+        stripped[at + 10] = b'X';
+        let binary = Binary::parse(&stripped).unwrap();
+        assert_eq!(binary.symbol("_PyRuntime"), None);
+        assert_eq!(runtime_address(&binary), Some(0x2000));
+    }
 
     fn word(v: usize) -> Vec<u8> {
         (v as u64).to_le_bytes().to_vec()

@@ -13,6 +13,7 @@
 //! binary formats itself (`pyspy-binary` does).
 #![deny(missing_docs)]
 
+mod arch;
 mod chunks;
 mod codes;
 mod consistency;

@@ -111,7 +111,7 @@ pub(crate) struct ElfFile {
     dwarf_sections: Option<gimli::Dwarf<Slice>>,
     lines: OnceCell<Option<addr2line::Context<Slice>>>,
     /// Has a `.symtab` (not stripped).
-    #[cfg(test)]
+    #[cfg(all(test, target_os = "linux", target_arch = "x86_64"))]
     has_symtab: bool,
     /// The bytes every `'static` slice above borrows from. SAFETY: the
     /// slices are made `'static` by `extend`; they never leave this struct
@@ -262,7 +262,7 @@ impl ElfFile {
             symbols.push(Symbol { addr, size, name });
         }
 
-        #[cfg(test)]
+        #[cfg(all(test, target_os = "linux", target_arch = "x86_64"))]
         let has_symtab = !elf.syms.is_empty();
 
         Some(ElfFile {
@@ -272,7 +272,7 @@ impl ElfFile {
             debug_frame,
             dwarf_sections,
             lines: OnceCell::new(),
-            #[cfg(test)]
+            #[cfg(all(test, target_os = "linux", target_arch = "x86_64"))]
             has_symtab,
             _bytes: bytes,
         })

@@ -54,17 +54,15 @@ use symbols::Kind;
 /// Whether native stacks can be read on this platform.
 pub const SUPPORTED: bool = cfg!(all(target_os = "linux", target_arch = "x86_64"));
 
-/// What `--native` answers where [`SUPPORTED`] is false (`EUNSUPPORTED`).
-pub fn unsupported() -> pyspy_process::Error {
-    pyspy_process::Error::UnsupportedFeature {
-        what: if cfg!(windows) {
-            "--native (C/C++ frames) on Windows: Python stacks work without it, so leave \
-             --native out (native frames are read on Linux x86-64 only for now)"
-        } else {
-            "--native (C/C++ frames) here: native frames are read on Linux x86-64 only for now"
-        },
-    }
-}
+/// Why `--native` is refused where [`SUPPORTED`] is false.
+pub const UNSUPPORTED_REASON: &str = if cfg!(windows) {
+    "--native reads native stacks on Linux x86-64 only, not on Windows yet: Python stacks work \
+     without it, so leave --native out"
+} else {
+    "--native reads native stacks on Linux x86-64 only: other platforms (Linux arm64 included) \
+     lack the register reads and the call-frame unwinder it needs; Python stacks work there \
+     without --native"
+};
 
 /// Why `--native` cannot be combined with `--nonblocking`.
 pub const NONBLOCKING_REFUSAL: &str = "--native cannot be combined with --nonblocking: a thread's \

@@ -44,40 +44,22 @@ const FUTEX: i64 = -2;
 #[cfg(not(target_os = "linux"))]
 const RESTART_SYSCALL: i64 = -2;
 
-/// The name of x86-64 system call `nr`, for the ones a blocked thread is
-/// commonly found in (`None` for the rest: the number is still known).
-pub fn syscall_name(nr: i64) -> Option<&'static str> {
-    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
-        return None;
-    }
-    Some(match nr {
-        0 => "read",
-        1 => "write",
-        7 => "poll",
-        17 => "pread64",
-        19 => "readv",
-        23 => "select",
-        34 => "pause",
-        35 => "nanosleep",
-        43 => "accept",
-        45 => "recvfrom",
-        47 => "recvmsg",
-        61 => "wait4",
-        202 => "futex",
-        219 => "restart_syscall",
-        230 => "clock_nanosleep",
-        232 => "epoll_wait",
-        247 => "waitid",
-        270 => "pselect6",
-        271 => "ppoll",
-        281 => "epoll_pwait",
-        288 => "accept4",
-        299 => "recvmmsg",
-        441 => "epoll_pwait2",
-        449 => "futex_waitv",
-        _ => return None,
-    })
-}
+// System call numbers differ per architecture (x86-64 has its own table;
+// aarch64 uses the generic one), so each has its own file.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[path = "syscalls/linux_x86_64.rs"]
+mod names;
+#[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+#[path = "syscalls/linux_aarch64.rs"]
+mod names;
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+#[path = "syscalls/unknown.rs"]
+mod names;
+
+pub use names::syscall_name;
 
 #[cfg(all(test, target_os = "linux", target_arch = "x86_64"))]
 mod tests {

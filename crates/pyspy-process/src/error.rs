@@ -95,15 +95,25 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The OS refused access for a reason the message gives (macOS: not
+    /// root, or a binary System Integrity Protection guards).
+    #[error("permission denied reading process {pid}: {reason}")]
+    Refused {
+        /// The target.
+        pid: Pid,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// This system has no ptrace (`ENOSYS`: qemu-user, some sandboxes), so
+    /// the process cannot be paused; callers may read it running instead.
+    #[error("process {pid}: cannot pause it: ptrace is not available here (ENOSYS)")]
+    PauseUnavailable {
+        /// The target.
+        pid: Pid,
+    },
     /// This platform is not supported.
     #[error("inspecting processes is not supported on this platform yet")]
     Unsupported,
-    /// One feature is not supported on this platform.
-    #[error("{what} is not supported on this platform yet")]
-    UnsupportedFeature {
-        /// The feature, e.g. `--native (native frames) on Windows`.
-        what: &'static str,
-    },
     /// A file given as a core file is not one, or is damaged.
     #[error("{path} is not a usable core file: {detail}")]
     BadCore {
@@ -127,12 +137,12 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::NoProcess { .. } => "ENOPROCESS",
-            Error::PermissionDenied { .. } => "EPERM",
+            Error::PermissionDenied { .. } | Error::Refused { .. } => "EPERM",
             Error::Exited { .. } => "EEXITED",
             Error::Read { .. } => "EREAD",
             Error::Io { .. } => "EIO",
-            Error::Pause { .. } => "EPAUSE",
-            Error::Unsupported | Error::UnsupportedFeature { .. } => "EUNSUPPORTED",
+            Error::Pause { .. } | Error::PauseUnavailable { .. } => "EPAUSE",
+            Error::Unsupported => "EUNSUPPORTED",
             Error::BadCore { .. } => "EBADCORE",
             Error::MissingBinary { .. } => "ENOBINARY",
         }

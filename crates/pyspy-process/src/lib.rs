@@ -20,10 +20,14 @@ mod linux;
 mod mapped_file;
 mod maps;
 mod memory;
+#[cfg(target_os = "macos")]
+mod macos;
 #[cfg(target_os = "linux")]
 mod namespace;
 #[cfg(not(target_os = "linux"))]
 mod no_proc;
+#[cfg(not(any(target_os = "linux", windows)))]
+mod no_process_table;
 #[cfg(target_os = "linux")]
 mod pause;
 #[cfg(target_os = "linux")]
@@ -37,7 +41,7 @@ mod source;
 mod target;
 #[cfg(target_os = "linux")]
 mod thread_files;
-#[cfg(not(any(target_os = "linux", windows)))]
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 mod unsupported;
 #[cfg(target_os = "linux")]
 mod vm_read;
@@ -60,6 +64,8 @@ pub use target::Target;
 
 #[cfg(target_os = "linux")]
 pub use linux::{OsThread, PauseGuard, Process};
+#[cfg(target_os = "macos")]
+pub use macos::{OsThread, PauseGuard, Process};
 #[cfg(target_os = "linux")]
 pub use namespace::{namespace_pid, parse_nspid, thread_ids, TidMap};
 #[cfg(not(target_os = "linux"))]
@@ -71,10 +77,11 @@ pub use source::{ReadPath, DEBUG_ENV, FORCE_PROC_MEM_ENV};
 #[cfg(target_os = "linux")]
 pub use thread_files::ThreadFiles;
 #[cfg(not(any(target_os = "linux", windows)))]
-pub use unsupported::{
-    process_command_line, process_ended, process_exe, process_parents, thread_ids, OsThread,
-    PauseGuard, Process,
+pub use no_process_table::{
+    process_command_line, process_ended, process_exe, process_parents, thread_ids,
 };
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+pub use unsupported::{OsThread, PauseGuard, Process};
 #[cfg(windows)]
 pub use windows::{thread_ids, OsThread, PauseGuard, Process};
 #[cfg(windows)]

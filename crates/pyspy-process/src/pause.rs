@@ -190,6 +190,11 @@ pub(crate) fn pause(process: &Process) -> Result<PauseGuard, Error> {
                         return Err(process.denied_or_exited());
                     }
                     libc::EPERM => continue,
+                    // No ptrace at all (qemu-user): nothing was seized yet.
+                    libc::ENOSYS if guard.tids.is_empty() => {
+                        drop(guard);
+                        return Err(Error::PauseUnavailable { pid });
+                    }
                     e => {
                         return Err(pause_failed(
                             process,

@@ -1,5 +1,6 @@
-//! Platforms other than Linux and Windows (macOS for now): every entry point answers `Unsupported` at run
-//! time, so the crate still compiles everywhere the npm package ships.
+//! Platforms with no process backend (FreeBSD): every
+//! entry point answers `Unsupported` at run time, so the crate still compiles
+//! everywhere the npm package ships.
 
 use std::path::PathBuf;
 
@@ -21,6 +22,12 @@ pub struct OsThread {
 
 /// Keeps the target paused (never constructed here).
 pub struct PauseGuard;
+
+/// Resumes the target where a platform can pause it (none here); callers
+/// drop it explicitly to end a pause.
+impl Drop for PauseGuard {
+    fn drop(&mut self) {}
+}
 
 impl Process {
     /// Always fails with [`Error::Unsupported`].
@@ -103,29 +110,4 @@ impl Memory for Process {
             errno: 0,
         })
     }
-}
-
-/// See the Linux version.
-pub fn thread_ids(_pid: Pid) -> Vec<(Pid, Pid)> {
-    Vec::new()
-}
-
-/// No process table here: empty.
-pub fn process_parents() -> std::collections::HashMap<Pid, Pid> {
-    std::collections::HashMap::new()
-}
-
-/// Unknown here.
-pub fn process_command_line(_pid: Pid) -> String {
-    String::new()
-}
-
-/// Unknown here.
-pub fn process_exe(_pid: Pid) -> Option<String> {
-    None
-}
-
-/// Unknown here: taken as ended.
-pub fn process_ended(_pid: Pid) -> bool {
-    true
 }

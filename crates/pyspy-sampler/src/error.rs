@@ -11,6 +11,9 @@ pub enum Error {
     /// A thread's native stack could not be read or merged (`--native`).
     #[error(transparent)]
     Native(pyspy_native::Error),
+    /// A feature this platform lacks (its reason).
+    #[error("{0}")]
+    Unsupported(&'static str),
     /// An option, or a combination of options, is invalid.
     #[error("{0}")]
     Invalid(String),
@@ -33,6 +36,7 @@ impl Error {
             Error::Python(e) => e.code(),
             Error::Process(e) => e.code(),
             Error::Native(_) => "EREAD",
+            Error::Unsupported(_) => "EUNSUPPORTED",
             Error::Invalid(_) => "EINVAL",
             Error::Launch(_) => "ELAUNCH",
             Error::Asyncio(code, _) => code,

@@ -159,7 +159,7 @@ impl Recorder {
                 return Err(Error::Invalid(pyspy_native::NONBLOCKING_REFUSAL.into()));
             }
             if !pyspy_native::SUPPORTED {
-                return Err(Error::Process(pyspy_native::unsupported()));
+                return Err(Error::Unsupported(pyspy_native::UNSUPPORTED_REASON));
             }
         }
         let (sessions, child, root) = match target {

@@ -92,6 +92,8 @@ pub struct Session {
     tids: TidMap,
     torn_reads: u64,
     paused_fallbacks: u64,
+    /// ptrace answered ENOSYS (qemu-user): every read is taken running.
+    cannot_pause: bool,
     short_filenames: ShortFilenames,
     command_line: String,
     executable: String,
@@ -109,6 +111,10 @@ pub struct Session {
     task_errors: u64,
 }
 
+/// Attempts of a dump that could not pause (no ptrace) at a read whose
+/// stacks did not change under it, before one is taken as it comes.
+const UNPAUSED_DUMP_TRIES: usize = 20;
+
 /// Attempts of a dump whose native merge failed (a thread caught entering
 /// or leaving the interpreter) before the failure is reported.
 const NATIVE_DUMP_TRIES: usize = 5;
@@ -119,7 +125,12 @@ impl Session {
         let process = Arc::new(Process::open(pid)?);
         let interpreter = find_interpreter(&*process).map_err(|e| exited_or(&process, e.into()))?;
         let command_line = process.cmdline().map(|a| a.join(" ")).unwrap_or_default();
-        let executable = process.exe().unwrap_or_default();
+        let mut executable = process.exe().unwrap_or_default();
+        // Under an emulator (qemu-user) the process's executable is the
+        // emulator; the interpreter's own binary is what Python calls it.
+        if executable.rsplit('/').next().is_some_and(|n| n.starts_with("qemu-")) {
+            executable.clone_from(&interpreter.binary_path);
+        }
         let mut walker = StackWalker::new(process.clone(), interpreter.layout);
         walker.watch_gc(interpreter.gc_collecting);
         let gil = GilRange::new(interpreter.gil);
@@ -134,6 +145,7 @@ impl Session {
             tids: TidMap::default(),
             torn_reads: 0,
             paused_fallbacks: 0,
+            cannot_pause: false,
             short_filenames: ShortFilenames::default(),
             command_line,
             executable,
@@ -183,7 +195,7 @@ impl Session {
     /// samples are then always taken paused.
     pub fn enable_native(&mut self) -> Result<(), Error> {
         if !pyspy_native::SUPPORTED {
-            return Err(Error::Process(pyspy_native::unsupported()));
+            return Err(Error::Unsupported(pyspy_native::UNSUPPORTED_REASON));
         }
         if self.native.is_none() {
             self.native = Some(NativeStacks::new(self.process.clone(), &self.interpreter));
@@ -238,8 +250,12 @@ impl Session {
         let mut tries = 0;
         let guard = loop {
             let guard = self.pause_unless(config.nonblocking)?;
-            match self.read_raw(true, guard.is_some(), false, &mut raw) {
+            // Not paused though asked to be: checked like a recording's
+            // reads, retried while torn, the last try taken as it is.
+            let check = guard.is_none() && !config.nonblocking && tries + 1 < UNPAUSED_DUMP_TRIES;
+            match self.read_raw(true, guard.is_some(), check, &mut raw) {
                 Err(Error::Native(_)) if tries + 1 < NATIVE_DUMP_TRIES => tries += 1,
+                Ok(false) | Err(_) if check => tries += 1,
                 Err(e) => return Err(e),
                 Ok(_) => break guard,
             }
@@ -388,12 +404,20 @@ impl Session {
         &mut self.walker
     }
 
-    fn pause_unless(&self, nonblocking: bool) -> Result<Option<PauseGuard>, Error> {
-        Ok(if nonblocking {
-            None
-        } else {
-            Some(self.process.pause()?)
-        })
+    /// Pauses unless `nonblocking`, or unless this system has no ptrace:
+    /// then the read is taken running (a native unwind still needs it).
+    fn pause_unless(&mut self, nonblocking: bool) -> Result<Option<PauseGuard>, Error> {
+        if nonblocking || (self.cannot_pause && self.native.is_none()) {
+            return Ok(None);
+        }
+        match self.process.pause() {
+            Ok(guard) => Ok(Some(guard)),
+            Err(pyspy_process::Error::PauseUnavailable { .. }) if self.native.is_none() => {
+                self.cannot_pause = true;
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Reads thread states, GIL holder and frames; the caller has paused the
