@@ -26,6 +26,8 @@ mod generated;
 mod generated_tests;
 mod gil_gc;
 mod interpreters;
+#[cfg(test)]
+mod interpreters_tests;
 mod layout;
 mod linetable;
 mod locals;
