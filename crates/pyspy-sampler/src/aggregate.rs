@@ -282,6 +282,22 @@ mod tests {
     }
 
     #[test]
+    fn one_os_thread_in_two_interpreters_is_two_threads() {
+        let mut a = Aggregator::new(false);
+        let host = a.thread_id(1, 0, 7, Some(70), Some("host-1"));
+        let sub = a.thread_id(1, 1, 7, Some(70), Some("sub-1"));
+        assert_ne!(host, sub);
+        assert_eq!(a.thread_id(1, 1, 7, Some(70), None), sub);
+        let p = a.take();
+        assert_eq!(p.threads[sub as usize].interpreter_id, 1);
+        assert_eq!(p.threads[sub as usize].name.as_deref(), Some("sub-1"));
+        assert_eq!(p.threads[host as usize].interpreter_id, 0);
+        let root = interpreter_label(3);
+        assert_eq!(root.name, "interpreter 3");
+        assert_eq!(root.kind, FrameKind::Interpreter);
+    }
+
+    #[test]
     fn thread_roots_read_like_py_spy() {
         assert_eq!(
             thread_label(Some(42), 7, Some("MainThread")).name,
