@@ -8,7 +8,10 @@
 //! the target's own debug-offsets table on 3.13+, from generated per-version
 //! tables on 2.7 and 3.6–3.12. [`StackWalker`] then
 //! reads thread states, frames, code objects, line tables and strings
-//! through any [`pyspy_process::Memory`]. This crate does not decide when to
+//! through any [`pyspy_process::Memory`]; with
+//! [`StackWalker::watch_interpreters`] (3.12+) the threads of every
+//! interpreter of the process, not only the main one's (see
+//! `interpreters.rs`). This crate does not decide when to
 //! read (pausing, sampling and output are `pyspy-sampler`'s) and parses no
 //! binary formats itself (`pyspy-binary` does).
 #![deny(missing_docs)]
