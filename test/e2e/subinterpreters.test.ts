@@ -13,6 +13,7 @@ import path from 'node:path';
 
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
+import { writeGcore } from '../helpers/cores.js';
 import { killAllChildren, loadMatrix, runCli, spawnFixture, supportedInterpreters, type Interpreter } from '../helpers/pythons.js';
 import { cleanupRecord, decodePprof, outputDir, parseRaw } from '../helpers/record.js';
 
@@ -56,8 +57,12 @@ afterEach(async () => {
   await cleanupRecord();
   await killAllChildren();
 });
+/** The newest interpreter (library, --subprocesses) and one outside a chroot (gcore reads its stacks whole). */
+const newest = interpreters.slice().sort((a, b) => minor(b) - minor(a))[0];
+const unchrooted = interpreters.find((i) => i.root === null);
 afterAll(() => {
   console.log(`sub-interpreter e2e ran on ${interpreters.length} interpreters: ${interpreters.map((i) => i.id).join(', ')}`);
+  if (!unchrooted) console.warn('sub-interpreter core-file check SKIPPED: no CPython 3.12+ outside a chroot (pyenv) on this machine');
 });
 
 it('has 3.12+ interpreters to run on', () => {
@@ -160,5 +165,52 @@ describe.each(interpreters.map((i) => [i.id, i] as const))('sub-interpreters on 
       labelled.set(Number(label), (labelled.get(Number(label)) ?? 0) + s.values[0]!);
     }
     expect([...labelled.keys()].sort()).toEqual(r.subs.map((s) => s.interp_id).sort());
+  });
+});
+
+describe('sub-interpreters through the library, --subprocesses and a core file', () => {
+  it(`sample() and record --subprocesses on ${newest?.id}: interpreterId and root order`, { timeout: TIMEOUT }, async () => {
+    const fx = await spawnFixture<Report>(newest!, 'subinterpreters.py', ['--lifetime', '120']);
+    const subIds = fx.report.subs.map((s) => s.interp_id).sort();
+    const { sample } = await import('pyspy-node');
+    const seen = new Map<number, string>();
+    for await (const batch of sample({ pid: fx.pid, interval: 1000 })) {
+      for (const st of batch.stacks) seen.set(st.interpreterId, st.frames[0]!.name);
+      break;
+    }
+    expect([...seen.keys()].sort()).toEqual([0, ...subIds]);
+    for (const id of subIds) expect(seen.get(id), `root of interpreter ${id}'s stacks`).toBe(`interpreter ${id}`);
+    expect(seen.get(0)).not.toMatch(/^interpreter /);
+
+    // Roots: process, then interpreter, then thread.
+    const raw = path.join(outputDir(), 'tree.txt');
+    const rec = await runCli(['record', '--pid', String(fx.pid), '-d', '2', '-f', 'raw', '-o', raw, '--subprocesses', '--threads']);
+    expect(rec.code, rec.stderr).toBe(0);
+    const roots = new Set<string>();
+    for (const stack of parseRaw(readFileSync(raw, 'utf8'))) {
+      const [proc, second, third] = stack.frames.map((f) => f.label);
+      expect(proc, 'process root first').toMatch(new RegExp(`^process ${fx.pid}:`));
+      if (second!.startsWith('interpreter ')) {
+        expect(third, 'thread root under the interpreter root').toMatch(/^thread \(\d+\): sub-\d$/);
+        roots.add(second!);
+      } else {
+        expect(second).toMatch(/^thread \(\d+\): /);
+      }
+    }
+    expect([...roots].sort()).toEqual(subIds.map((id) => `interpreter ${id}`));
+  });
+
+  it.runIf(unchrooted !== undefined)(`dump --core on ${unchrooted?.id}: the same threads as the live dump`, { timeout: TIMEOUT }, async () => {
+    const fx = await spawnFixture<Report>(unchrooted!, 'subinterpreters.py', ['--lifetime', '120']);
+    const core = writeGcore(outputDir(), fx.pid, 'subinterp');
+    const res = await runCli(['dump', '--core', core, '--json']);
+    expect(res.code, res.stderr).toBe(0);
+    const threads = (JSON.parse(res.stdout) as JsonThread[]).map((t) => `${t.interpreter_id}/${t.thread_name}/${t.status}`);
+    const want = [
+      '0/MainThread/idle',
+      '0/main-spinner/running',
+      ...fx.report.subs.flatMap((s) => [`0/${s.host.name}/idle`, `${s.interp_id}/${s.name}/running`]),
+    ];
+    expect(threads.sort()).toEqual(want.sort());
   });
 });
