@@ -34,7 +34,7 @@ interface Report {
   api: string;
   main: ThreadTruth;
   main_thread: { ident: number; native_id: number };
-  subs: (ThreadTruth & { host: ThreadTruth })[];
+  subs: (ThreadTruth & { host: ThreadTruth; extra: ThreadTruth | null })[];
 }
 
 interface JsonThread {
@@ -60,6 +60,8 @@ afterEach(async () => {
 /** The newest interpreter (library, --subprocesses) and one outside a chroot (gcore reads its stacks whole). */
 const newest = interpreters.slice().sort((a, b) => minor(b) - minor(a))[0];
 const unchrooted = interpreters.find((i) => i.root === null);
+/** GIL layouts differ between 3.12 (generated) and 3.13+ (debug offsets): one of each. */
+const gilCases = [interpreters.find((i) => minor(i) === 12), newest].filter((i): i is Interpreter => i !== undefined);
 afterAll(() => {
   console.log(`sub-interpreter e2e ran on ${interpreters.length} interpreters: ${interpreters.map((i) => i.id).join(', ')}`);
   if (!unchrooted) console.warn('sub-interpreter core-file check SKIPPED: no CPython 3.12+ outside a chroot (pyenv) on this machine');
@@ -213,4 +215,26 @@ describe('sub-interpreters through the library, --subprocesses and a core file',
     ];
     expect(threads.sort()).toEqual(want.sort());
   });
+
+  it.each(gilCases.map((i) => [i.id, i] as const))(
+    'two threads of one sub-interpreter take turns on its own GIL: the waiting one is gil_wait, never idle (%s)',
+    { timeout: TIMEOUT },
+    async (_id, interp) => {
+      const fx = await spawnFixture<Report>(interp, 'subinterpreters.py', ['--lifetime', '120', '--contend']);
+      const names = new Set(fx.report.subs.flatMap((s) => [s.name, s.extra!.name]));
+      const statuses = new Map<string, number>();
+      for (let k = 0; k < 6; k++) {
+        const res = await runCli(['dump', '--pid', String(fx.pid), '--json']);
+        expect(res.code, res.stderr).toBe(0);
+        const threads = (JSON.parse(res.stdout) as JsonThread[]).filter((t) => names.has(t.thread_name ?? ''));
+        expect(threads.length, 'both threads of both sub-interpreters').toBe(4);
+        for (const t of threads) expect(t.interpreter_id, t.thread_name!).toBeGreaterThan(0);
+        for (const t of threads) statuses.set(t.status, (statuses.get(t.status) ?? 0) + 1);
+      }
+      const seen = JSON.stringify(Object.fromEntries(statuses));
+      console.log(`${interp.id}: 4 sub-interpreter spinners in 6 paused dumps: ${seen}`);
+      expect(statuses.get('idle') ?? 0, `sub-interpreter spinners: ${seen}`).toBe(0);
+      expect(statuses.get('gil_wait') ?? 0, `sub-interpreter spinners: ${seen}`).toBeGreaterThan(0);
+    },
+  );
 });

@@ -138,6 +138,15 @@ impl<M: Memory> StackWalker<M> {
         tstate != 0 && self.gils.holders.contains(&tstate)
     }
 
+    /// Where the GIL of the interpreter at `interp` lies (3.12+: behind its
+    /// `ceval.gil`, its own when isolated), once a read has found it: a
+    /// thread blocked inside it waits for that GIL.
+    pub fn gil_range(&self, interp: usize) -> Option<std::ops::Range<u64>> {
+        let len = self.layout().offsets.gil_size? as u64;
+        let gil = *self.gils.pointers.get(&interp)? as u64;
+        Some(gil..gil.saturating_add(len))
+    }
+
     /// The interpreters to sample now: the watched list read again step by
     /// step, or `interp` alone.
     pub(crate) fn refresh_interpreters(&mut self, interp: usize) -> Result<(), Error> {

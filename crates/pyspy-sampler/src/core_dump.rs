@@ -117,10 +117,19 @@ pub fn dump_core(
                     -1 => Activity::Running,
                     _ => Activity::in_syscall(nr, arg0),
                 });
+        // A sub-interpreter's thread waits on its interpreter's GIL.
+        let own = (ts.interp != interpreter.interp)
+            .then(|| walker.gil_range(ts.interp))
+            .flatten();
         let status = if crate::session::suspended(&states, ts) {
             ThreadStatus::Idle
         } else {
-            classify(activity, gil.as_ref(), owns_gil, !raw.is_empty())
+            classify(
+                activity,
+                own.as_ref().or(gil.as_ref()),
+                owns_gil,
+                !raw.is_empty(),
+            )
         };
         let syscall = blocked_in(activity).filter(|_| status != ThreadStatus::Running);
         threads.push(ThreadStack {

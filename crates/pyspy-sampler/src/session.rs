@@ -488,6 +488,12 @@ impl Session {
                 (false, _) => ThreadStatus::Running,
                 (true, None) => classify(None, None, t.owns_gil, !t.frames.is_empty()),
                 (true, Some(tid)) => {
+                    // A sub-interpreter's thread waits on its interpreter's
+                    // GIL (its own when isolated).
+                    let own = (ts.interp != self.interpreter.interp)
+                        .then(|| self.walker.gil_range(ts.interp))
+                        .flatten();
+                    let gil = own.as_ref().or(gil.as_ref());
                     let activity = if paused {
                         self.thread_files.stopped_activity(pid, tid as Pid)
                     } else {
@@ -496,7 +502,7 @@ impl Session {
                     if let Some(Activity::Blocked { syscall, .. }) = activity {
                         t.syscall = syscall;
                     }
-                    classify(activity, gil.as_ref(), t.owns_gil, !t.frames.is_empty())
+                    classify(activity, gil, t.owns_gil, !t.frames.is_empty())
                 }
             };
             t.active = t.status.is_active();
