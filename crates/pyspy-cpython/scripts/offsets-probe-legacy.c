@@ -104,6 +104,7 @@ int main(void) {
     /* PyInterpreterState */
     req("interp_size", sizeof(PyInterpreterState));
     req("interp_next", offsetof(PyInterpreterState, next));
+    none("interp_id");
     req("interp_threads_head", offsetof(PyInterpreterState, tstate_head));
     req("interp_modules", offsetof(PyInterpreterState, modules));
     none("interp_ceval_gil");
@@ -138,6 +139,7 @@ int main(void) {
     req("tstate_size", sizeof(PyThreadState));
     req("tstate_next", offsetof(PyThreadState, next));
     req("tstate_interp", offsetof(PyThreadState, interp));
+    none("tstate_status");
     some("tstate_frame", offsetof(PyThreadState, frame));
     none("tstate_current_frame");
     none("tstate_cframe");

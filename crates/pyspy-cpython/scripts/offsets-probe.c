@@ -107,6 +107,11 @@ int main(void) {
     /* PyInterpreterState */
     req("interp_size", sizeof(PyInterpreterState));
     req("interp_next", offsetof(PyInterpreterState, next));
+#if V >= 12
+    some("interp_id", offsetof(PyInterpreterState, id));
+#else
+    none("interp_id");
+#endif
     req("interp_threads_head", offsetof(PyInterpreterState, threads.head));
 #if V == 11
     req("interp_modules", offsetof(PyInterpreterState, modules));
@@ -153,6 +158,11 @@ int main(void) {
     req("tstate_size", sizeof(PyThreadState));
     req("tstate_next", offsetof(PyThreadState, next));
     req("tstate_interp", offsetof(PyThreadState, interp));
+#if V >= 12
+    some("tstate_status", offsetof(PyThreadState, _status));
+#else
+    none("tstate_status");
+#endif
     none("tstate_frame");
 #if V >= 13
     some("tstate_current_frame", offsetof(PyThreadState, current_frame));

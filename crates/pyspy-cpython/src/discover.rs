@@ -277,6 +277,7 @@ fn finish<T: Target>(process: &T, p: Probe) -> Result<Interpreter, Error> {
         layout.offsets.unicode_char_size = Some(size);
     }
     let interp = find_interp(process, &layout, head_slot, &p)?;
+    let interp = main_interp(process, &layout.offsets, head_slot).unwrap_or(interp);
     if interp == 0 {
         return Err(Error::NotPython(format!(
             "Python {v} in process {} has no interpreter yet (starting up or shutting down)",
@@ -298,7 +299,16 @@ fn finish<T: Target>(process: &T, p: Probe) -> Result<Interpreter, Error> {
     })
 }
 
-/// The main interpreter: the head of the interpreter list when its slot is
+/// 3.12+: the main interpreter (id 0, the list's last: new interpreters
+/// are prepended), which is not the head while sub-interpreters run.
+fn main_interp(mem: &impl Memory, o: &Offsets, head_slot: Option<usize>) -> Option<usize> {
+    o.interp_id?;
+    let list = crate::read_interpreter_list(mem, o, head_slot?).ok()?;
+    let main = list.iter().find(|i| i.id == 0).or(list.last())?;
+    Some(main.addr)
+}
+
+/// The interpreter list's head when its slot is
 /// known; else (stripped 2.7/3.6 builds) the `interp` of the thread that
 /// holds the GIL, or a pointer in the binary's `.bss`/`.data` that passes
 /// [`plausible_interp`] (the static `interp_head` is one).

@@ -35,6 +35,10 @@ pub struct Flavor {
     /// `obj - 8` (no GC pre-header), and the GIL is used only when enabled
     /// at run time (`PYTHON_GIL=1`).
     pub free_threaded: bool,
+    /// Bit of `PyThreadState._status` set on the thread state its OS thread
+    /// uses now (`bound_gilstate`, 3.12+): of the thread states one OS thread
+    /// has in several interpreters, the others wait for it to come back.
+    pub bound_gilstate_bit: Option<u32>,
 }
 
 /// What `PyThreadState` points at for its innermost frame.
@@ -163,6 +167,8 @@ impl Flavor {
             py2: false,
             thread_name_attr: "_name",
             free_threaded: false,
+            // Bit 3 in 3.12–3.15 (`cpython/pystate.h`).
+            bound_gilstate_bit: Some(3),
         };
         let legacy = Flavor {
             long_lv_tag: false,
@@ -171,6 +177,7 @@ impl Flavor {
             frames: Frames::Object,
             line_table: LineTable::Lnotab { signed: true },
             dict: DictKind::Compact36,
+            bound_gilstate_bit: None,
             ..modern
         };
         Some(match (v.major, v.minor) {
@@ -188,6 +195,7 @@ impl Flavor {
             },
             (3, 11) => Flavor {
                 long_lv_tag: false,
+                bound_gilstate_bit: None,
                 managed_dict: ManagedDict::V311,
                 dict_values_array: 0,
                 ..modern

@@ -8,7 +8,10 @@
 //! the target's own debug-offsets table on 3.13+, from generated per-version
 //! tables on 2.7 and 3.6–3.12. [`StackWalker`] then
 //! reads thread states, frames, code objects, line tables and strings
-//! through any [`pyspy_process::Memory`]. This crate does not decide when to
+//! through any [`pyspy_process::Memory`]; with
+//! [`StackWalker::watch_interpreters`] (3.12+) the threads of every
+//! interpreter of the process, not only the main one's (see
+//! `interpreters.rs`). This crate does not decide when to
 //! read (pausing, sampling and output are `pyspy-sampler`'s) and parses no
 //! binary formats itself (`pyspy-binary` does).
 #![deny(missing_docs)]
@@ -26,6 +29,9 @@ mod generated;
 #[cfg(test)]
 mod generated_tests;
 mod gil_gc;
+mod interpreters;
+#[cfg(test)]
+mod interpreters_tests;
 mod layout;
 mod linetable;
 mod locals;
@@ -33,6 +39,7 @@ mod objects;
 mod offsets;
 mod scalars;
 mod snapshot;
+mod snapshot_check;
 mod stack;
 mod threads;
 mod version;
@@ -43,6 +50,7 @@ pub use debug_offsets::{header as debug_offsets_header, TableHeader};
 pub use discover::{find_interpreter, layout_for, Interpreter};
 pub use error::Error;
 pub use gil_gc::GilLocation;
+pub use interpreters::{read_interpreter_list, InterpreterRef, MAX_INTERPRETERS};
 pub use layout::{DictKind, Flavor, Frames, Layout, LineTable, ManagedDict, Tlbc};
 pub use linetable::{line_for_lasti, line_for_offset};
 pub use locals::MAX_REPR;

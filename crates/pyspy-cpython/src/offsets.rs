@@ -26,6 +26,9 @@ pub struct Offsets {
     pub interp_size: usize,
     /// `PyInterpreterState.next`.
     pub interp_next: usize,
+    /// `PyInterpreterState.id` (an `int64_t`; 0 for the main interpreter;
+    /// 3.12+, where every interpreter in the list is read).
+    pub interp_id: Option<usize>,
     /// `PyInterpreterState.threads.head` (`.tstate_head` before 3.11).
     pub interp_threads_head: usize,
     /// `PyInterpreterState.modules` (up to 3.11) or `.imports.modules` (3.12+).
@@ -64,6 +67,9 @@ pub struct Offsets {
     pub tstate_next: usize,
     /// `PyThreadState.interp`.
     pub tstate_interp: usize,
+    /// `PyThreadState._status` (3.12+: a word of bit-fields; see
+    /// `Flavor::bound_gilstate_bit`).
+    pub tstate_status: Option<usize>,
     /// `PyThreadState.frame` (up to 3.10: the innermost `PyFrameObject`).
     pub tstate_frame: Option<usize>,
     /// `PyThreadState.current_frame` (3.13+).

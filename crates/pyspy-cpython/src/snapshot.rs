@@ -11,16 +11,15 @@
 
 use pyspy_process::Memory;
 
-use crate::chunks::{CHUNK_HEADER, MAX_CHUNK_TOTAL};
+use crate::chunks::MAX_CHUNK_TOTAL;
 use crate::error::Error;
 use crate::objects::{i32_at, usize_at};
-use crate::threads::MAX_THREADS;
 use crate::walker::StackWalker;
-use crate::ThreadState;
+use crate::{InterpreterRef, ThreadState};
 
 /// Bytes read past a chunk's last used byte, so a stack a few frames
 /// deeper than last time is still inside the speculative copy.
-const CHUNK_SLACK: usize = 1024;
+pub(crate) const CHUNK_SLACK: usize = 1024;
 /// Most ranges outside chunks (3.11/3.12 `cframe` words, C-stack entry
 /// frames, generator frames) read again speculatively per sample.
 pub(crate) const MAX_EXTRAS: usize = 256;
@@ -30,18 +29,20 @@ const MAX_SPECULATED_CODES: usize = 128;
 /// Where the previous sample found each thread state and its chunks.
 #[derive(Debug, Default)]
 pub(crate) struct Speculation {
-    threads: Vec<SpeculatedThread>,
+    pub(crate) threads: Vec<SpeculatedThread>,
     /// Ranges the last read fetched outside chunks.
     extras: Vec<(usize, usize)>,
     /// Code objects the last read walked: their checks are read along.
     codes: Vec<usize>,
+    /// Threads of each interpreter sampled, in `threads` order.
+    pub(crate) per_interp: Vec<usize>,
 }
 
 #[derive(Debug, Default, Clone)]
-struct SpeculatedThread {
-    addr: usize,
+pub(crate) struct SpeculatedThread {
+    pub(crate) addr: usize,
     /// Newest first: remote address and bytes to read.
-    chunks: Vec<(usize, usize)>,
+    pub(crate) chunks: Vec<(usize, usize)>,
 }
 
 impl<M: Memory> StackWalker<M> {
@@ -67,11 +68,14 @@ impl<M: Memory> StackWalker<M> {
         }
     }
 
-    /// Every thread state of the interpreter (newest first, into `states`)
-    /// and the thread state holding the GIL (0: none or unknown), with each
-    /// thread's data-stack chunks copied for [`StackWalker::walk_threads`].
-    /// One system call when threads and chunks are where the previous
-    /// sample found them (and 3.11's `cframe`s aside).
+    /// Every thread state (newest first, into `states`) of the interpreter
+    /// at `interp`, or with [`StackWalker::watch_interpreters`] of every
+    /// interpreter (newest interpreter first), and the thread state holding
+    /// `interp`'s GIL (0: none or unknown; every interpreter's holder:
+    /// [`StackWalker::holds_gil`]), with each thread's data-stack chunks
+    /// copied for [`StackWalker::walk_threads`]. One system call when the
+    /// interpreters, threads and chunks are where the previous sample found
+    /// them (and 3.11's `cframe`s aside).
     pub fn sample_threads(
         &mut self,
         runtime: usize,
@@ -90,31 +94,74 @@ impl<M: Memory> StackWalker<M> {
         spec.codes.truncate(MAX_SPECULATED_CODES);
         self.speculation = spec;
         self.begin_read();
-        let holder = match self.read_snapshot(runtime, interp, states)? {
-            Some(holder) => holder,
-            None => {
-                self.copies.clear();
-                self.extras_seen.clear();
-                self.frames_read_late();
-                *states = self.thread_states(interp)?;
-                let holder = self.gil_holder(runtime, interp).unwrap_or(0);
-                self.gc_running = self.gc_flag.is_some_and(|at| {
-                    let mut flag = [0u8; 4];
-                    self.objects.mem.read(at, &mut flag).is_ok() && flag != [0; 4]
-                });
-                for ts in states.iter() {
-                    let first = self.copies.chunks.len();
-                    if ts.top_frame != 0 {
-                        // A chunk that cannot be copied only costs speed.
-                        let _ = self.prefetch_chunks(ts.datastack_chunk, ts.datastack_top);
+        if self.read_snapshot(runtime, interp, states)?.is_none() {
+            self.copies.clear();
+            self.extras_seen.clear();
+            self.frames_read_late();
+            self.refresh_interpreters(interp)?;
+            states.clear();
+            self.gils.holders.clear();
+            let sampled = std::mem::take(&mut self.sampled);
+            let mut counts = Vec::with_capacity(sampled.len());
+            let result = (|| {
+                for i in &sampled {
+                    let mut these = self.thread_states(i.addr)?;
+                    for ts in &mut these {
+                        ts.interpreter_id = i.id;
                     }
-                    self.copies.per_thread.push(first..self.copies.chunks.len());
+                    counts.push(these.len());
+                    states.extend(these);
+                    let holder = self.gil_holder(runtime, i.addr).unwrap_or(0);
+                    self.gils.holders.push(holder);
                 }
-                holder
+                Ok::<(), Error>(())
+            })();
+            self.sampled = sampled;
+            result?;
+            self.speculation.per_interp = counts;
+            self.gc_running = self.gc_flag.is_some_and(|at| {
+                let mut flag = [0u8; 4];
+                self.objects.mem.read(at, &mut flag).is_ok() && flag != [0; 4]
+            });
+            for ts in states.iter() {
+                let first = self.copies.chunks.len();
+                if ts.top_frame != 0 {
+                    // A chunk that cannot be copied only costs speed.
+                    let _ = self.prefetch_chunks(ts.datastack_chunk, ts.datastack_top);
+                }
+                self.copies.per_thread.push(first..self.copies.chunks.len());
             }
-        };
+        }
         self.remember(states);
-        Ok(holder)
+        // `interp`'s holder: the last interpreter of the list is the main one.
+        let at = self.sampled.iter().position(|i| i.addr == interp);
+        Ok(at
+            .and_then(|k| self.gils.holders.get(k).copied())
+            .unwrap_or(0))
+    }
+
+    /// Where a sample reads `interp`'s GIL holder; `None` when it must be
+    /// looked for step by step first.
+    fn gil_spec(&self, runtime: usize, interp: usize) -> Option<Gil> {
+        let o = self.layout().offsets;
+        Some(if let Some(off) = o.runtime_tstate_current {
+            Gil::Current(runtime.wrapping_add(off))
+        } else if let (Some(locked), Some(holder)) = (o.gil_locked, o.gil_last_holder) {
+            if locked.abs_diff(holder) > 64 {
+                // Not one small range (no layout has them apart).
+                return None;
+            }
+            match self.gils.pointers.get(&interp) {
+                // A GIL pointer so high that the two wrap apart is garbage.
+                Some(g) if g.checked_add(locked.max(holder) + 8).is_none() => return None,
+                Some(g) => Gil::State(g.wrapping_add(locked), g.wrapping_add(holder)),
+                // Not found yet: the step-by-step read looks for it.
+                None if o.interp_ceval_gil.is_some() => return None,
+                None => Gil::None,
+            }
+        } else {
+            Gil::None
+        })
     }
 
     /// The speculative read; `None` when the process no longer matches it.
@@ -123,40 +170,62 @@ impl<M: Memory> StackWalker<M> {
         runtime: usize,
         interp: usize,
         states: &mut Vec<ThreadState>,
-    ) -> Result<Option<usize>, Error> {
+    ) -> Result<Option<()>, Error> {
         let o = self.layout().offsets;
-        if self.speculation.threads.is_empty() {
+        let spec = std::mem::take(&mut self.speculation);
+        let sampled = std::mem::take(&mut self.sampled);
+        let result = self.read_snapshot_with(runtime, interp, &spec, &sampled, states, &o);
+        self.speculation = spec;
+        self.sampled = sampled;
+        result
+    }
+
+    fn read_snapshot_with(
+        &mut self,
+        runtime: usize,
+        interp: usize,
+        spec: &Speculation,
+        sampled: &[InterpreterRef],
+        states: &mut Vec<ThreadState>,
+        o: &crate::Offsets,
+    ) -> Result<Option<()>, Error> {
+        if spec.threads.is_empty() || sampled.is_empty() {
             return Ok(None);
         }
-        // Where the GIL holder is read.
-        let gil = if let Some(off) = o.runtime_tstate_current {
-            Gil::Current(runtime.wrapping_add(off))
-        } else if let (Some(locked), Some(holder)) = (o.gil_locked, o.gil_last_holder) {
-            if locked.abs_diff(holder) > 64 {
-                // Not one small range (no layout has them apart).
-                return Ok(None);
+        let watch = self.interps.as_ref().map(|w| w.head_slot);
+        if watch.is_none() && (sampled.len() != 1 || sampled[0].addr != interp) {
+            return Ok(None);
+        }
+        let mut gils = Vec::with_capacity(sampled.len());
+        for i in sampled {
+            match self.gil_spec(runtime, i.addr) {
+                Some(g) => gils.push(g),
+                None => return Ok(None),
             }
-            match self.gil {
-                // A GIL pointer so high that the two wrap apart is garbage.
-                Some(g) if g.checked_add(locked.max(holder) + 8).is_none() => return Ok(None),
-                Some(g) => Gil::State(g.wrapping_add(locked), g.wrapping_add(holder)),
-                // Not found yet: the step-by-step read looks for it.
-                None if o.interp_ceval_gil.is_some() => return Ok(None),
-                None => Gil::None,
-            }
-        } else {
-            Gil::None
-        };
+        }
         let tlen = self.tstate_len();
-        let spec = std::mem::take(&mut self.speculation);
         self.ranges.clear();
-        self.ranges
-            .push((interp.wrapping_add(o.interp_threads_head), 8));
-        let gil_len = gil.len();
-        match gil {
-            Gil::Current(at) => self.ranges.push((at, 8)),
-            Gil::State(locked, holder) => self.ranges.push((locked.min(holder), gil_len)),
-            Gil::None => {}
+        // The list itself, checked link by link: a started or ended
+        // interpreter sends the read step by step.
+        let link = crate::interpreters::link_range(o);
+        if let (Some(slot), Some((lo, len))) = (watch, link) {
+            self.ranges.push((slot, 8));
+            for i in sampled {
+                self.ranges.push((i.addr.wrapping_add(lo), len));
+            }
+        }
+        let heads_at = bytes_so_far(&self.ranges);
+        for i in sampled {
+            self.ranges
+                .push((i.addr.wrapping_add(o.interp_threads_head), 8));
+        }
+        let gil_at = bytes_so_far(&self.ranges);
+        for g in &gils {
+            match *g {
+                Gil::Current(at) => self.ranges.push((at, 8)),
+                Gil::State(locked, holder) => self.ranges.push((locked.min(holder), g.len())),
+                Gil::None => {}
+            }
         }
         let gc_len = match self.gc_flag {
             Some(at) => {
@@ -165,13 +234,14 @@ impl<M: Memory> StackWalker<M> {
             }
             None => 0,
         };
+        let gc_at = bytes_so_far(&self.ranges) - gc_len;
+        let threads_at = gc_at + gc_len;
         for t in &spec.threads {
             self.ranges.push((t.addr, tlen));
         }
         // Pointers before what they point at: the extras (3.11's `cframe`
         // words among them) before the chunks, so a top frame is never
         // newer than the copy of its chunk.
-        let bytes_so_far = |r: &[(usize, usize)]| r.iter().map(|r| r.1).sum::<usize>();
         let extras_at = bytes_so_far(&self.ranges);
         self.ranges.extend(spec.extras.iter().copied());
         let chunks_at = bytes_so_far(&self.ranges);
@@ -186,54 +256,81 @@ impl<M: Memory> StackWalker<M> {
             }
         }
         // Last, after every frame byte: a code object freed before this
-        // point changed it (see `codes.rs`).
-        let generation_at = self.layout().code_generation;
-        if let Some(off) = generation_at {
-            self.ranges.push((interp.wrapping_add(off), 8));
+        // point changed it (see `codes.rs`). Each interpreter counts its own.
+        if let Some(off) = self.layout().code_generation {
+            for i in sampled {
+                self.ranges.push((i.addr.wrapping_add(off), 8));
+            }
         }
         let Some(total) = checked_total(&self.ranges).filter(|&t| t <= MAX_SNAPSHOT) else {
-            self.speculation = spec;
             return Ok(None);
         };
         self.copies.bytes.resize(total, 0);
-        let read = self
+        if self
             .objects
             .mem
-            .read_ranges(&self.ranges, &mut self.copies.bytes);
-        let result = match read {
-            Ok(()) => {
-                let layout = SnapshotLayout {
-                    gil,
-                    gc_len,
-                    tlen,
-                    extras_at,
-                    chunks_at,
-                    checks_at,
-                };
-                self.check_snapshot(&spec, layout, states)
+            .read_ranges(&self.ranges, &mut self.copies.bytes)
+            .is_err()
+        {
+            return Ok(None);
+        }
+        if let (Some(_), Some((lo, len))) = (watch, link) {
+            // Head, then each interpreter's `next` and `id` as listed.
+            let b = &self.copies.bytes;
+            let mut expected = usize_at(b, 0);
+            for (k, i) in sampled.iter().enumerate() {
+                let at = 8 + k * len;
+                let (next, id) = crate::interpreters::parse_link(o, lo, &b[at..at + len]);
+                if expected != i.addr || id != i.id {
+                    return Ok(None);
+                }
+                expected = next;
             }
-            Err(_) => Ok(None),
+            if expected != 0 {
+                return Ok(None);
+            }
+        }
+        let layout = SnapshotLayout {
+            gils,
+            heads_at,
+            gil_at,
+            gc_at,
+            gc_len,
+            tlen,
+            threads_at,
+            extras_at,
+            chunks_at,
+            checks_at,
         };
-        self.speculation = spec;
-        result
+        self.check_snapshot(spec, sampled, layout, states)
     }
 
     /// Parses and checks the snapshot in `copies.bytes` against `spec`.
     fn check_snapshot(
         &mut self,
         spec: &Speculation,
+        sampled: &[InterpreterRef],
         at: SnapshotLayout,
         states: &mut Vec<ThreadState>,
-    ) -> Result<Option<usize>, Error> {
+    ) -> Result<Option<()>, Error> {
         let SnapshotLayout {
-            gil,
+            gils,
+            heads_at,
+            gil_at,
+            gc_at,
             gc_len,
             tlen,
+            threads_at,
             extras_at,
             chunks_at,
             checks_at,
         } = at;
         let o = self.layout().offsets;
+        if spec.per_interp.len() != sampled.len()
+            || spec.per_interp.iter().sum::<usize>() != spec.threads.len()
+        {
+            return Ok(None);
+        }
         // Register the extras first: thread states may need their words.
         let mut pos = extras_at;
         for &(addr, len) in &spec.extras {
@@ -242,30 +339,37 @@ impl<M: Memory> StackWalker<M> {
         }
         self.compare_code_checks(&spec.codes, checks_at);
         // Until a frame is read later than this snapshot, its checks (and
-        // 3.14+'s generation, its last 8 bytes) vouch for the code objects.
+        // 3.14+'s generations, its last bytes) vouch for the code objects.
         self.snapshot_vouches = true;
         if self.layout().code_generation.is_some() {
+            // Generations only grow: their sum changes when any does.
             let b = &self.copies.bytes;
-            self.generation = Some(usize_at(b, b.len() - 8) as u64);
+            let gens = b.len() - 8 * sampled.len();
+            let sum = (0..sampled.len()).fold(0u64, |s, k| {
+                s.wrapping_add(usize_at(b, gens + 8 * k) as u64)
+            });
+            self.generation = Some(sum);
         }
         let bytes = &self.copies.bytes;
-        let gc_at = 8 + gil.len();
         self.gc_running = gc_len > 0 && bytes[gc_at..gc_at + gc_len] != [0; 4];
-        let mut at = gc_at + gc_len;
-        let holder = match gil {
-            Gil::Current(_) => usize_at(bytes, 8),
-            Gil::State(locked, holder) => {
-                let base = locked.min(holder);
-                let locked = i32_at(bytes, 8 + locked - base);
-                if locked == 0 {
-                    0
-                } else {
-                    usize_at(bytes, 8 + holder - base)
+        self.gils.holders.clear();
+        let mut g_at = gil_at;
+        for g in &gils {
+            let holder = match *g {
+                Gil::Current(_) => usize_at(bytes, g_at),
+                Gil::State(locked, holder) => {
+                    let base = locked.min(holder);
+                    if i32_at(bytes, g_at + locked - base) == 0 {
+                        0
+                    } else {
+                        usize_at(bytes, g_at + holder - base)
+                    }
                 }
-            }
-            Gil::None => 0,
-        };
-        let mut expected = usize_at(bytes, 0);
+                Gil::None => 0,
+            };
+            g_at += g.len();
+            self.gils.holders.push(holder);
+        }
         states.clear();
         // A thread state is parsed from a copy: parsing may read (3.11's
         // cframe) and look at the snapshot's other ranges.
@@ -273,20 +377,28 @@ impl<M: Memory> StackWalker<M> {
         let Some(tbuf) = tbuf.get_mut(..tlen) else {
             return Ok(None);
         };
-        for t in &spec.threads {
-            if expected != t.addr {
+        let mut at = threads_at;
+        let mut threads = spec.threads.iter();
+        for (k, (i, &count)) in sampled.iter().zip(&spec.per_interp).enumerate() {
+            let mut expected = usize_at(&self.copies.bytes, heads_at + 8 * k);
+            for t in threads.by_ref().take(count) {
+                if expected != t.addr {
+                    return Ok(None);
+                }
+                tbuf.copy_from_slice(&self.copies.bytes[at..at + tlen]);
+                at += tlen;
+                match self.parse_tstate(t.addr, tbuf) {
+                    Ok(mut ts) => {
+                        ts.interpreter_id = i.id;
+                        states.push(ts);
+                    }
+                    Err(_) => return Ok(None),
+                }
+                expected = usize_at(tbuf, o.tstate_next);
+            }
+            if expected != 0 {
                 return Ok(None);
             }
-            tbuf.copy_from_slice(&self.copies.bytes[at..at + tlen]);
-            at += tlen;
-            match self.parse_tstate(t.addr, tbuf) {
-                Ok(ts) => states.push(ts),
-                Err(_) => return Ok(None),
-            }
-            expected = usize_at(tbuf, o.tstate_next);
-        }
-        if expected != 0 {
-            return Ok(None);
         }
         if o.tstate_native_thread_id.is_none() {
             if let Some(off) = self.layout().pthread_tid {
@@ -306,84 +418,7 @@ impl<M: Memory> StackWalker<M> {
             }
             self.copies.per_thread.push(first..self.copies.chunks.len());
         }
-        Ok(Some(holder))
-    }
-
-    /// Compares the check ranges of `codes` copied at `pos` in the snapshot
-    /// (in the order `read_snapshot` put them) with what each cached code
-    /// object expects: stale ones are evicted, the others need no other
-    /// check in this read.
-    fn compare_code_checks(&mut self, codes: &[usize], mut pos: usize) {
-        for code in codes {
-            let Some(cc) = self.codes.get_mut(code) else {
-                continue;
-            };
-            let mut same = true;
-            for (_, expected) in &cc.info.checks {
-                same &= self.copies.bytes.get(pos..pos + expected.len()) == Some(&expected[..]);
-                pos += expected.len();
-            }
-            if same {
-                cc.checked_read = self.read_id;
-            } else {
-                self.codes.remove(code);
-                self.evicted.push(*code);
-            }
-        }
-    }
-
-    /// Registers the chunks of thread `t` copied at `at` in the snapshot,
-    /// if they are still the thread's chunks and hold all of its frames.
-    fn accept_chunks(&mut self, t: &SpeculatedThread, ts: &ThreadState, mut at: usize) -> bool {
-        let mut expected = ts.datastack_chunk;
-        for (k, &(addr, window)) in t.chunks.iter().enumerate() {
-            if expected == 0 {
-                return true;
-            }
-            if addr != expected || window < CHUNK_HEADER {
-                return false;
-            }
-            let head = &self.copies.bytes[at..at + CHUNK_HEADER];
-            let size = usize_at(head, 8);
-            let used = if k == 0 {
-                ts.datastack_top.wrapping_sub(addr)
-            } else {
-                usize_at(head, 16)
-                    .saturating_mul(8)
-                    .saturating_add(CHUNK_HEADER)
-            };
-            if !(CHUNK_HEADER..=window).contains(&used)
-                || used > size
-                || self.copies.total + used > MAX_CHUNK_TOTAL
-            {
-                return false;
-            }
-            self.copies.total += used;
-            self.copies.chunks.push((addr, at..at + used));
-            expected = usize_at(head, 0);
-            at += window;
-        }
-        expected == 0
-    }
-
-    /// Keeps where this read found each thread and its chunks.
-    fn remember(&mut self, states: &[ThreadState]) {
-        let mut spec = std::mem::take(&mut self.speculation);
-        spec.threads
-            .resize(states.len().min(MAX_THREADS), SpeculatedThread::default());
-        for (i, (t, ts)) in spec.threads.iter_mut().zip(states).enumerate() {
-            t.addr = ts.addr;
-            t.chunks.clear();
-            let Some(range) = self.copies.per_thread.get(i) else {
-                continue;
-            };
-            for (addr, copy) in &self.copies.chunks[range.clone()] {
-                let size = usize_at(&self.copies.bytes[copy.clone()], 8);
-                let window = (copy.len() + CHUNK_SLACK).min(size).max(copy.len());
-                t.chunks.push((*addr, window));
-            }
-        }
-        self.speculation = spec;
+        Ok(Some(()))
     }
 }
 
@@ -398,14 +433,25 @@ pub(crate) fn checked_total(ranges: &[(usize, usize)]) -> Option<usize> {
         .try_fold(0usize, |sum, r| sum.checked_add(r.1))
 }
 
+/// The bytes of the ranges so far.
+fn bytes_so_far(r: &[(usize, usize)]) -> usize {
+    r.iter().map(|r| r.1).sum()
+}
+
 /// Where the parts of a snapshot sit in its copy.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct SnapshotLayout {
-    gil: Gil,
-    /// Bytes of the collector's flag (0: not read), right after the GIL's.
+    /// Where each interpreter's GIL holder is read, in list order.
+    gils: Vec<Gil>,
+    /// Each interpreter's thread-list head.
+    heads_at: usize,
+    gil_at: usize,
+    gc_at: usize,
+    /// Bytes of the collector's flag (0: not read), after the GILs'.
     gc_len: usize,
     /// Bytes of each thread state.
     tlen: usize,
+    threads_at: usize,
     extras_at: usize,
     chunks_at: usize,
     checks_at: usize,

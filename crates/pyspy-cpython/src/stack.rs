@@ -53,6 +53,10 @@ pub struct ThreadStack {
     pub syscall: Option<String>,
     /// Held the GIL when read.
     pub owns_gil: bool,
+    /// The id of the interpreter this thread (state) belongs to: 0 for the
+    /// main interpreter. An OS thread that runs code in a sub-interpreter
+    /// is listed once per interpreter it has a thread state in.
+    pub interpreter_id: i64,
     /// Frames, innermost first.
     pub frames: Vec<Frame>,
 }

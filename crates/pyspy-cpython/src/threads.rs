@@ -35,6 +35,14 @@ pub struct ThreadState {
     pub datastack_chunk: usize,
     /// The top of the used part of that chunk (`datastack_top`).
     pub datastack_top: usize,
+    /// Remote address of its interpreter (`PyThreadState.interp`).
+    pub interp: usize,
+    /// Its interpreter's id (0: the main interpreter, or not known).
+    pub interpreter_id: i64,
+    /// Whether its OS thread uses this thread state now (3.12+:
+    /// `_status.bound_gilstate`; always true before). A thread that runs
+    /// code in another interpreter keeps its old thread state, not bound.
+    pub bound: bool,
 }
 
 impl<M: Memory> StackWalker<M> {
@@ -72,6 +80,8 @@ impl<M: Memory> StackWalker<M> {
         let o = self.layout().offsets;
         [
             o.tstate_next,
+            o.tstate_interp,
+            o.tstate_status.unwrap_or(0),
             o.tstate_thread_id,
             o.tstate_native_thread_id.unwrap_or(0),
             o.tstate_frame.unwrap_or(0),
@@ -101,6 +111,15 @@ impl<M: Memory> StackWalker<M> {
             top_slot,
             datastack_chunk: chunk.map_or(0, |off| usize_at(buf, off)),
             datastack_top: chunk.map_or(0, |off| usize_at(buf, off + 8)),
+            interp: usize_at(buf, o.tstate_interp),
+            interpreter_id: 0,
+            bound: match (o.tstate_status, self.layout().flavor.bound_gilstate_bit) {
+                (Some(off), Some(bit)) => {
+                    let word = u32::from_le_bytes(buf[off..off + 4].try_into().unwrap());
+                    word >> bit & 1 == 1
+                }
+                _ => true,
+            },
         })
     }
 
@@ -145,8 +164,8 @@ impl<M: Memory> StackWalker<M> {
             return Ok(0);
         };
         // `interp->ceval.gil` is set once when the interpreter starts.
-        let gil = match self.gil {
-            Some(gil) => gil,
+        let gil = match self.gils.pointers.get(&interp) {
+            Some(&gil) => gil,
             None => {
                 let gil = self
                     .objects
@@ -156,7 +175,7 @@ impl<M: Memory> StackWalker<M> {
                 if gil == 0 {
                     return Ok(0);
                 }
-                self.gil = Some(gil);
+                self.gils.pointers.insert(interp, gil);
                 gil
             }
         };

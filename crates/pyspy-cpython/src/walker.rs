@@ -11,6 +11,7 @@ use pyspy_process::{Memory, MemoryExt};
 use crate::chunks::{ChunkCopies, Copied};
 use crate::codes::{fingerprint_range, CachedCode};
 use crate::error::{Error, ReadContext};
+use crate::interpreters::{GilHolders, InterpreterRef, InterpreterWatch};
 use crate::layout::LineTable;
 use crate::linetable::{line_for_lasti, line_for_offset};
 use crate::objects::{usize_at, ObjectReader};
@@ -77,8 +78,13 @@ pub struct StackWalker<M> {
     /// What the previous sample found, read again at once by
     /// [`StackWalker::sample_threads`].
     pub(crate) speculation: Speculation,
-    /// The interpreter's GIL state (3.12+), once known.
-    pub(crate) gil: Option<usize>,
+    /// Each interpreter's GIL pointer (3.12+), once known, and the GIL
+    /// holders of the last read.
+    pub(crate) gils: GilHolders,
+    /// With [`StackWalker::watch_interpreters`]: the interpreter list.
+    pub(crate) interps: Option<InterpreterWatch>,
+    /// The interpreters the last read sampled, newest first.
+    pub(crate) sampled: Vec<InterpreterRef>,
     /// 3.14+: the code-object generation the current read's snapshot saw,
     /// while every frame walked came from that snapshot (`None` otherwise:
     /// code objects are then checked by their bytes).
@@ -132,7 +138,9 @@ impl<M: Memory> StackWalker<M> {
             frame_len,
             copies: ChunkCopies::default(),
             speculation: Speculation::default(),
-            gil: None,
+            gils: GilHolders::default(),
+            interps: None,
+            sampled: Vec::new(),
             generation: None,
             fingerprint: fingerprint_range(&layout),
             pending: Vec::new(),

@@ -10,7 +10,9 @@ use crate::{FrameKind, FrameLabel, Profile};
 /// frame separator) becomes `,` and line breaks become spaces.
 pub(crate) fn label(frame: &FrameLabel) -> String {
     let text = match frame.kind {
-        FrameKind::Thread | FrameKind::Process | FrameKind::Task => frame.name.clone(),
+        FrameKind::Thread | FrameKind::Process | FrameKind::Interpreter | FrameKind::Task => {
+            frame.name.clone()
+        }
         FrameKind::Python | FrameKind::Native if frame.short_filename.is_empty() => {
             frame.name.clone()
         }

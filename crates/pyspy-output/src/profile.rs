@@ -14,6 +14,9 @@ pub enum FrameKind {
     Thread,
     /// A synthetic root naming the process (`--subprocesses`).
     Process,
+    /// A synthetic root naming a sub-interpreter (`interpreter N`), for
+    /// threads of interpreters other than the main one.
+    Interpreter,
     /// A native (C/C++) frame (`--native`).
     Native,
     /// An asyncio task on an await chain (`<task NAME>`, `--asyncio`); pprof
@@ -50,6 +53,10 @@ pub struct ThreadInfo {
     pub os_thread_id: Option<u64>,
     /// `threading` name, when known.
     pub name: Option<String>,
+    /// The id of the interpreter the thread state belongs to (0: the main
+    /// interpreter). One OS thread has a thread (state) per interpreter it
+    /// ran code in.
+    pub interpreter_id: i64,
 }
 
 /// One unique stack of one thread, with how often it was sampled.

@@ -163,6 +163,7 @@ mod tests {
                 thread_id: 1,
                 os_thread_id: None,
                 name: None,
+                interpreter_id: 0,
             }],
             stacks: counts
                 .iter()

@@ -17,11 +17,11 @@ mod error;
 mod fake;
 #[cfg(target_os = "linux")]
 mod linux;
+#[cfg(target_os = "macos")]
+mod macos;
 mod mapped_file;
 mod maps;
 mod memory;
-#[cfg(target_os = "macos")]
-mod macos;
 #[cfg(target_os = "linux")]
 mod namespace;
 #[cfg(not(target_os = "linux"))]
@@ -70,16 +70,16 @@ pub use macos::{OsThread, PauseGuard, Process};
 pub use namespace::{namespace_pid, parse_nspid, thread_ids, TidMap};
 #[cfg(not(target_os = "linux"))]
 pub use no_proc::{namespace_pid, ThreadFiles, TidMap, OS_THREAD_ACTIVITY};
+#[cfg(not(any(target_os = "linux", windows)))]
+pub use no_process_table::{
+    process_command_line, process_ended, process_exe, process_parents, thread_ids,
+};
 #[cfg(target_os = "linux")]
 pub use proc_table::{process_command_line, process_ended, process_exe, process_parents};
 #[cfg(target_os = "linux")]
 pub use source::{ReadPath, DEBUG_ENV, FORCE_PROC_MEM_ENV};
 #[cfg(target_os = "linux")]
 pub use thread_files::ThreadFiles;
-#[cfg(not(any(target_os = "linux", windows)))]
-pub use no_process_table::{
-    process_command_line, process_ended, process_exe, process_parents, thread_ids,
-};
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 pub use unsupported::{OsThread, PauseGuard, Process};
 #[cfg(windows)]

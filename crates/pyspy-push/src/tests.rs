@@ -84,6 +84,7 @@ fn one_stack() -> Profile {
             thread_id: 1,
             os_thread_id: None,
             name: None,
+            interpreter_id: 0,
         }],
         stacks: vec![StackCount {
             thread: 0,

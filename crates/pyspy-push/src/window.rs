@@ -196,6 +196,7 @@ mod tests {
             thread_id: 1,
             os_thread_id: Some(pid as u64),
             name: Some("MainThread".into()),
+            interpreter_id: 0,
         };
         Profile {
             frames: vec![

@@ -24,7 +24,8 @@ pub enum LineMode {
 pub struct Aggregator {
     profile: Profile,
     labels: FxHashMap<FrameLabel, u32>,
-    threads: FxHashMap<(i32, u64), u32>,
+    /// By pid, interpreter id and Python thread id.
+    threads: FxHashMap<(i32, i64, u64), u32>,
     /// Stack key: thread index followed by frame ids, root first.
     stacks: FxHashMap<Box<[u32]>, u32>,
     /// Per thread: index of its open span in the timeline.
@@ -68,11 +69,12 @@ impl Aggregator {
     pub fn thread_id(
         &mut self,
         pid: i32,
+        interpreter_id: i64,
         thread_id: u64,
         os_thread_id: Option<u64>,
         name: Option<&str>,
     ) -> u32 {
-        if let Some(&idx) = self.threads.get(&(pid, thread_id)) {
+        if let Some(&idx) = self.threads.get(&(pid, interpreter_id, thread_id)) {
             let info = &mut self.profile.threads[idx as usize];
             if info.name.is_none() && name.is_some() {
                 info.name = name.map(str::to_owned);
@@ -85,8 +87,9 @@ impl Aggregator {
             thread_id,
             os_thread_id,
             name: name.map(str::to_owned),
+            interpreter_id,
         });
-        self.threads.insert((pid, thread_id), idx);
+        self.threads.insert((pid, interpreter_id, thread_id), idx);
         self.open_span.push(None);
         idx
     }
@@ -169,6 +172,21 @@ impl Aggregator {
     }
 }
 
+/// The synthetic root frame of a sub-interpreter's threads: `interpreter N`.
+/// It sits under a process's root (`--subprocesses`) and above a thread's
+/// (`--threads`): an interpreter holds threads, and one OS thread can run
+/// in several interpreters.
+pub fn interpreter_label(id: i64) -> FrameLabel {
+    FrameLabel {
+        name: format!("interpreter {id}"),
+        filename: String::new(),
+        short_filename: String::new(),
+        line: 0,
+        first_line: 0,
+        kind: FrameKind::Interpreter,
+    }
+}
+
 /// A synthetic root frame for a thread (`--threads`), as py-spy labels it.
 pub fn thread_label(os_thread_id: Option<u64>, thread_id: u64, name: Option<&str>) -> FrameLabel {
     let id = match os_thread_id {
@@ -207,7 +225,7 @@ mod tests {
     #[test]
     fn counting_keeps_no_stacks_however_many_samples() {
         let mut a = Aggregator::counting();
-        let t = a.thread_id(1, 7, None, None);
+        let t = a.thread_id(1, 0, 7, None, None);
         let ids: Vec<u32> = (0..50)
             .map(|i| a.frame_id(&label(&format!("f{i}"))))
             .collect();
@@ -232,7 +250,7 @@ mod tests {
     #[test]
     fn interns_and_counts() {
         let mut a = Aggregator::new(true);
-        let t = a.thread_id(1, 7, Some(70), Some("main"));
+        let t = a.thread_id(1, 0, 7, Some(70), Some("main"));
         let (x, y) = (a.frame_id(&label("x")), a.frame_id(&label("y")));
         assert_eq!(a.frame_id(&label("x")), x);
         let ms = Duration::from_millis;
@@ -261,6 +279,22 @@ mod tests {
             vec![(0, ms(0), ms(20)), (1, ms(20), ms(30)), (0, ms(30), ms(30))]
         );
         assert_eq!(a.samples(), 0, "take() leaves it empty");
+    }
+
+    #[test]
+    fn one_os_thread_in_two_interpreters_is_two_threads() {
+        let mut a = Aggregator::new(false);
+        let host = a.thread_id(1, 0, 7, Some(70), Some("host-1"));
+        let sub = a.thread_id(1, 1, 7, Some(70), Some("sub-1"));
+        assert_ne!(host, sub);
+        assert_eq!(a.thread_id(1, 1, 7, Some(70), None), sub);
+        let p = a.take();
+        assert_eq!(p.threads[sub as usize].interpreter_id, 1);
+        assert_eq!(p.threads[sub as usize].name.as_deref(), Some("sub-1"));
+        assert_eq!(p.threads[host as usize].interpreter_id, 0);
+        let root = interpreter_label(3);
+        assert_eq!(root.name, "interpreter 3");
+        assert_eq!(root.kind, FrameKind::Interpreter);
     }
 
     #[test]

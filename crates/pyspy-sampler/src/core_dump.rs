@@ -42,8 +42,14 @@ pub fn dump_core(
         .then(|| CoreNative::new(core.clone(), &interpreter));
     let mut walker = StackWalker::new(core.clone(), interpreter.layout);
     let mut states = Vec::new();
-    let holder = walker.sample_threads(interpreter.runtime, interpreter.interp, &mut states)?;
-    let names = walker.thread_names(interpreter.interp).unwrap_or_default();
+    walker.watch_interpreters(interpreter.runtime);
+    walker.sample_threads(interpreter.runtime, interpreter.interp, &mut states)?;
+    // Each interpreter has its own `threading` registry.
+    let mut names = HashMap::new();
+    for i in walker.interpreters().to_vec() {
+        let these = walker.thread_names(i.addr).unwrap_or_default();
+        names.extend(these.into_iter().map(|(id, n)| ((i.addr, id), n)));
+    }
     walker.walk_threads(&states)?;
     let gil = match interpreter.gil {
         GilLocation::At { addr, len } => Some(addr as u64..(addr + len) as u64),
@@ -102,7 +108,7 @@ pub fn dump_core(
                 locals,
             ));
         }
-        let owns_gil = holder != 0 && holder == ts.addr;
+        let owns_gil = walker.holds_gil(ts.addr);
         let os_thread_id = (ts.native_thread_id != 0).then_some(ts.native_thread_id);
         let activity =
             os_thread_id
@@ -111,14 +117,28 @@ pub fn dump_core(
                     -1 => Activity::Running,
                     _ => Activity::in_syscall(nr, arg0),
                 });
-        let status = classify(activity, gil.as_ref(), owns_gil, !raw.is_empty());
+        // A sub-interpreter's thread waits on its interpreter's GIL.
+        let own = (ts.interp != interpreter.interp)
+            .then(|| walker.gil_range(ts.interp))
+            .flatten();
+        let status = if crate::session::suspended(&states, ts) {
+            ThreadStatus::Idle
+        } else {
+            classify(
+                activity,
+                own.as_ref().or(gil.as_ref()),
+                owns_gil,
+                !raw.is_empty(),
+            )
+        };
         let syscall = blocked_in(activity).filter(|_| status != ThreadStatus::Running);
         threads.push(ThreadStack {
             thread_id: ts.thread_id,
             os_thread_id,
             // A core's thread ids and CPython's are both the process's own.
             namespace_thread_id: None,
-            thread_name: names.get(&ts.thread_id).cloned(),
+            thread_name: names.get(&(ts.interp, ts.thread_id)).cloned(),
+            interpreter_id: ts.interpreter_id,
             active: status.is_active(),
             status,
             syscall,

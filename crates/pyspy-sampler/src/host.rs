@@ -259,6 +259,7 @@ mod tests {
                 thread_id: 1,
                 os_thread_id: None,
                 name: None,
+                interpreter_id: 0,
             }],
             stacks: vec![StackCount {
                 thread: 0,

@@ -54,6 +54,8 @@ pub(crate) fn sample_process(
     let mut raw = RawSample::default();
     let mut labeler = Labeler::default();
     let mut thread_roots: Vec<Option<u32>> = Vec::new();
+    // Frame ids of `interpreter N` roots, by interpreter id.
+    let mut interp_roots: Vec<(i64, u32)> = Vec::new();
     let mut key: Vec<u32> = Vec::with_capacity(256);
     let os_state = !config.include_idle && !config.gil_only;
     let root_ids: Vec<u32> = {
@@ -121,9 +123,16 @@ pub(crate) fn sample_process(
                         continue;
                     }
                     key.clear();
-                    let name = session.thread_name(t.thread_id);
-                    key.push(total.thread_id(pid, t.thread_id, t.os_thread_id, name));
+                    let name = session.thread_name(t.interp, t.thread_id);
+                    key.push(total.thread_id(
+                        pid,
+                        t.interpreter_id,
+                        t.thread_id,
+                        t.os_thread_id,
+                        name,
+                    ));
                     key.extend_from_slice(&root_ids);
+                    push_interpreter_root(&mut key, &mut interp_roots, &mut total, t);
                     if config.thread_roots {
                         let thread = key[0] as usize;
                         if thread_roots.len() <= thread {
@@ -195,7 +204,7 @@ pub(crate) fn sample_process(
                                 .get_or_insert_with(|| total.frame_id(&leaf_label(GIL_WAIT_LEAF))),
                         );
                     }
-                    let name = session.thread_name(t.thread_id);
+                    let name = session.thread_name(t.interp, t.thread_id);
                     add_key(&mut total, batch.as_mut(), &key, pid, t, name, at);
                 }
                 for chain in &raw.tasks.idle {
@@ -208,9 +217,16 @@ pub(crate) fn sample_process(
                         continue;
                     };
                     key.clear();
-                    let name = session.thread_name(t.thread_id);
-                    key.push(total.thread_id(pid, t.thread_id, t.os_thread_id, name));
+                    let name = session.thread_name(t.interp, t.thread_id);
+                    key.push(total.thread_id(
+                        pid,
+                        t.interpreter_id,
+                        t.thread_id,
+                        t.os_thread_id,
+                        name,
+                    ));
                     key.extend_from_slice(&root_ids);
+                    push_interpreter_root(&mut key, &mut interp_roots, &mut total, t);
                     if config.thread_roots {
                         key.push(total.frame_id(&thread_label(t.os_thread_id, t.thread_id, name)));
                     }
@@ -224,7 +240,7 @@ pub(crate) fn sample_process(
                         chain.links.clone(),
                         &[],
                     )?;
-                    let name = session.thread_name(t.thread_id);
+                    let name = session.thread_name(t.interp, t.thread_id);
                     add_key(&mut total, batch.as_mut(), &key, pid, t, name, at);
                 }
                 shared.samples.store(total.samples(), Ordering::Relaxed);
@@ -265,6 +281,28 @@ pub(crate) fn sample_process(
     }
 }
 
+/// Pushes the `interpreter N` root of a sub-interpreter's thread (none for
+/// the main interpreter's, so single-interpreter profiles are unchanged).
+fn push_interpreter_root(
+    key: &mut Vec<u32>,
+    roots: &mut Vec<(i64, u32)>,
+    total: &mut Aggregator,
+    t: &crate::RawThread,
+) {
+    if t.interpreter_id == 0 {
+        return;
+    }
+    let id = match roots.iter().find(|r| r.0 == t.interpreter_id) {
+        Some(r) => r.1,
+        None => {
+            let id = total.frame_id(&crate::aggregate::interpreter_label(t.interpreter_id));
+            roots.push((t.interpreter_id, id));
+            id
+        }
+    };
+    key.push(id);
+}
+
 /// Counts `key` (its first id a thread of `total`) in the total and, when
 /// batches are kept, in the batch (ids are not shared: re-interned).
 fn add_key(
@@ -279,7 +317,7 @@ fn add_key(
     total.add(key, at);
     if let Some(b) = batch.map(|b| &mut b.agg) {
         let mut bkey = Vec::with_capacity(key.len());
-        bkey.push(b.thread_id(pid, t.thread_id, t.os_thread_id, name));
+        bkey.push(b.thread_id(pid, t.interpreter_id, t.thread_id, t.os_thread_id, name));
         for &id in &key[1..] {
             bkey.push(b.frame_id(&total.profile().frames[id as usize]));
         }

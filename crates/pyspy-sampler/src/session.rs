@@ -83,8 +83,10 @@ pub struct Session {
     process: Arc<Process>,
     interpreter: Interpreter,
     walker: StackWalker<Arc<Process>>,
-    names: HashMap<u64, String>,
-    names_tried: HashSet<u64>,
+    /// `threading` names by interpreter and thread id: each interpreter
+    /// has its own `threading` module.
+    names: HashMap<(usize, u64), String>,
+    names_tried: HashSet<(usize, u64)>,
     /// Thread states of the last read (reused).
     states: Vec<ThreadState>,
     thread_files: ThreadFiles,
@@ -128,11 +130,17 @@ impl Session {
         let mut executable = process.exe().unwrap_or_default();
         // Under an emulator (qemu-user) the process's executable is the
         // emulator; the interpreter's own binary is what Python calls it.
-        if executable.rsplit('/').next().is_some_and(|n| n.starts_with("qemu-")) {
+        if executable
+            .rsplit('/')
+            .next()
+            .is_some_and(|n| n.starts_with("qemu-"))
+        {
             executable.clone_from(&interpreter.binary_path);
         }
         let mut walker = StackWalker::new(process.clone(), interpreter.layout);
         walker.watch_gc(interpreter.gc_collecting);
+        // 3.12+: every interpreter's threads, not only the main one's.
+        walker.watch_interpreters(interpreter.runtime);
         let gil = GilRange::new(interpreter.gil);
         Ok(Session {
             process,
@@ -299,7 +307,8 @@ impl Session {
                 thread_id: t.thread_id,
                 os_thread_id: t.os_thread_id,
                 namespace_thread_id: t.namespace_thread_id,
-                thread_name: self.names.get(&t.thread_id).cloned(),
+                thread_name: self.names.get(&(t.interp, t.thread_id)).cloned(),
+                interpreter_id: t.interpreter_id,
                 active: t.status.is_active(),
                 status: t.status,
                 syscall: blocked_in(t.syscall.map(|nr| Activity::Blocked {
@@ -385,9 +394,10 @@ impl Session {
         (self.torn_reads, self.paused_fallbacks)
     }
 
-    /// `threading` name of a thread seen in the last sample.
-    pub fn thread_name(&self, thread_id: u64) -> Option<&str> {
-        self.names.get(&thread_id).map(String::as_str)
+    /// `threading` name of a thread seen in the last sample, by its
+    /// interpreter's address ([`RawThread::interp`]) and thread id.
+    pub fn thread_name(&self, interp: usize, thread_id: u64) -> Option<&str> {
+        self.names.get(&(interp, thread_id)).map(String::as_str)
     }
 
     /// The short (or, with `full`, the full) form of a filename.
@@ -440,18 +450,27 @@ impl Session {
             .walker
             .sample_threads(self.interpreter.runtime, interp, &mut states);
         self.states = states;
-        let holder = result?;
+        result?;
         let states = &self.states;
-        if states
-            .iter()
-            .any(|t| !self.names_tried.contains(&t.thread_id))
-        {
-            // Looked up once per new thread, not per sample; a missing
-            // registry (no `threading` import) is not an error.
-            if let Ok(names) = self.walker.thread_names(interp) {
-                self.names.extend(names);
+        // Looked up once per new thread, not per sample, in the thread's
+        // own interpreter's `sys.modules`; a missing registry (no
+        // `threading` import) is not an error.
+        let mut looked_up: Vec<usize> = Vec::new();
+        for ts in states {
+            if self.names_tried.contains(&(ts.interp, ts.thread_id))
+                || looked_up.contains(&ts.interp)
+            {
+                continue;
             }
-            self.names_tried.extend(states.iter().map(|t| t.thread_id));
+            looked_up.push(ts.interp);
+            if let Ok(names) = self.walker.thread_names(ts.interp) {
+                self.names
+                    .extend(names.into_iter().map(|(id, n)| ((ts.interp, id), n)));
+            }
+        }
+        if !looked_up.is_empty() {
+            self.names_tried
+                .extend(states.iter().map(|t| (t.interp, t.thread_id)));
         }
         self.walker.walk_threads(states)?;
         if validate && !self.walker.walks_unchanged()? {
@@ -473,6 +492,8 @@ impl Session {
             t.frames.clear();
             self.walker.resolve_walk(i, &mut t.frames)?;
             t.thread_id = ts.thread_id;
+            t.interp = ts.interp;
+            t.interpreter_id = ts.interpreter_id;
             // CPython stores the tid of the target's own PID namespace;
             // /proc and ptrace need ours.
             let pid = self.process.pid();
@@ -481,7 +502,7 @@ impl Session {
                 .and_then(|own| self.tids.host_tid(pid, own as Pid))
                 .map(|tid| tid as u64);
             t.namespace_thread_id = own_tid.filter(|own| t.os_thread_id != Some(*own));
-            t.owns_gil = holder != 0 && holder == ts.addr;
+            t.owns_gil = self.walker.holds_gil(ts.addr);
             t.syscall = None;
             t.in_gc = gc_running && t.owns_gil;
             // Paused, a thread shows where it stopped: inside a system
@@ -489,9 +510,18 @@ impl Session {
             // (computing). Not paused, the scheduler state says whether it
             // is running, and a blocked one's system call what it waits on.
             t.status = match (os_state, t.os_thread_id) {
+                // Its OS thread runs another interpreter's thread state
+                // (`interp.exec()`): this one waits for that call to return.
+                _ if suspended(states, ts) => ThreadStatus::Idle,
                 (false, _) => ThreadStatus::Running,
                 (true, None) => classify(None, None, t.owns_gil, !t.frames.is_empty()),
                 (true, Some(tid)) => {
+                    // A sub-interpreter's thread waits on its interpreter's
+                    // GIL (its own when isolated).
+                    let own = (ts.interp != self.interpreter.interp)
+                        .then(|| self.walker.gil_range(ts.interp))
+                        .flatten();
+                    let gil = own.as_ref().or(gil.as_ref());
                     let activity = if paused {
                         self.thread_files.stopped_activity(pid, tid as Pid)
                     } else {
@@ -500,7 +530,7 @@ impl Session {
                     if let Some(Activity::Blocked { syscall, .. }) = activity {
                         t.syscall = syscall;
                     }
-                    classify(activity, gil.as_ref(), t.owns_gil, !t.frames.is_empty())
+                    classify(activity, gil, t.owns_gil, !t.frames.is_empty())
                 }
             };
             t.active = t.status.is_active();
@@ -562,11 +592,25 @@ impl Session {
     }
 }
 
+/// Whether `ts` is a thread state its OS thread has left for another
+/// interpreter's: not bound while one of the same OS thread is (3.12+).
+pub(crate) fn suspended(states: &[ThreadState], ts: &ThreadState) -> bool {
+    !ts.bound
+        && ts.native_thread_id != 0
+        && states
+            .iter()
+            .any(|o| o.bound && o.addr != ts.addr && o.native_thread_id == ts.native_thread_id)
+}
+
 /// One thread of a [`RawSample`].
 #[derive(Debug, Clone, Default)]
 pub struct RawThread {
     /// Python's thread id.
     pub thread_id: u64,
+    /// Remote address of its interpreter (for [`Session::thread_name`]).
+    pub interp: usize,
+    /// Its interpreter's id (0: the main interpreter).
+    pub interpreter_id: i64,
     /// OS thread id (in our PID namespace), when known.
     pub os_thread_id: Option<u64>,
     /// The OS thread id the target itself sees, when it is in another PID

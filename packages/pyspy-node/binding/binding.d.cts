@@ -425,6 +425,8 @@ export interface BindingStack {
   osThreadId?: number
   /** Thread name, when known. */
   threadName?: string
+  /** The thread's interpreter (0: the main interpreter). */
+  interpreterId: number
   /** Frames, root first. */
   frames: Array<BindingStackFrame>
   /** Samples that saw this stack. */
@@ -492,6 +494,8 @@ export interface BindingThreadStack {
   syscall: string | null
   /** Held the GIL when read. */
   ownsGil: boolean
+  /** The thread's interpreter (0: the main interpreter). */
+  interpreterId: number
   /** Frames, innermost first. */
   frames: Array<BindingFrame>
 }

@@ -112,6 +112,7 @@ export function toProcessDump(dump: BindingProcessDump): ProcessDump {
       status: thread.status as ThreadStatus,
       syscall: thread.syscall ?? null,
       ownsGil: thread.ownsGil,
+      interpreterId: thread.interpreterId,
       frames: thread.frames.map(toFrame),
     })),
   };

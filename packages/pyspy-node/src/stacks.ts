@@ -29,7 +29,16 @@ export interface Stack {
   osThreadId: number | null;
   /** `threading.Thread.name`, or `null` when unknown. */
   threadName: string | null;
-  /** Frames, root (outermost) first; with `threads: true` the root is a synthetic `thread (…)` frame. */
+  /**
+   * The id of the interpreter the thread belongs to: `0` for the main one;
+   * a sub-interpreter's stacks start with a synthetic `interpreter N` frame.
+   */
+  interpreterId: number;
+  /**
+   * Frames, root (outermost) first; roots, outermost first: `process PID`
+   * (subprocesses), `interpreter N` (sub-interpreters), `thread (…)`
+   * (with `threads: true`).
+   */
   frames: StackFrame[];
   /** Samples that saw this stack. */
   count: number;
@@ -63,6 +72,7 @@ export function toStacks(stacks: BindingStacks): Stacks {
       threadId: stack.threadId,
       osThreadId: stack.osThreadId ?? null,
       threadName: stack.threadName ?? null,
+      interpreterId: stack.interpreterId,
       frames: stack.frames.map((frame) => ({
         name: frame.name,
         filename: frame.filename,

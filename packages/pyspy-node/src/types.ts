@@ -142,6 +142,14 @@ export interface ThreadStack {
   syscall: string | null;
   /** Held the GIL when read. */
   ownsGil: boolean;
+  /**
+   * The id of the interpreter this thread belongs to (CPython 3.12+ reads
+   * every interpreter of the process): `0` for the main interpreter. An OS
+   * thread that runs code in a sub-interpreter (`interp.exec()`) has a
+   * thread state in each, so it is listed once per interpreter; the outer
+   * one is `idle` while the inner one runs.
+   */
+  interpreterId: number;
   /** Frames, innermost first. */
   frames: Frame[];
 }

@@ -21,6 +21,7 @@ export const bindingStacks: BindingStacks = {
     {
       pid: 4242,
       threadId: 0x7f3a1d000740,
+      interpreterId: 0,
       osThreadId: 4242,
       threadName: 'MainThread',
       frames: [
@@ -32,6 +33,7 @@ export const bindingStacks: BindingStacks = {
     {
       pid: 4242,
       threadId: 0x7f3a1d000740,
+      interpreterId: 0,
       frames: [{ name: '<module>', filename: '/home/me/demo.py', shortFilename: 'demo.py', line: 31, firstLine: 1 }],
       count: 10,
     },

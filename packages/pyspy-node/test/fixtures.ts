@@ -17,6 +17,7 @@ export const bindingDump: BindingProcessDump = {
       threadId: 0x7f3a1c2b3640,
       osThreadId: null,
       namespaceThreadId: null,
+      interpreterId: 0,
       threadName: 'worker-1',
       active: true,
       status: 'gil_wait',
@@ -41,6 +42,7 @@ export const bindingDump: BindingProcessDump = {
       threadId: 0x7f3a1d000740,
       osThreadId: 4242,
       namespaceThreadId: null,
+      interpreterId: 0,
       threadName: 'MainThread',
       active: true,
       status: 'running',
@@ -61,7 +63,7 @@ export const withIdleThread: ProcessDump = {
   ...processDump,
   threads: [
     ...processDump.threads,
-    { pid: 4242, threadId: 0xabc, osThreadId: null, namespaceThreadId: null, threadName: null, active: false, status: 'idle', syscall: 'clock_nanosleep', ownsGil: false, frames: [] },
+    { pid: 4242, threadId: 0xabc, osThreadId: null, namespaceThreadId: null, threadName: null, interpreterId: 0, active: false, status: 'idle', syscall: 'clock_nanosleep', ownsGil: false, frames: [] },
   ],
 };
 

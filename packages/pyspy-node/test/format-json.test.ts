@@ -14,6 +14,7 @@ describe('formatJson', () => {
       'os_thread_id',
       'active',
       'owns_gil',
+      'interpreter_id',
       'status',
       'syscall',
       'frames',
@@ -28,6 +29,7 @@ describe('formatJson', () => {
       os_thread_id: 4242,
       active: true,
       owns_gil: true,
+      interpreter_id: 0,
       status: 'running',
       frames: [
         { name: 'spin', filename: '/home/me/demo.py', module: null, short_filename: null, line: 12, locals: null },
@@ -57,6 +59,7 @@ describe('formatJson', () => {
       'namespace_pid',
       'active',
       'owns_gil',
+      'interpreter_id',
       'status',
       'frames',
       'process_info',

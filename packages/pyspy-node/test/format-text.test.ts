@@ -52,6 +52,19 @@ describe('formatText', () => {
 });
 
 describe('thread header parts', () => {
+  it('names each thread\'s interpreter only when there are several', () => {
+    // One interpreter: the header lines are unchanged.
+    expect(formatText(processDump)).not.toContain('[interpreter');
+    const [worker, main] = processDump.threads;
+    const sub = { ...worker!, threadName: 'sub-1', interpreterId: 1 };
+    const lines = formatText({ ...processDump, threads: [sub, worker!, main!] }).split('\n');
+    expect(lines.filter((l) => l.startsWith('Thread '))).toEqual([
+      'Thread 4242 (active+gil): "MainThread" [interpreter 0]',
+      'Thread 0x7F3A1C2B3640 (active, waiting for GIL): "worker-1" [interpreter 0]',
+      'Thread 0x7F3A1C2B3640 (active, waiting for GIL): "sub-1" [interpreter 1]',
+    ]);
+  });
+
   it('prefers the OS thread id, in decimal', () => {
     expect(formatThreadId({ threadId: 255, osThreadId: 17 })).toBe('17');
     expect(formatThreadId({ threadId: 255, osThreadId: null })).toBe('0xFF');

@@ -14,7 +14,7 @@ const MODULE = frame('<module>', 40, 1);
 const MAIN = frame('main', 30, 28);
 
 function stack(frames: StackFrame[], count: number, threadId = 1): Stack {
-  return { pid: 7, threadId, osThreadId: 7, threadName: 'MainThread', frames, count };
+  return { pid: 7, threadId, osThreadId: 7, threadName: 'MainThread', interpreterId: 0, frames, count };
 }
 
 function batch(stacks: Stack[], errors = 0): Batch {

@@ -84,6 +84,7 @@ function item(counts: Record<string, number>, attempts: number): FeedItem {
     threadId: 1,
     osThreadId: 7,
     threadName: 'MainThread',
+    interpreterId: 0,
     frames: [
       { name: '<module>', filename: '/a/app.py', shortFilename: 'app.py', line: 40, firstLine: 1 },
       { name, filename: '/a/app.py', shortFilename: 'app.py', line: 10 + i, firstLine: 10 + i },

@@ -29,6 +29,8 @@ pub struct BindingStack {
     pub os_thread_id: Option<f64>,
     /// Thread name, when known.
     pub thread_name: Option<String>,
+    /// The thread's interpreter (0: the main interpreter).
+    pub interpreter_id: f64,
     /// Frames, root first.
     pub frames: Vec<BindingStackFrame>,
     /// Samples that saw this stack.
@@ -86,6 +88,7 @@ impl From<&Profile> for BindingStacks {
                     thread_id: t.thread_id as f64,
                     os_thread_id: t.os_thread_id.map(|x| x as f64),
                     thread_name: t.name.clone(),
+                    interpreter_id: t.interpreter_id as f64,
                     frames: s
                         .frames
                         .iter()

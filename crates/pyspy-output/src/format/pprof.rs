@@ -9,7 +9,8 @@
 //! with [`crate::OutputOptions::snake_case_labels`] the keys are
 //! `thread_id`, `thread_native_id`, `thread_name` (Pyroscope's rule). A
 //! stack with `<task NAME>` frames (`--asyncio`) is also labelled
-//! `task name` (`task_name`) with its innermost task's name.
+//! `task name` (`task_name`) with its innermost task's name. Samples of
+//! a sub-interpreter's threads carry `interpreter` (its id, numeric).
 //! There is one Function per (name, filename, first line) and one Location
 //! per (function, line) with one Line and no mapping (Python code has no
 //! addresses). Functions have no `system_name`: when it equals the name,
@@ -236,6 +237,14 @@ fn thread_labels(thread: &ThreadInfo, snake_case: bool, strings: &mut Strings) -
         proto::int(&mut label, 1, strings.get(&key("thread name")));
         proto::int(&mut label, 2, strings.get(name));
         proto::bytes(&mut out, 3, &label);
+    }
+    // Sub-interpreters only: main-interpreter samples stay as they were.
+    if thread.interpreter_id != 0 {
+        num(
+            &mut out,
+            strings.get("interpreter"),
+            thread.interpreter_id as u64,
+        );
     }
     out
 }

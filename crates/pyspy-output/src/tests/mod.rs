@@ -73,12 +73,14 @@ pub(super) fn two_threads() -> Profile {
             thread_id: 0x7f00_0000_1000,
             os_thread_id: Some(101),
             name: Some("MainThread".into()),
+            interpreter_id: 0,
         },
         ThreadInfo {
             pid: 42,
             thread_id: 0x7f00_0000_2000,
             os_thread_id: Some(102),
             name: Some("worker".into()),
+            interpreter_id: 0,
         },
     ];
     let stacks = vec![

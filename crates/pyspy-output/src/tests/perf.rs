@@ -39,6 +39,7 @@ pub(super) fn big(n: u32, tree: bool) -> Profile {
             thread_id: 0x7f00_0000_0000 + t,
             os_thread_id: Some(100 + t),
             name: Some(format!("t{t}")),
+            interpreter_id: 0,
         })
         .collect();
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);

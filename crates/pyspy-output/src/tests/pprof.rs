@@ -217,6 +217,20 @@ fn samples_carry_thread_labels() {
 }
 
 #[test]
+fn only_sub_interpreter_samples_carry_an_interpreter_label() {
+    let mut p = two_threads();
+    p.threads[1].interpreter_id = 2;
+    let d = decode(&encode(&p, Format::Pprof));
+    assert!(
+        !d.labels[0].contains_key("interpreter"),
+        "{:?}",
+        d.labels[0]
+    );
+    assert_eq!(d.labels[2]["interpreter"], "2");
+    assert_eq!(d.labels[2]["thread name"], "worker");
+}
+
+#[test]
 fn snake_case_labels_for_pyroscope() {
     let options = OutputOptions {
         snake_case_labels: true,

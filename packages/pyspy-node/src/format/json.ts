@@ -26,6 +26,8 @@ export interface JsonStackTrace {
   active: boolean;
   /** See `ThreadStack.ownsGil`. */
   owns_gil: boolean;
+  /** See `ThreadStack.interpreterId` (not in py-spy's JSON). */
+  interpreter_id: number;
   /** See `ThreadStack.status` (not in py-spy's JSON). */
   status: ThreadStatus;
   /** See `ThreadStack.syscall` (not in py-spy's JSON); only for a waiting thread whose call is known. */
@@ -85,6 +87,7 @@ export function toJsonTraces(dump: ProcessDump): JsonStackTrace[] {
       : { namespace_thread_id: thread.namespaceThreadId, namespace_pid: d.namespacePid }),
     active: thread.active,
     owns_gil: thread.ownsGil,
+    interpreter_id: thread.interpreterId,
     status: thread.status,
     ...(thread.syscall === null ? {} : { syscall: thread.syscall }),
     frames: thread.frames.map(toJsonFrame),

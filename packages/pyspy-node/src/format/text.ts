@@ -29,7 +29,8 @@ export interface TextFormatOptions {
  * `Thread 25112 (ns 2) (idle): "sleeper"`.
  *
  * Threads come oldest first (the reverse of the interpreter's list), with a
- * blank line between them. With locals, each frame is followed by
+ * blank line between them. A process with sub-interpreters (3.12+) names
+ * each thread's interpreter: `Thread 4251 (active): "w" [interpreter 1]`. With locals, each frame is followed by
  * `Arguments:` and `Locals:` sections. The result ends with a newline.
  *
  * @param dump What {@link dump} returned.
@@ -48,9 +49,11 @@ export function formatText(dump: ProcessDump, options: TextFormatOptions = {}): 
 function formatProcess(dump: ProcessDump, options: TextFormatOptions): string {
   const version = dump.pythonVersion ? `Python v${dump.pythonVersion}` : 'Not a Python process';
   const lines = [`Process ${dump.pid}${nsSuffix(dump.namespacePid)}: ${dump.commandLine}`, `${version} (${dump.executable})`, ''];
+  // The interpreter is named only where there is more than one.
+  const several = new Set(dump.threads.map((t) => t.interpreterId)).size > 1;
   [...dump.threads].reverse().forEach((thread, i) => {
     if (i > 0) lines.push('');
-    lines.push(...formatThread(thread, options));
+    lines.push(...formatThread(thread, options, several));
   });
   if (dump.asyncio !== null) lines.push('', ...formatAsyncio(dump, options));
   return lines.join('\n') + '\n';
@@ -77,10 +80,11 @@ export function threadStatus(thread: Pick<ThreadStack, 'active' | 'ownsGil' | 's
   return thread.ownsGil ? 'active+gil' : 'active';
 }
 
-function formatThread(thread: ThreadStack, options: TextFormatOptions): string[] {
+function formatThread(thread: ThreadStack, options: TextFormatOptions, interpreter: boolean): string[] {
   const name = thread.threadName === null ? '' : `: ${JSON.stringify(thread.threadName)}`;
   const ns = nsSuffix(thread.namespaceThreadId);
-  const lines = [`Thread ${formatThreadId(thread)}${ns} (${threadStatus(thread)})${name}`];
+  const interp = interpreter ? ` [interpreter ${thread.interpreterId}]` : '';
+  const lines = [`Thread ${formatThreadId(thread)}${ns} (${threadStatus(thread)})${name}${interp}`];
   for (const frame of thread.frames) lines.push(...formatFrame(frame, options));
   return lines;
 }
