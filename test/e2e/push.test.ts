@@ -269,11 +269,11 @@ describe('record --push', () => {
     expect(rssDown - rssBefore, `RSS ${rssBefore} -> ${rssDown} KiB`).toBeLessThan(32 * 1024);
   });
 
-  it('--all-pythons: five Pythons of different versions each their own series, two started later found, a stopped one dropped', { timeout: 240_000 }, async () => {
+  it('--all-pythons: five Pythons of different versions each their own series, three started later found (one a shell that execs Python), a stopped one dropped', { timeout: 240_000 }, async () => {
     const run = runId();
     const mark = `pyspy_host_${run}`;
     // A marker in the command line keeps other Pythons on the machine (other tests') out.
-    // About a third of a CPU each (seven of them share two cores with the rest of the suite).
+    // About a third of a CPU each (eight of them share two cores with the rest of the suite).
     const code = [
       'import os, time',
       `${mark} = 1`,
@@ -299,7 +299,13 @@ describe('record --push', () => {
     };
     // Limits, not timings: they only turn a hang into a failure.
     expect(await eventually(() => has(first.map((c) => c.pid)), 60_000), cli.stderr()).toBe(true);
-    const lateOnes = await Promise.all(['pyenv-3.10.13', 'debian-3.13'].map((id) => spawnPythonCode(interpreter(matrix, id), code)));
+    // The third is a shell (its command line already matching) for 1.5 s, then execs Python under the
+    // same pid and start time: found once it is Python, not dismissed for good as a shell.
+    const lateOnes = await Promise.all([
+      spawnPythonCode(interpreter(matrix, 'pyenv-3.10.13'), code),
+      spawnPythonCode(interpreter(matrix, 'debian-3.13'), code),
+      spawnPythonCode(interpreter(matrix, 'debian-3.11'), code, { execAfterSeconds: 1.5 }),
+    ]);
     expect(await eventually(() => has(lateOnes.map((c) => c.pid)), 60_000), cli.stderr()).toBe(true);
     const late = lateOnes[0]!;
     const gone = first[1]!;

@@ -480,10 +480,19 @@ export interface PythonCodeChild extends TrackedChild {
  * line `READY <os.getpid()>`; this resolves then. For short-lived targets;
  * {@link killAllChildren} cleans up.
  *
+ * `execAfterSeconds`: instead, the `sh` itself sleeps that long and then
+ * execs the interpreter, so one pid (and start time) is first a shell, then
+ * Python (`exec python` in a start-up script; `chroot`, which execs too).
+ *
  * @throws Error when it exits or stays silent (60 s) before printing READY.
  */
-export async function spawnPythonCode(interp: Interpreter, code: string): Promise<PythonCodeChild> {
-  const child = spawn('/bin/sh', ['-c', '"$@" & wait $!', 'sh', ...interp.argv, '-c', code], {
+export async function spawnPythonCode(
+  interp: Interpreter,
+  code: string,
+  { execAfterSeconds }: { execAfterSeconds?: number } = {},
+): Promise<PythonCodeChild> {
+  const script = execAfterSeconds === undefined ? '"$@" & wait $!' : `sleep ${execAfterSeconds}; exec "$@"`;
+  const child = spawn('/bin/sh', ['-c', script, 'sh', ...interp.argv, '-c', code], {
     cwd: interp.root ? '/' : REPO_ROOT,
     env: pythonEnv(interp),
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pyspy_output::{Profile, StackCount};
 use pyspy_process::Pid;
@@ -29,12 +29,25 @@ pub struct HostFilter {
 
 struct Live {
     recorders: HashMap<Pid, Recorder>,
-    /// Pids found not to be (readable) Python, with their start time (pids
-    /// are reused).
-    rejected: HashMap<Pid, u64>,
+    /// Pids found not to be (readable) Python.
+    rejected: HashMap<Pid, Rejected>,
     /// The last samples of processes that exited since the previous batch.
     departed: Profile,
 }
+
+/// When and as what a process was found not to be (readable) Python. It is
+/// tried again when it is another process (pids are reused: another start
+/// time), when it has exec'd something else (a shell or `chroot` becoming
+/// Python keeps its pid and start time), and during its first
+/// [`START_GRACE`] (an interpreter still loading or initialising).
+struct Rejected {
+    started: u64,
+    exe: Option<std::path::PathBuf>,
+    at: Instant,
+}
+
+/// How long a process just found not to be readable Python is tried again.
+const START_GRACE: Duration = Duration::from_secs(3);
 
 /// Recording of every matching Python process on the host.
 pub struct HostRecorder {
@@ -180,20 +193,37 @@ fn scan(live: &Mutex<Live>, config: &RecordConfig, filter: &HostFilter) {
             continue;
         }
         let started = start_time(pid);
-        if live.rejected.get(&pid) == Some(&started) {
+        let exe = || std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+        // Read only for processes already rejected once (most, after the
+        // first scans), not for every process of every scan.
+        let exe_now = live.rejected.get(&pid).map(|_| exe());
+        let same = |r: &Rejected| r.started == started && Some(&r.exe) == exe_now.as_ref();
+        if live
+            .rejected
+            .get(&pid)
+            .is_some_and(|r| same(r) && r.at.elapsed() > START_GRACE)
+        {
             continue;
         }
-        if !looks_like_python(pid, filter) {
-            live.rejected.insert(pid, started);
-            continue;
-        }
-        match Recorder::start(&Target::Pid(pid), config.clone()) {
-            Ok(r) => {
-                live.recorders.insert(pid, r);
-            }
-            Err(_) => {
-                live.rejected.insert(pid, started);
-            }
+        let ok = looks_like_python(pid, filter)
+            && match Recorder::start(&Target::Pid(pid), config.clone()) {
+                Ok(r) => {
+                    live.recorders.insert(pid, r);
+                    true
+                }
+                Err(_) => false,
+            };
+        if ok {
+            live.rejected.remove(&pid);
+        } else if !live.rejected.get(&pid).is_some_and(same) {
+            live.rejected.insert(
+                pid,
+                Rejected {
+                    started,
+                    exe: exe_now.unwrap_or_else(exe),
+                    at: Instant::now(),
+                },
+            );
         }
     }
 }
