@@ -88,6 +88,33 @@ function spinnerCounts(raw: string, n: number): number[] {
   return counts;
 }
 
+/** Each refresh's figures line (the third) of `top`'s plain output. */
+function figureLinesOf(stdout: string): string[] {
+  return stdout
+    .split('\n\n')
+    .filter((b) => b.startsWith('Collecting samples'))
+    .map((b) => b.split('\n')[2] ?? '');
+}
+
+/** The percentage after `label: ` in each line (NaN where absent). */
+function percents(lines: string[], label: string): number[] {
+  return lines.map((l) => Number(new RegExp(`${label}: ([0-9.]+)%`).exec(l)?.[1] ?? NaN));
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
+}
+
+/** `top` launching `args` under the 3.13t build, refreshing every 0.5 s. */
+async function topOn(args: string[], env: Record<string, string> = {}): Promise<string[]> {
+  const res = await runCli(['top', '--delay', '0.5', '--rate', String(RATE), '--', FT.binary, ...args], { timeoutMs: 60_000, env });
+  expect(res.code, res.stderr).toBe(0);
+  const lines = figureLinesOf(res.stdout);
+  expect(lines.length, res.stdout).toBeGreaterThanOrEqual(4);
+  return lines;
+}
+
 describe(`free-threaded ${FT.id}`, () => {
   it('is a free-threaded build with the GIL off', () => {
     const out = execFileSync(FT.binary, ['-c', 'import sys; print(sys._is_gil_enabled(), sys.version_info[:2])'], { encoding: 'utf8' });
@@ -165,8 +192,49 @@ describe(`free-threaded ${FT.id}`, () => {
     expect(last).toMatch(/spin_1 \(parallel_spin\.py\)/);
   });
 
+  it('top shows Attached (high for 4 spinners), never GIL', { timeout: TIMEOUT }, async () => {
+    const lines = await topOn([path.join(FIXTURES_DIR, 'parallel_spin.py'), '--threads', '4', '--lifetime', '4']);
+    for (const l of lines) {
+      expect(l).toMatch(/^Attached: [0-9.]+%, Active: [0-9.]+%, Threads: \d+$/);
+      expect(l).not.toContain('GIL');
+    }
+    // A spinner stays attached even while the kernel has it preempted: the
+    // share does not depend on the machine's load. Startup and exit may dip.
+    expect(median(percents(lines, 'Attached')), lines.join('\n')).toBeGreaterThanOrEqual(90);
+  });
+
+  it('top shows a low Attached share for a program that sleeps', { timeout: TIMEOUT }, async () => {
+    // A thread in time.sleep() is detached: attached only around startup and exit.
+    const lines = await topOn(['-c', 'import time; time.sleep(3)']);
+    for (const l of lines) expect(l).toMatch(/^Attached: [0-9.]+%, /);
+    expect(median(percents(lines, 'Attached')), lines.join('\n')).toBeLessThanOrEqual(10);
+  });
+
+  it('dump says free-threaded, GIL disabled', { timeout: TIMEOUT }, async () => {
+    const fx = await spawnFixture<SpinReport>(FT, 'parallel_spin.py', ['--threads', '1'], { via: 'shell' });
+    const res = await runCli(['dump', '--pid', String(fx.pid)]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout.split('\n')[1]).toMatch(/^Python v3\.13\.\d+, free-threaded, GIL disabled \(/);
+    const { dump } = await import('pyspy-node');
+    expect(await dump(fx.pid)).toMatchObject({ freeThreaded: true, gilEnabled: false });
+  });
+
   describe('with PYTHON_GIL=1 (the GIL back on at run time)', () => {
     const env = { PYTHON_GIL: '1' };
+
+    it('top shows GIL, not Attached; dump says GIL enabled', { timeout: TIMEOUT }, async () => {
+      const lines = await topOn([path.join(FIXTURES_DIR, 'parallel_spin.py'), '--threads', '4', '--lifetime', '4'], env);
+      for (const l of lines) {
+        expect(l).toMatch(/^GIL: [0-9.]+%, Active: [0-9.]+%, GIL wait: [0-9.]+%, Threads: \d+$/);
+        expect(l).not.toContain('Attached');
+      }
+      // One of 4 spinners holds the GIL nearly always.
+      expect(median(percents(lines, 'GIL')), lines.join('\n')).toBeGreaterThanOrEqual(50);
+      const fx = await spawnFixture<SpinReport>(FT, 'parallel_spin.py', ['--threads', '1'], { via: 'shell', env });
+      const res = await runCli(['dump', '--pid', String(fx.pid)]);
+      expect(res.code, res.stderr).toBe(0);
+      expect(res.stdout.split('\n')[1]).toMatch(/^Python v3\.13\.\d+, free-threaded, GIL enabled \(/);
+    });
 
     it('dump sees a GIL holder among 2 spinners, and record --gil works', { timeout: TIMEOUT }, async () => {
       const fx = await spawnFixture<SpinReport>(FT, 'parallel_spin.py', ['--threads', '2'], { via: 'shell', env });

@@ -104,6 +104,9 @@ pub(crate) struct GilHolders {
     /// The thread state holding each interpreter's GIL (0: none), in the
     /// order of the interpreters sampled.
     pub(crate) holders: Vec<usize>,
+    /// Free-threaded builds: whether each interpreter's GIL was enabled
+    /// (`None`: a build that always has one, or unread), in the same order.
+    pub(crate) enabled: Vec<Option<bool>>,
     /// 3.12+: each interpreter's `ceval.gil` pointer (its own GIL, or the
     /// main one's), set once when it starts; by interpreter address.
     pub(crate) pointers: FxHashMap<usize, usize>,

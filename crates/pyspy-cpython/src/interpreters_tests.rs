@@ -215,3 +215,68 @@ fn a_thread_state_left_for_another_interpreter_is_not_bound() {
     assert!(!states[0].bound);
     assert_eq!(states[0].interp, main);
 }
+
+#[test]
+fn a_free_threaded_gil_turned_off_has_no_holder_and_threads_say_if_attached() {
+    let mut fake = FakeMemory::new();
+    let main = place_interp(&mut fake, 0, 0);
+    set_head(&mut fake, main);
+    let o = layout().offsets;
+    let (tstate, gil) = (main + 0x10_0000, main + 0x20_0000);
+    // Initialized, bound_gilstate and active: attached.
+    let mut t = vec![0u8; o.tstate_size];
+    put(&mut t, o.tstate_interp, main as u64);
+    put(&mut t, o.tstate_status.unwrap(), 1 | 1 << 3 | 1 << 4);
+    fake.place(tstate, t);
+    // `locked` and `last_holder` stale from before the GIL was turned off;
+    // `enabled` (here at 16) is 0.
+    let mut g = vec![0u8; 24];
+    put(&mut g, 0, 1);
+    put(&mut g, 8, tstate as u64);
+    fake.place(gil, g);
+    let mem = Counting::new(fake);
+    let ft = Layout {
+        gil_enabled: Some(16),
+        ..layout()
+    };
+    let mut w = StackWalker::new(&mem, ft);
+    w.watch_interpreters(RUNTIME);
+    for _ in 0..3 {
+        let mut states = Vec::new();
+        w.sample_threads(RUNTIME, main, &mut states).unwrap();
+        assert!(!w.holds_gil(tstate));
+        assert_eq!(w.gil_enabled(main), Some(false));
+        assert_eq!(states[0].attached, Some(true));
+    }
+    // The flag rides in the snapshot: still one read per sample.
+    assert_eq!(calls_of(&mem, &mut w), 1);
+
+    // PYTHON_GIL=1 (or a module that needs the GIL): enabled, held.
+    let mut g = vec![0u8; 24];
+    put(&mut g, 0, 1);
+    put(&mut g, 8, tstate as u64);
+    put(&mut g, 16, 1);
+    mem.mem.borrow_mut().place(gil, g);
+    assert_eq!(sample(&mut w), [(0, 0, true)]);
+    assert_eq!(w.gil_enabled(main), Some(true));
+
+    // Detached (active clear); a word without `initialized` is not trusted.
+    for (word, attached) in [
+        (1 | 1 << 3, Some(false)),
+        (1 << 4, None),
+        (1 << 12 | 1, None),
+    ] {
+        let mut t = vec![0u8; o.tstate_size];
+        put(&mut t, o.tstate_interp, main as u64);
+        put(&mut t, o.tstate_status.unwrap(), word);
+        mem.mem.borrow_mut().place(tstate, t);
+        let mut states = Vec::new();
+        w.sample_threads(RUNTIME, main, &mut states).unwrap();
+        assert_eq!(states[0].attached, attached, "status {word:#x}");
+    }
+
+    // A GIL build's layout reads no flag.
+    let mut w = StackWalker::new(&mem, layout());
+    sample(&mut w);
+    assert_eq!(w.gil_enabled(main), None);
+}

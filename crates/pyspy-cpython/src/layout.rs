@@ -39,6 +39,11 @@ pub struct Flavor {
     /// uses now (`bound_gilstate`, 3.12+): of the thread states one OS thread
     /// has in several interpreters, the others wait for it to come back.
     pub bound_gilstate_bit: Option<u32>,
+    /// Bit of `PyThreadState._status` set while the thread is attached to
+    /// its interpreter (`active`, 3.12+): set on attaching, cleared on
+    /// detaching (a blocking call, a GIL hand-off, a stop-the-world pause).
+    /// Without a GIL it is what says a thread runs Python.
+    pub active_bit: Option<u32>,
 }
 
 /// What `PyThreadState` points at for its innermost frame.
@@ -169,6 +174,8 @@ impl Flavor {
             free_threaded: false,
             // Bit 3 in 3.12–3.15 (`cpython/pystate.h`).
             bound_gilstate_bit: Some(3),
+            // Bit 4 in 3.12–3.15 (`cpython/pystate.h`).
+            active_bit: Some(4),
         };
         let legacy = Flavor {
             long_lv_tag: false,
@@ -178,6 +185,7 @@ impl Flavor {
             line_table: LineTable::Lnotab { signed: true },
             dict: DictKind::Compact36,
             bound_gilstate_bit: None,
+            active_bit: None,
             ..modern
         };
         Some(match (v.major, v.minor) {
@@ -196,6 +204,7 @@ impl Flavor {
             (3, 11) => Flavor {
                 long_lv_tag: false,
                 bound_gilstate_bit: None,
+                active_bit: None,
                 managed_dict: ManagedDict::V311,
                 dict_values_array: 0,
                 ..modern

@@ -29,6 +29,7 @@ mod generated;
 #[cfg(test)]
 mod generated_tests;
 mod gil_gc;
+mod gil_state;
 mod interpreters;
 #[cfg(test)]
 mod interpreters_tests;

@@ -13,7 +13,8 @@ use pyspy_process::Memory;
 
 use crate::chunks::MAX_CHUNK_TOTAL;
 use crate::error::Error;
-use crate::objects::{i32_at, usize_at};
+use crate::gil_state::Gil;
+use crate::objects::usize_at;
 use crate::walker::StackWalker;
 use crate::{InterpreterRef, ThreadState};
 
@@ -101,6 +102,7 @@ impl<M: Memory> StackWalker<M> {
             self.refresh_interpreters(interp)?;
             states.clear();
             self.gils.holders.clear();
+            self.gils.enabled.clear();
             let sampled = std::mem::take(&mut self.sampled);
             let mut counts = Vec::with_capacity(sampled.len());
             let result = (|| {
@@ -112,7 +114,11 @@ impl<M: Memory> StackWalker<M> {
                     counts.push(these.len());
                     states.extend(these);
                     let holder = self.gil_holder(runtime, i.addr).unwrap_or(0);
+                    let enabled = self.read_gil_enabled(i.addr);
+                    // A disabled GIL has no holder (its fields may be stale).
+                    let holder = if enabled == Some(false) { 0 } else { holder };
                     self.gils.holders.push(holder);
+                    self.gils.enabled.push(enabled);
                 }
                 Ok::<(), Error>(())
             })();
@@ -138,30 +144,6 @@ impl<M: Memory> StackWalker<M> {
         Ok(at
             .and_then(|k| self.gils.holders.get(k).copied())
             .unwrap_or(0))
-    }
-
-    /// Where a sample reads `interp`'s GIL holder; `None` when it must be
-    /// looked for step by step first.
-    fn gil_spec(&self, runtime: usize, interp: usize) -> Option<Gil> {
-        let o = self.layout().offsets;
-        Some(if let Some(off) = o.runtime_tstate_current {
-            Gil::Current(runtime.wrapping_add(off))
-        } else if let (Some(locked), Some(holder)) = (o.gil_locked, o.gil_last_holder) {
-            if locked.abs_diff(holder) > 64 {
-                // Not one small range (no layout has them apart).
-                return None;
-            }
-            match self.gils.pointers.get(&interp) {
-                // A GIL pointer so high that the two wrap apart is garbage.
-                Some(g) if g.checked_add(locked.max(holder) + 8).is_none() => return None,
-                Some(g) => Gil::State(g.wrapping_add(locked), g.wrapping_add(holder)),
-                // Not found yet: the step-by-step read looks for it.
-                None if o.interp_ceval_gil.is_some() => return None,
-                None => Gil::None,
-            }
-        } else {
-            Gil::None
-        })
     }
 
     /// The speculative read; `None` when the process no longer matches it.
@@ -220,13 +202,7 @@ impl<M: Memory> StackWalker<M> {
                 .push((i.addr.wrapping_add(o.interp_threads_head), 8));
         }
         let gil_at = bytes_so_far(&self.ranges);
-        for g in &gils {
-            match *g {
-                Gil::Current(at) => self.ranges.push((at, 8)),
-                Gil::State(locked, holder) => self.ranges.push((locked.min(holder), g.len())),
-                Gil::None => {}
-            }
-        }
+        self.ranges.extend(gils.iter().filter_map(|g| g.range()));
         let gc_len = match self.gc_flag {
             Some(at) => {
                 self.ranges.push((at, 4));
@@ -353,22 +329,13 @@ impl<M: Memory> StackWalker<M> {
         let bytes = &self.copies.bytes;
         self.gc_running = gc_len > 0 && bytes[gc_at..gc_at + gc_len] != [0; 4];
         self.gils.holders.clear();
+        self.gils.enabled.clear();
         let mut g_at = gil_at;
         for g in &gils {
-            let holder = match *g {
-                Gil::Current(_) => usize_at(bytes, g_at),
-                Gil::State(locked, holder) => {
-                    let base = locked.min(holder);
-                    if i32_at(bytes, g_at + locked - base) == 0 {
-                        0
-                    } else {
-                        usize_at(bytes, g_at + holder - base)
-                    }
-                }
-                Gil::None => 0,
-            };
+            let (holder, enabled) = g.parse(&bytes[g_at..g_at + g.len()]);
             g_at += g.len();
             self.gils.holders.push(holder);
+            self.gils.enabled.push(enabled);
         }
         states.clear();
         // A thread state is parsed from a copy: parsing may read (3.11's
@@ -455,29 +422,4 @@ struct SnapshotLayout {
     extras_at: usize,
     chunks_at: usize,
     checks_at: usize,
-}
-
-/// Where a sample reads the GIL holder.
-#[derive(Debug, Clone, Copy)]
-enum Gil {
-    /// 3.7–3.11: `_PyRuntime.gilstate.tstate_current`.
-    Current(usize),
-    /// 3.12+: the GIL state's `locked` (an int) and `last_holder`, read as
-    /// one range.
-    State(usize, usize),
-    /// Not known.
-    None,
-}
-
-impl Gil {
-    /// Bytes the snapshot reads for it.
-    fn len(self) -> usize {
-        match self {
-            Gil::Current(_) => 8,
-            Gil::State(locked, holder) => {
-                locked.saturating_add(4).max(holder.saturating_add(8)) - locked.min(holder)
-            }
-            Gil::None => 0,
-        }
-    }
 }

@@ -43,6 +43,17 @@ pub struct ThreadState {
     /// `_status.bound_gilstate`; always true before). A thread that runs
     /// code in another interpreter keeps its old thread state, not bound.
     pub bound: bool,
+    /// Whether the thread was attached to its interpreter (3.12+:
+    /// `_status.active`), running Python or about to; `None` where the
+    /// layout has no such bit or the status word is implausible.
+    pub attached: Option<bool>,
+}
+
+/// Whether a `_status` word looks like one: a listed thread state has been
+/// initialized (bit 0), and at most the 9 flag bits of 3.12–3.15 are used
+/// (the rest is padding, always 0).
+pub(crate) fn plausible_status(word: u32) -> bool {
+    word & 1 == 1 && word >> 9 == 0
 }
 
 impl<M: Memory> StackWalker<M> {
@@ -101,6 +112,9 @@ impl<M: Memory> StackWalker<M> {
         let o = self.layout().offsets;
         let (top_frame, top_slot) = self.top_frame(addr, buf)?;
         let chunk = o.tstate_datastack_chunk;
+        let status = o
+            .tstate_status
+            .map(|off| u32::from_le_bytes(buf[off..off + 4].try_into().unwrap()));
         Ok(ThreadState {
             addr,
             thread_id: c_ulong_at(buf, o.tstate_thread_id),
@@ -113,12 +127,13 @@ impl<M: Memory> StackWalker<M> {
             datastack_top: chunk.map_or(0, |off| usize_at(buf, off + 8)),
             interp: usize_at(buf, o.tstate_interp),
             interpreter_id: 0,
-            bound: match (o.tstate_status, self.layout().flavor.bound_gilstate_bit) {
-                (Some(off), Some(bit)) => {
-                    let word = u32::from_le_bytes(buf[off..off + 4].try_into().unwrap());
-                    word >> bit & 1 == 1
-                }
+            bound: match (status, self.layout().flavor.bound_gilstate_bit) {
+                (Some(word), Some(bit)) => word >> bit & 1 == 1,
                 _ => true,
+            },
+            attached: match (status, self.layout().flavor.active_bit) {
+                (Some(word), Some(bit)) => plausible_status(word).then_some(word >> bit & 1 == 1),
+                _ => None,
             },
         })
     }

@@ -19,7 +19,7 @@ use pyspy_process::{Activity, MemoryExt, Target};
 use crate::core_native::{CoreNative, Shown};
 use crate::filenames::ShortFilenames;
 use crate::session::{DumpConfig, ProcessDump};
-use crate::status::{blocked_in, classify};
+use crate::status::{blocked_in, classify, gil_on, runs_python};
 use crate::Error;
 
 /// Reads every thread's Python stack (with `config.native`, merged with
@@ -127,7 +127,7 @@ pub fn dump_core(
             classify(
                 activity,
                 own.as_ref().or(gil.as_ref()),
-                owns_gil,
+                runs_python(walker.gil_enabled(ts.interp), ts.attached, owns_gil),
                 !raw.is_empty(),
             )
         };
@@ -165,6 +165,8 @@ pub fn dump_core(
         command_line: core.command_line().to_owned(),
         executable: core.exe()?,
         python_version: interpreter.layout.version.to_string(),
+        free_threaded: interpreter.layout.flavor.free_threaded,
+        gil_enabled: gil_on(&interpreter, &walker),
         threads,
         parent_pid: None,
         subprocesses: Vec::new(),

@@ -41,6 +41,8 @@ pub fn dump(pid: Pid, config: &DumpConfig) -> Result<ProcessDump, Error> {
                 command_line: process.cmdline().map(|a| a.join(" ")).unwrap_or_default(),
                 executable: process.exe().unwrap_or_default(),
                 python_version: String::new(),
+                free_threaded: false,
+                gil_enabled: None,
                 threads: Vec::new(),
                 parent_pid: None,
                 subprocesses,

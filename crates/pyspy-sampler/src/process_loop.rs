@@ -104,6 +104,10 @@ pub(crate) fn sample_process(
                     let c = &mut b.counts;
                     c.attempts += 1;
                     c.gil_attempts += raw.threads().iter().any(|t| t.owns_gil) as u64;
+                    if raw.gil_free {
+                        c.gil_free_attempts += 1;
+                        c.attached_attempts += raw.threads().iter().any(|t| t.attached) as u64;
+                    }
                     c.active_thread_samples +=
                         raw.threads().iter().filter(|t| t.active).count() as u64;
                     c.gil_wait_thread_samples += raw

@@ -13,8 +13,8 @@ use pyspy_process::{Activity, PauseGuard, Pid, Process, ThreadFiles, TidMap};
 use crate::asyncio::AsyncioDump;
 use crate::filenames::ShortFilenames;
 use crate::native_frame::native_frame;
-use crate::status::{blocked_in, classify, GilRange};
-use crate::Error;
+use crate::status::{blocked_in, classify, gil_on, runs_python, GilRange};
+use crate::{Error, RawSample, RawThread};
 
 /// How a sample is kept consistent with the running target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -68,6 +68,12 @@ pub struct ProcessDump {
     pub executable: String,
     /// The Python version, e.g. `3.12.1`.
     pub python_version: String,
+    /// Built without the GIL (`--disable-gil`, 3.13t+).
+    pub free_threaded: bool,
+    /// Whether the GIL was on when read: always on a GIL build; on a
+    /// free-threaded one only when turned on at run time (`PYTHON_GIL=1`, or
+    /// an extension module that needs it). `None`: unknown.
+    pub gil_enabled: Option<bool>,
     /// Threads, in the interpreter's list order (newest first).
     pub threads: Vec<ThreadStack>,
     /// The parent's pid, for processes dumped as subprocesses.
@@ -477,6 +483,7 @@ impl Session {
             return Ok(false);
         }
         out.used = 0;
+        out.gil_free = self.walker.gil_enabled(self.interpreter.interp) == Some(false);
         let gc_running = self.walker.gc_running();
         let gil = if os_state {
             self.gil.get(&self.process).cloned()
@@ -503,8 +510,11 @@ impl Session {
                 .map(|tid| tid as u64);
             t.namespace_thread_id = own_tid.filter(|own| t.os_thread_id != Some(*own));
             t.owns_gil = self.walker.holds_gil(ts.addr);
+            t.attached = ts.attached.unwrap_or(t.owns_gil);
+            let runs_python =
+                runs_python(self.walker.gil_enabled(ts.interp), ts.attached, t.owns_gil);
             t.syscall = None;
-            t.in_gc = gc_running && t.owns_gil;
+            t.in_gc = gc_running && runs_python;
             // Paused, a thread shows where it stopped: inside a system
             // call (waiting: sleep, lock, I/O, the GIL) or in user code
             // (computing). Not paused, the scheduler state says whether it
@@ -514,7 +524,7 @@ impl Session {
                 // (`interp.exec()`): this one waits for that call to return.
                 _ if suspended(states, ts) => ThreadStatus::Idle,
                 (false, _) => ThreadStatus::Running,
-                (true, None) => classify(None, None, t.owns_gil, !t.frames.is_empty()),
+                (true, None) => classify(None, None, runs_python, !t.frames.is_empty()),
                 (true, Some(tid)) => {
                     // A sub-interpreter's thread waits on its interpreter's
                     // GIL (its own when isolated).
@@ -530,7 +540,7 @@ impl Session {
                     if let Some(Activity::Blocked { syscall, .. }) = activity {
                         t.syscall = syscall;
                     }
-                    classify(activity, gil, t.owns_gil, !t.frames.is_empty())
+                    classify(activity, gil, runs_python, !t.frames.is_empty())
                 }
             };
             t.active = t.status.is_active();
@@ -584,6 +594,8 @@ impl Session {
             command_line: self.command_line.clone(),
             executable: self.executable.clone(),
             python_version: self.interpreter.layout.version.to_string(),
+            free_threaded: self.interpreter.layout.flavor.free_threaded,
+            gil_enabled: gil_on(&self.interpreter, &self.walker),
             threads,
             parent_pid: None,
             subprocesses: Vec::new(),
@@ -600,57 +612,6 @@ pub(crate) fn suspended(states: &[ThreadState], ts: &ThreadState) -> bool {
         && states
             .iter()
             .any(|o| o.bound && o.addr != ts.addr && o.native_thread_id == ts.native_thread_id)
-}
-
-/// One thread of a [`RawSample`].
-#[derive(Debug, Clone, Default)]
-pub struct RawThread {
-    /// Python's thread id.
-    pub thread_id: u64,
-    /// Remote address of its interpreter (for [`Session::thread_name`]).
-    pub interp: usize,
-    /// Its interpreter's id (0: the main interpreter).
-    pub interpreter_id: i64,
-    /// OS thread id (in our PID namespace), when known.
-    pub os_thread_id: Option<u64>,
-    /// The OS thread id the target itself sees, when it is in another PID
-    /// namespace (a container) and so differs.
-    pub namespace_thread_id: Option<u64>,
-    /// On a CPU or waiting for the GIL when sampled (always true when OS
-    /// states were not read): `status.is_active()`.
-    pub active: bool,
-    /// Running, waiting for the GIL, or idle.
-    pub status: ThreadStatus,
-    /// The system call a blocked thread was in, when read.
-    pub syscall: Option<i64>,
-    /// Held the GIL while a garbage collection ran (it is the collector).
-    pub in_gc: bool,
-    /// Held the GIL.
-    pub owns_gil: bool,
-    /// Frames, innermost first.
-    pub frames: Vec<RawFrame>,
-    /// With native frames ([`Session::enable_native`]): the whole stack,
-    /// innermost first, Python frames as indexes into `frames` and native
-    /// ones as ids for [`Session::native_symbol`]. Empty otherwise, and for
-    /// an idle thread of a sample that reads OS states (it is not counted).
-    pub merged: Vec<MergedFrame>,
-}
-
-/// Reused buffers for one sample of every thread.
-#[derive(Debug, Default)]
-pub struct RawSample {
-    threads: Vec<RawThread>,
-    used: usize,
-    /// With [`Session::enable_asyncio`]: the await chains (threads by index
-    /// into [`RawSample::threads`]).
-    pub tasks: pyspy_asyncio::TaskSample,
-}
-
-impl RawSample {
-    /// The threads of the last sample.
-    pub fn threads(&self) -> &[RawThread] {
-        &self.threads[..self.used]
-    }
 }
 
 /// A failure while the target is gone is reported as its exit, whatever

@@ -15,6 +15,13 @@ pub struct BatchCounts {
     pub attempts: u64,
     /// Attempts in which some thread held the GIL.
     pub gil_attempts: u64,
+    /// Attempts on a target running without a GIL (a free-threaded build
+    /// with the GIL disabled at run time): no thread holds one there.
+    pub gil_free_attempts: u64,
+    /// Of those, the attempts in which at least one thread was attached to
+    /// its interpreter (running Python): the GIL-free counterpart of
+    /// `gil_attempts`.
+    pub attached_attempts: u64,
     /// Thread-samples of threads that were active (before any filtering).
     pub active_thread_samples: u64,
     /// Thread-samples of threads waiting to take the GIL (counted active too).

@@ -10,7 +10,7 @@
 
 use std::ops::Range;
 
-use pyspy_cpython::{GilLocation, ThreadStatus};
+use pyspy_cpython::{GilLocation, Interpreter, StackWalker, ThreadStatus};
 use pyspy_process::{Activity, MemoryExt, Process};
 
 /// The GIL's byte range in the target, resolved once known.
@@ -59,19 +59,49 @@ pub(crate) fn blocked_in(activity: Option<Activity>) -> Option<String> {
     }
 }
 
+/// Whether the main interpreter's GIL was on at the walker's last read:
+/// always on a GIL build; `None` when a free-threaded one's flag is unread.
+pub(crate) fn gil_on<M: pyspy_process::Memory>(
+    interpreter: &Interpreter,
+    walker: &StackWalker<M>,
+) -> Option<bool> {
+    if interpreter.layout.flavor.free_threaded {
+        walker.gil_enabled(interpreter.interp)
+    } else {
+        Some(true)
+    }
+}
+
+/// Whether a thread runs Python: it holds the GIL or, where its interpreter
+/// has none at run time (free-threaded, `gil_enabled == Some(false)`), it is
+/// attached (`PyThreadState._status.active`; unknown counts as not).
+pub(crate) fn runs_python(
+    gil_enabled: Option<bool>,
+    attached: Option<bool>,
+    owns_gil: bool,
+) -> bool {
+    if gil_enabled == Some(false) {
+        attached == Some(true)
+    } else {
+        owns_gil
+    }
+}
+
 /// The status of a thread that the kernel found doing `activity` (`None`:
 /// unknown, then a thread with Python frames counts as running where the OS
 /// tells activity at all, Linux; elsewhere, Windows, the interpreter's own
-/// state decides: the GIL holder runs, every other thread is idle).
+/// state decides: the thread running Python runs, every other one is idle).
+/// `runs_python`: it holds the GIL or, where there is none (free-threaded,
+/// GIL disabled), it is attached to its interpreter.
 pub(crate) fn classify(
     activity: Option<Activity>,
     gil: Option<&Range<u64>>,
-    owns_gil: bool,
+    runs_python: bool,
     has_frames: bool,
 ) -> ThreadStatus {
-    // Holding the GIL is running Python, whatever the thread was doing in
-    // the kernel when caught (a GIL hand-off, say).
-    if owns_gil {
+    // Running Python is running, whatever the thread was doing in the
+    // kernel when caught (a GIL hand-off, say).
+    if runs_python {
         return ThreadStatus::Running;
     }
     match activity {
@@ -132,6 +162,36 @@ mod tests {
         );
         assert_eq!(classify(None, None, false, true), ThreadStatus::Running);
         assert_eq!(classify(None, None, false, false), ThreadStatus::Idle);
+    }
+
+    #[test]
+    fn without_a_gil_an_attached_thread_runs_python() {
+        // GIL builds, or the GIL enabled at run time: the holder runs.
+        for enabled in [None, Some(true)] {
+            assert!(runs_python(enabled, Some(false), true));
+            assert!(!runs_python(enabled, Some(true), false));
+        }
+        // No GIL: attached is what counts.
+        assert!(runs_python(Some(false), Some(true), false));
+        assert!(!runs_python(Some(false), Some(false), false));
+        assert!(!runs_python(Some(false), None, false));
+        // An attached thread blocked in the kernel still runs Python; a
+        // detached one blocked is idle, and one on a CPU runs (native code).
+        let sleeping = Some(Activity::Blocked {
+            futex: None,
+            syscall: Some(230),
+        });
+        let attached = runs_python(Some(false), Some(true), false);
+        assert_eq!(
+            classify(sleeping, None, attached, true),
+            ThreadStatus::Running
+        );
+        let detached = runs_python(Some(false), Some(false), false);
+        assert_eq!(classify(sleeping, None, detached, true), ThreadStatus::Idle);
+        assert_eq!(
+            classify(Some(Activity::Running), None, detached, true),
+            ThreadStatus::Running
+        );
     }
 
     #[test]

@@ -232,6 +232,13 @@ export interface BindingProcessDump {
   executable: string
   /** The Python version, e.g. `3.12.1`. */
   pythonVersion: string
+  /** Built without the GIL (`--disable-gil`, 3.13t+). */
+  freeThreaded: boolean
+  /**
+   * Whether the GIL was on when read: always on a GIL build; on a
+   * free-threaded one only when turned on at run time. Absent: unknown.
+   */
+  gilEnabled?: boolean
   /** Threads, in the interpreter's list order (newest first). */
   threads: Array<BindingThreadStack>
   /** The parent's pid, for processes dumped as subprocesses. */
@@ -459,6 +466,16 @@ export interface BindingStacks {
   attempts?: number
   /** Batches only: attempts in which some thread held the GIL. */
   gilSamples?: number
+  /**
+   * Batches only: attempts on a target running without a GIL (free-threaded,
+   * GIL disabled at run time).
+   */
+  gilFreeSamples?: number
+  /**
+   * Batches only: of those, attempts in which at least one thread was
+   * attached to its interpreter (running Python).
+   */
+  attachedSamples?: number
   /** Batches only: thread-samples of active threads (before filtering). */
   activeSamples?: number
   /** Batches only: thread-samples of threads waiting for the GIL. */

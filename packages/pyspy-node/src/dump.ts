@@ -102,6 +102,8 @@ export function toProcessDump(dump: BindingProcessDump): ProcessDump {
     commandLine: dump.commandLine,
     executable: dump.executable,
     pythonVersion: dump.pythonVersion,
+    freeThreaded: dump.freeThreaded,
+    gilEnabled: dump.gilEnabled ?? null,
     threads: dump.threads.map((thread) => ({
       pid: dump.pid,
       threadId: thread.threadId,

@@ -89,6 +89,15 @@ export interface ProcessDump {
   executable: string;
   /** The Python version, e.g. `3.12.1`. */
   pythonVersion: string;
+  /** A free-threaded build (`--disable-gil`, 3.13t and later). */
+  freeThreaded: boolean;
+  /**
+   * Whether the GIL was on when read: always `true` on a build with a GIL; on
+   * a free-threaded build `false` unless turned on at run time (`PYTHON_GIL=1`,
+   * or an extension module that needs it). `null` when unknown (not a Python
+   * process, or the flag could not be read).
+   */
+  gilEnabled: boolean | null;
   /** Threads, in the interpreter's list order (newest first). */
   threads: ThreadStack[];
   /** The parent's pid, for a process dumped as a subprocess; else `null`. */

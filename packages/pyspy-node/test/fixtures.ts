@@ -12,6 +12,8 @@ export const bindingDump: BindingProcessDump = {
   commandLine: 'python3 demo.py --fast',
   executable: '/usr/bin/python3.12',
   pythonVersion: '3.12.1',
+  freeThreaded: false,
+  gilEnabled: true,
   threads: [
     {
       threadId: 0x7f3a1c2b3640,

@@ -44,6 +44,14 @@ describe('formatText', () => {
     expect(lines).toContain('Thread 25112 (ns 2) (idle): "worker-1"');
   });
 
+  it('says when the build is free-threaded, and whether its GIL was on', () => {
+    const ft = { ...processDump, pythonVersion: '3.13.5', executable: '/opt/bin/python3.13t', freeThreaded: true };
+    const second = (gilEnabled: boolean | null) => formatText({ ...ft, gilEnabled }).split('\n')[1];
+    expect(second(false)).toBe('Python v3.13.5, free-threaded, GIL disabled (/opt/bin/python3.13t)');
+    expect(second(true)).toBe('Python v3.13.5, free-threaded, GIL enabled (/opt/bin/python3.13t)');
+    expect(second(null)).toBe('Python v3.13.5, free-threaded, GIL state unknown (/opt/bin/python3.13t)');
+  });
+
   it('prints a process with no threads as just the header', () => {
     expect(formatText({ ...processDump, threads: [] })).toBe(
       'Process 4242: python3 demo.py --fast\nPython v3.12.1 (/usr/bin/python3.12)\n\n',

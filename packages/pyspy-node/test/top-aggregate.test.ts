@@ -120,6 +120,19 @@ describe('TopAggregator', () => {
     expect(new TopAggregator().figures()).toMatchObject({ samples: 0, gil: null, active: null, threads: 0, rows: [] });
   });
 
+  it('replaces the GIL figures by the attached share when no attempt found a GIL', () => {
+    const agg = new TopAggregator();
+    agg.add(batch([stack([frame('a', 1)], 40)]), info(10, 100, { gil: 0, gilWait: 0, gilFree: 10, attached: 9, active: 40 }));
+    expect(agg.figures()).toMatchObject({ gil: null, gilWait: null, attached: 90, active: 400 });
+    // A build with a GIL (or PYTHON_GIL=1): GIL figures, no attached share.
+    agg.add(batch([stack([frame('a', 1)], 20)]), info(10, 100, { gil: 10, gilWait: 10, gilFree: 0, attached: 0, active: 20 }));
+    expect(agg.figures()).toMatchObject({ gil: 100, gilWait: 100, attached: null });
+    // Processes with and without a GIL in one interval: both, of all attempts.
+    agg.add(batch([]), info(10, 100, { gil: 2, gilWait: 0, gilFree: 5, attached: 5, active: 7 }));
+    expect(agg.figures()).toMatchObject({ gil: 20, gilWait: 0, attached: 50 });
+    expect(new TopAggregator().figures()).toMatchObject({ attached: null });
+  });
+
   it('labels rows with full filenames when asked', () => {
     const agg = new TopAggregator({ fullFilenames: true });
     agg.add(batch([stack([frame('a', 1)], 1)]), info(1));

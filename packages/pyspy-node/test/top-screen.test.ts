@@ -31,6 +31,7 @@ function figures(extra: Partial<TopFigures> = {}): TopFigures {
     processes: 1,
     errorPct: 0,
     gil: null,
+    attached: null,
     active: 100,
     gilWait: null,
     threads: 1,
@@ -117,6 +118,19 @@ describe('top text', () => {
     expect(figureLines(figures({ gil: 100, active: 400, gilWait: 300 }), INFO)[2]).toBe(
       'GIL: 100.00%, Active: 400.00%, GIL wait: 300.00%, Threads: 1',
     );
+  });
+
+  it('shows the attached share instead of the GIL on a target without a GIL', () => {
+    const third = figureLines(figures({ gil: null, attached: 97.5, active: 400, gilWait: null, threads: 5 }), INFO)[2];
+    expect(third).toBe('Attached: 97.50%, Active: 400.00%, Threads: 5');
+    expect(third).not.toMatch(/GIL/);
+    // Subprocesses with and without a GIL: both figures.
+    expect(figureLines(figures({ gil: 20, attached: 50, gilWait: 0 }), INFO)[2]).toBe(
+      'GIL: 20.00%, Attached: 50.00%, Active: 100.00%, GIL wait: 0.00%, Threads: 1',
+    );
+    const table = plainTable(figures({ attached: 100 }), INFO);
+    expect(table).toContain('Attached: 100.00%');
+    expect(table).not.toContain('GIL');
   });
 
   it('adds the error rate once it matters, and lateness', () => {

@@ -17,6 +17,11 @@ pub struct BindingProcessDump {
     pub executable: String,
     /// The Python version, e.g. `3.12.1`.
     pub python_version: String,
+    /// Built without the GIL (`--disable-gil`, 3.13t+).
+    pub free_threaded: bool,
+    /// Whether the GIL was on when read: always on a GIL build; on a
+    /// free-threaded one only when turned on at run time. Absent: unknown.
+    pub gil_enabled: Option<bool>,
     /// Threads, in the interpreter's list order (newest first).
     pub threads: Vec<BindingThreadStack>,
     /// The parent's pid, for processes dumped as subprocesses.
@@ -36,6 +41,8 @@ impl From<pyspy_sampler::ProcessDump> for BindingProcessDump {
             command_line: d.command_line,
             executable: d.executable,
             python_version: d.python_version,
+            free_threaded: d.free_threaded,
+            gil_enabled: d.gil_enabled,
             threads: d.threads.into_iter().map(Into::into).collect(),
             parent_pid: d.parent_pid,
             subprocesses: d.subprocesses.into_iter().map(Into::into).collect(),

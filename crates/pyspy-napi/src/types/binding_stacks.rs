@@ -51,6 +51,12 @@ pub struct BindingStacks {
     pub attempts: Option<f64>,
     /// Batches only: attempts in which some thread held the GIL.
     pub gil_samples: Option<f64>,
+    /// Batches only: attempts on a target running without a GIL (free-threaded,
+    /// GIL disabled at run time).
+    pub gil_free_samples: Option<f64>,
+    /// Batches only: of those, attempts in which at least one thread was
+    /// attached to its interpreter (running Python).
+    pub attached_samples: Option<f64>,
     /// Batches only: thread-samples of active threads (before filtering).
     pub active_samples: Option<f64>,
     /// Batches only: thread-samples of threads waiting for the GIL.
@@ -67,6 +73,8 @@ impl BindingStacks {
         BindingStacks {
             attempts: Some(c.attempts as f64),
             gil_samples: Some(c.gil_attempts as f64),
+            gil_free_samples: Some(c.gil_free_attempts as f64),
+            attached_samples: Some(c.attached_attempts as f64),
             active_samples: Some(c.active_thread_samples as f64),
             gil_wait_samples: Some(c.gil_wait_thread_samples as f64),
             threads: Some(c.threads as f64),
@@ -113,6 +121,8 @@ impl From<&Profile> for BindingStacks {
             stacks,
             attempts: None,
             gil_samples: None,
+            gil_free_samples: None,
+            attached_samples: None,
             active_samples: None,
             gil_wait_samples: None,
             threads: None,

@@ -24,6 +24,9 @@ export interface TextFormatOptions {
  *     <module> (demo.py:30)
  * ```
  *
+ * A free-threaded build says so and whether its GIL was on:
+ * `Python v3.13.5, free-threaded, GIL disabled (/usr/local/bin/python3.13t)`.
+ *
  * A process in another PID namespace (a container seen from the host) also
  * shows the ids it sees itself: `Process 25100 (ns 1): ...`,
  * `Thread 25112 (ns 2) (idle): "sleeper"`.
@@ -47,7 +50,9 @@ export function formatText(dump: ProcessDump, options: TextFormatOptions = {}): 
 }
 
 function formatProcess(dump: ProcessDump, options: TextFormatOptions): string {
-  const version = dump.pythonVersion ? `Python v${dump.pythonVersion}` : 'Not a Python process';
+  let version = dump.pythonVersion ? `Python v${dump.pythonVersion}` : 'Not a Python process';
+  // Whether a GIL exists changes what `active` and `owns_gil` can mean.
+  if (dump.freeThreaded) version += `, free-threaded, ${gilState(dump.gilEnabled)}`;
   const lines = [`Process ${dump.pid}${nsSuffix(dump.namespacePid)}: ${dump.commandLine}`, `${version} (${dump.executable})`, ''];
   // The interpreter is named only where there is more than one.
   const several = new Set(dump.threads.map((t) => t.interpreterId)).size > 1;
@@ -57,6 +62,11 @@ function formatProcess(dump: ProcessDump, options: TextFormatOptions): string {
   });
   if (dump.asyncio !== null) lines.push('', ...formatAsyncio(dump, options));
   return lines.join('\n') + '\n';
+}
+
+function gilState(enabled: boolean | null): string {
+  if (enabled === null) return 'GIL state unknown';
+  return enabled ? 'GIL enabled' : 'GIL disabled';
 }
 
 /**

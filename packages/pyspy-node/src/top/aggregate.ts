@@ -47,6 +47,13 @@ export interface IntervalInfo {
   elapsedMs: number;
   /** Attempts that found a thread holding the GIL, or `null` when unknown. */
   gil: number | null;
+  /**
+   * Attempts on a target running without a GIL (free-threaded, GIL disabled
+   * at run time); 0 or absent when none or unknown.
+   */
+  gilFree?: number;
+  /** Of those, attempts in which at least one thread was attached (running Python). */
+  attached?: number;
   /** Thread-samples of active (running, not idle) threads, or `null` when unknown. */
   active: number | null;
   /** Thread-samples of threads waiting to take the GIL (active too), or `null` when unknown. */
@@ -75,9 +82,20 @@ export interface TopFigures {
   errorPct: number;
   /**
    * % of the latest interval's attempts that found a thread holding the GIL;
-   * `null` when not measured (today only with the `gil` option).
+   * `null` when not measured (only with the `gil` option, without per-batch
+   * counts) or when the target has no GIL (a free-threaded Python with the
+   * GIL disabled at run time: see `attached`).
    */
   gil: number | null;
+  /**
+   * Free-threaded targets running without a GIL: % of the latest interval's
+   * attempts in which at least one thread was attached to the interpreter
+   * (`PyThreadState._status.active`: running Python, not detached in a
+   * blocking call), the GIL-free counterpart of `gil`. `null` when the target
+   * has a GIL (every other build, or a free-threaded one started with
+   * `PYTHON_GIL=1`).
+   */
+  attached: number | null;
   /**
    * Active (running, not idle) thread-samples per attempt in the latest
    * interval, in %; above 100 when several threads run at once. `null` when
@@ -229,6 +247,9 @@ export class TopAggregator {
     }));
     sortRows(rows, view.sort ?? 'ownTime', view.ascending ?? false);
     const info = latest?.info;
+    // No GIL figures when every attempt of the interval found no GIL to hold.
+    const gilFree = info?.gilFree ?? 0;
+    const noGil = gilFree > 0 && gilFree >= (info?.attempts ?? 0);
     return {
       samples: this.#samples,
       errors: this.#errors,
@@ -237,9 +258,10 @@ export class TopAggregator {
       intervalSamples: latest?.samples ?? 0,
       rate: info && info.elapsedMs > 0 ? (1000 * info.attempts) / info.elapsedMs : 0,
       errorPct: latest ? pct(latest.errors) : 0,
-      gil: info?.gil === null || info === undefined ? null : pct(info.gil),
+      gil: info?.gil === null || info === undefined || noGil ? null : pct(info.gil),
+      attached: info && gilFree > 0 ? pct(info.attached ?? 0) : null,
       active: info?.active === null || info === undefined ? null : pct(info.active),
-      gilWait: info?.gilWait === null || info?.gilWait === undefined ? null : pct(info.gilWait),
+      gilWait: info?.gilWait === null || info?.gilWait === undefined || noGil ? null : pct(info.gilWait),
       threads: info?.threads ?? 0,
       processes: info?.processes ?? 1,
       rows: view.limit === undefined ? rows : rows.slice(0, Math.max(0, view.limit)),

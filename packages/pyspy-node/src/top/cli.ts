@@ -93,6 +93,11 @@ export function addTopCommand(program: Command, deps: TopCommandDeps, setExitCod
         'space pause, ? help, q or Control-C quit. When standard input or output is not',
         'a terminal, a plain table is printed every refresh instead.',
         '',
+        'Header: GIL is the share of samples that found a thread holding the GIL. On a',
+        'free-threaded Python running without a GIL (3.13t+) it is replaced by Attached:',
+        'the share of samples in which at least one thread was attached to the',
+        'interpreter (running Python).',
+        '',
       ].join('\n'),
     )
     .action(async (command: string[], flags: TopFlags) => {

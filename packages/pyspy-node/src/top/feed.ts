@@ -133,6 +133,8 @@ export class TopFeed implements AsyncIterableIterator<FeedItem> {
         attempts: counts.attempts,
         elapsedMs: counts.elapsedMs,
         gil: counts.gilSamples ?? null,
+        gilFree: counts.gilFreeSamples ?? 0,
+        attached: counts.attachedSamples ?? 0,
         active: counts.activeSamples ?? null,
         gilWait: counts.gilWaitSamples ?? null,
         threads: counts.threads ?? new Set(batch.stacks.map((s) => `${s.pid}:${s.threadId}`)).size,

@@ -66,7 +66,13 @@ export function figureLines(figures: TopFigures, info: ScreenInfo, width = Numbe
   }
   // GIL wait is part of Active: threads that want to run but wait their turn.
   const gilWait = figures.gilWait === null ? '' : `, GIL wait: ${percent(figures.gilWait)}`;
-  let third = `GIL: ${percent(figures.gil)}, Active: ${percent(figures.active)}${gilWait}, Threads: ${figures.threads}`;
+  // Without a GIL (free-threaded, GIL disabled) no thread holds one: the
+  // figure that says Python ran is whether some thread was attached.
+  const running = [
+    ...(figures.attached === null || figures.gil !== null ? [`GIL: ${percent(figures.gil)}`] : []),
+    ...(figures.attached === null ? [] : [`Attached: ${percent(figures.attached)}`]),
+  ];
+  let third = `${running.join(', ')}, Active: ${percent(figures.active)}${gilWait}, Threads: ${figures.threads}`;
   // As py-spy with --subprocesses: how many processes the stacks came from.
   if (figures.processes > 1) third += `, Processes: ${figures.processes}`;
   return [first, second.join('   '), third];
