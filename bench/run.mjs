@@ -15,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { measureAsyncio, renderAsyncio } from './asyncio.mjs';
+import { renderCounts } from './counts.mjs';
 import { buildFloorHelper, FLOOR_FIELDS, measureFloor } from './floor.mjs';
 import { measureHostWide, renderHostWide } from './host-wide.mjs';
 
@@ -1045,6 +1046,7 @@ function renderMarkdown(res, targets, workloads) {
 
   L.push(...renderHostWide(res.hostWide));
   L.push(...renderAsyncio(res.asyncio));
+  L.push(...renderCounts());
   L.push('## How it was measured', '');
   L.push(...METHOD);
   return `${L.join('\n')}\n`;

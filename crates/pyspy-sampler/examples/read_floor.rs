@@ -133,16 +133,16 @@ fn main() {
     // The ranges of one sample, read as the session reads them.
     let process = Arc::new(Process::open(pid).unwrap_or_else(|e| fail("open", e)));
     let interpreter = find_interpreter(&*process).unwrap_or_else(|e| fail("interpreter", e));
-    let mem = Arc::new(Recording {
+    let mem = Recording {
         inner: process.clone(),
         ranges: RefCell::new(Vec::new()),
-    });
-    let mut walker = StackWalker::new(mem.clone(), interpreter.layout);
+    };
+    let mut walker = StackWalker::new(&mem, interpreter.layout);
     walker.watch_gc(interpreter.gc_collecting);
     walker.watch_interpreters(interpreter.runtime);
     let mut states: Vec<ThreadState> = Vec::new();
     let mut frames = Vec::new();
-    let mut walk = |walker: &mut StackWalker<Arc<Recording>>, states: &mut Vec<ThreadState>| {
+    let mut walk = |walker: &mut StackWalker<&Recording>, states: &mut Vec<ThreadState>| {
         walker
             .sample_threads(interpreter.runtime, interpreter.interp, states)
             .and_then(|_| walker.walk_threads(states))
