@@ -1,7 +1,8 @@
 //! One attached target: find the interpreter once, then read stacks.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use pyspy_cpython::{
     find_interpreter, Frame, Interpreter, RawFrame, StackWalker, ThreadStack, ThreadState,
@@ -85,8 +86,8 @@ pub struct Session {
     walker: StackWalker<Arc<Process>>,
     /// `threading` names by interpreter and thread id: each interpreter
     /// has its own `threading` module.
-    names: HashMap<(usize, u64), String>,
-    names_tried: HashSet<(usize, u64)>,
+    names: FxHashMap<(usize, u64), String>,
+    names_tried: FxHashSet<(usize, u64)>,
     /// Thread states of the last read (reused).
     states: Vec<ThreadState>,
     thread_files: ThreadFiles,
@@ -146,8 +147,8 @@ impl Session {
             process,
             interpreter,
             walker,
-            names: HashMap::new(),
-            names_tried: HashSet::new(),
+            names: FxHashMap::default(),
+            names_tried: FxHashSet::default(),
             states: Vec::new(),
             thread_files: ThreadFiles::default(),
             tids: TidMap::default(),
@@ -515,6 +516,9 @@ impl Session {
                 _ if suspended(states, ts) => ThreadStatus::Idle,
                 (false, _) => ThreadStatus::Running,
                 (true, None) => classify(None, None, t.owns_gil, !t.frames.is_empty()),
+                // Holding the GIL is running Python (`classify`), whatever
+                // the kernel says: no `/proc` read for the busiest thread.
+                (true, Some(_)) if t.owns_gil => ThreadStatus::Running,
                 (true, Some(tid)) => {
                     // A sub-interpreter's thread waits on its interpreter's
                     // GIL (its own when isolated).
