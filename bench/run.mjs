@@ -15,6 +15,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { measureAsyncio, renderAsyncio } from './asyncio.mjs';
+import { renderCounts } from './counts.mjs';
+import { buildFloorHelper, FLOOR_FIELDS, measureFloor } from './floor.mjs';
 import { measureHostWide, renderHostWide } from './host-wide.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -679,6 +681,9 @@ async function main() {
   for (const n of notes) log(n);
   if (targets.length === 0) die('no target interpreters: run `bash test/pythons/install.sh`');
   const workloads = opts.workloads.map((w) => ALL_WORKLOADS[w]);
+  // The read floor of issue 22, measured on every pyspy-node target.
+  const floorHelper = opts.tools.includes('pyspy-node') ? buildFloorHelper(ROOT, log) : { error: 'not selected (--tools)' };
+  if (floorHelper.error) log(`floor: ${floorHelper.error}`);
 
   // Which tool runs on which target.
   const availability = {};
@@ -695,6 +700,7 @@ async function main() {
   const runs = [];
   const dumps = [];
   const baselines = [];
+  const floors = [];
   const cleanup = () => releaseProcMounts();
   let liveTarget = null;
   const onSignal = (sig) => {
@@ -756,6 +762,15 @@ async function main() {
                 availability[target.id][id] = d1.status;
                 log(`  ${id}: ${d1.status}`);
               } else usable.push(id);
+            }
+            if (usable.includes('pyspy-node')) {
+              // Same reads as the record runs: --idle on the threads workload.
+              const idle = workload.kind === 'threads';
+              for (const procMem of [false, true]) {
+                const f = measureFloor(floorHelper, t.pid, { idle, procMem });
+                floors.push({ target: target.id, workload: workload.id, rep, procMem, load: os.loadavg()[0], ...f });
+                log(`  floor${procMem ? ' (/proc/PID/mem)' : ''}: ${f.error ?? `${(f.floorNs / 1000).toFixed(1)} µs per read of ${f.bytesPerSample} B in ${f.floorIovecs} iovecs; ${f.readsPerSample} reads, ${f.allocsPerSample} allocations per sample`}`);
+              }
             }
             const plan = [];
             for (const id of usable) for (const mode of MODES) plan.push({ id, mode, rate: tools[id].maxRate, kind: 'max' });
@@ -841,12 +856,13 @@ async function main() {
     },
     notes: [...notes, ...(cutNote ? [cutNote] : [])],
     availability,
-    summary: summarizeAll(targets, workloads, opts.tools, runs, dumps, availability),
+    summary: summarizeAll(targets, workloads, opts.tools, runs, dumps, availability, floors),
     hostWide,
     asyncio,
     runs,
     dumps,
     baselines,
+    floors,
   };
   fs.mkdirSync(opts.out, { recursive: true });
   fs.writeFileSync(path.join(opts.out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
@@ -869,7 +885,7 @@ function runKey(r) {
   return `${r.mode}@${r.kind === 'max' ? 'max' : r.rate}${r.procMem ? '+procmem' : ''}`;
 }
 
-function summarizeAll(targets, workloads, toolIds, runs, dumps, availability) {
+function summarizeAll(targets, workloads, toolIds, runs, dumps, availability, floors) {
   const out = [];
   for (const target of targets) {
     for (const workload of workloads) {
@@ -894,6 +910,15 @@ function summarizeAll(targets, workloads, toolIds, runs, dumps, availability) {
           const lib = dumps.filter((x) => x.target === target.id && x.workload === workload.id && x.tool === 'pyspy-node-library' && x.status === 'ok');
           entry.libraryDumpFirstMs = median(lib.map((x) => x.firstMs));
           entry.libraryDumpWarmMs = median(lib.map((x) => x.warmMs));
+          for (const procMem of [false, true]) {
+            const f = floors.filter((x) => x.target === target.id && x.workload === workload.id && x.procMem === procMem && !x.error);
+            const agg = f.length ? Object.fromEntries(FLOOR_FIELDS.map((k) => [k, median(f.map((x) => x[k]))])) : null;
+            const runKind = procMem ? 'nonblocking@max+procmem' : 'nonblocking@max';
+            const cpu = entry.runs[runKind]?.cpuUsPerSample;
+            // CPU per sample of the CLI run over one read of the same bytes.
+            if (agg && typeof cpu === 'number' && agg.floorNs > 0) agg.ratio = (cpu * 1000) / agg.floorNs;
+            entry[procMem ? 'floorProcMem' : 'floor'] = agg ?? { error: floors.find((x) => x.target === target.id && x.workload === workload.id)?.error ?? 'not measured' };
+          }
         }
         out.push(entry);
       }
@@ -947,6 +972,7 @@ function renderMarkdown(res, targets, workloads) {
   goal('≥ 50,000 samples/s (nonblocking)', (s) => num(s.runs['nonblocking@max']?.samplesPerSecond, 0, '/s'), (v) => v >= 50000);
   goal('< 0.5% sample errors (nonblocking, max rate)', (s) => num(s.runs['nonblocking@max']?.errorPct, 2, ' %'), (v) => v < 0.5);
   goal('no wrong stacks reported (nonblocking, max rate)', (s) => num(s.runs['nonblocking@max']?.wrongPct, 2, ' %'), (v) => v < 0.5);
+  goal('≤ 2× the read floor, CPU per sample (nonblocking, issue 22)', (s) => num(s.floor?.ratio, 2, '×'), (v) => v <= 2);
   goal('≤ 2% target slowdown at 1 kHz (default mode)', (s) => num(s.runs['default@1000']?.slowdownPct, 1, ' %'), (v) => v <= 2);
   goal('`dump` ≤ 50 ms (library call, warm)', (s) => num(s.libraryDumpWarmMs, 1, ' ms'), (v) => v <= 50);
   goal('`dump` ≤ 50 ms (CLI, incl. Node start-up)', (s) => num(s.dumpMs, 0, ' ms'), (v) => v <= 50);
@@ -966,6 +992,11 @@ function renderMarkdown(res, targets, workloads) {
       for (const mode of MODES) {
         row(`CPU per sample, ${mode}, max rate (µs)`, (s) => s.runs[`${mode}@max`]?.cpuUsPerSample, 1);
       }
+      row('floor: one process_vm_readv of the bytes one sample reads (µs)', (s) => (s.floor?.floorNs ?? null) === null ? undefined : s.floor.floorNs / 1000, 1, 'none');
+      row('CPU per sample / floor, nonblocking, max rate', (s) => s.floor?.ratio, 2, 'none');
+      row('one sample: bytes / iovecs read', (s) => (s.floor?.floorNs ? [s.floor.bytesPerSample, s.floor.floorIovecs] : undefined), 0, 'none');
+      row('one sample: remote read calls / allocations', (s) => (s.floor?.floorNs ? [s.floor.readsPerSample, s.floor.allocsPerSample] : undefined), 2, 'none');
+      row('CPU per sample / floor, reads through /proc/PID/mem', (s) => s.floorProcMem?.ratio, 2, 'none');
       row('CPU per sample, nonblocking, max rate, reads through /proc/PID/mem (µs)', (s) => s.runs['nonblocking@max+procmem']?.cpuUsPerSample, 1);
       row('samples/s, nonblocking, reads through /proc/PID/mem', (s) => s.runs['nonblocking@max+procmem']?.samplesPerSecond, 0, 'higher');
       if (workload.slowdown) row('CPU per sample, nonblocking, 1 kHz (µs)', (s) => s.runs['nonblocking@1000']?.cpuUsPerSample, 1);
@@ -1015,6 +1046,7 @@ function renderMarkdown(res, targets, workloads) {
 
   L.push(...renderHostWide(res.hostWide));
   L.push(...renderAsyncio(res.asyncio));
+  L.push(...renderCounts());
   L.push('## How it was measured', '');
   L.push(...METHOD);
   return `${L.join('\n')}\n`;
@@ -1049,6 +1081,7 @@ const METHOD = [
   '- **Profilers**: `pyspy-node record --pid P --rate R --format raw` (the CLI, Node start-up included), `py-spy record --pid P --rate R --format raw` and `python3.15 -m profiling.sampling attach -r R -a --collapsed P`, each with `--nonblocking` (pyspy-node, py-spy) or `--blocking` (CPython) as the mode asks, and `--idle` (pyspy-node, py-spy) on the threads workload so that every tool samples every thread each time, as CPython\'s wall mode does. Each samples for the set time after its start line (CPython prints none: its own elapsed time dates the start) and is then stopped with SIGINT, as Ctrl-C would.',
   '- **Samples** are counted in each tool\'s output file: the busy thread\'s stacks. A stack is *wrong* when it goes through `recurse`/`spin` but is not exactly the expected stack (leaf `spin`, the right number of frames): a torn or misread stack reported as real. **Errors** are the failed attempts each tool reports (pyspy-node and py-spy: `Errors: N`; CPython: its `Error rate`), as a share of attempts.',
   '- **CPU per sample**: the sampler\'s CPU time (the sum of `/proc/PID/task/*/schedstat`, user + system) from 0.2 s after sampling began until the stop, divided by the samples taken in that window: start-up and writing the output are left out (results.json also has the whole run\'s `/usr/bin/time` CPU per sample, `totalCpuUsPerSample`). "Max rate" asks for more than each tool can do: 100 kHz (pyspy-node), 10 kHz (py-spy), 1 MHz, i.e. CPython\'s minimum 1 µs interval.',
+  '- **Floor** (issue 22; `bench/floor.mjs`): before the record runs of each repetition, `crates/pyspy-sampler/examples/read_floor.rs` (built with `cargo build --release`; a development tool, not in the package) attaches to the same target, takes 5,000 nonblocking samples the way the recorder does (with `--idle` on the threads workload: no `/proc` reads) counting the remote reads, bytes and allocations per sample, records the exact ranges one sample reads, and times (thread CPU time) a tight loop of one `process_vm_readv` of those ranges: the same bytes in the same iovecs. "CPU per sample / floor" divides the CLI\'s CPU per sample (nonblocking, max rate) by that time; the `/proc/PID/mem` line does the same with both read through `/proc/PID/mem`.',
   '- **`/proc/PID/mem` path**: pyspy-node once more per workload and repetition, nonblocking at its maximum rate, with `PYSPY_NODE_PROC_MEM=1`: memory read with `pread`/`preadv` on `/proc/PID/mem` (what sandboxes that refuse `process_vm_readv` leave), measured the same way.',
   '- **Target slowdown**: the target\'s iterations per second while sampled, against the median of the unprofiled windows just before and just after (interleaved, so drift cancels). The host has 2 CPUs: the target has one, the sampler the other.',
   '- **`dump`**: the wall time of one CLI `dump --pid P` from spawn to exit (median of 2 per repetition; default mode); for pyspy-node also `dump(pid)` from `pyspy-node` inside one Node process (`bench/lib-dump.mjs`): the first call, which loads the addon, and the median of the next five.',

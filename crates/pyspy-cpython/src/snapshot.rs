@@ -21,6 +21,11 @@ use crate::{InterpreterRef, ThreadState};
 /// Bytes read past a chunk's last used byte, so a stack a few frames
 /// deeper than last time is still inside the speculative copy.
 pub(crate) const CHUNK_SLACK: usize = 1024;
+/// Reads in a row a thread's stack top must stay put before its chunks are
+/// read without slack: idle threads (most of a many-threaded process) then
+/// cost only their used bytes; one that wakes and goes deeper costs one more
+/// read, once, and gets its slack back.
+pub(crate) const STILL_READS: u8 = 8;
 /// Most ranges outside chunks (3.11/3.12 `cframe` words, C-stack entry
 /// frames, generator frames) read again speculatively per sample.
 pub(crate) const MAX_EXTRAS: usize = 256;
@@ -37,6 +42,9 @@ pub(crate) struct Speculation {
     codes: Vec<usize>,
     /// Threads of each interpreter sampled, in `threads` order.
     pub(crate) per_interp: Vec<usize>,
+    /// Where each interpreter's GIL holder is read (reused: no allocation
+    /// per sample).
+    gils: Vec<Gil>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -44,6 +52,10 @@ pub(crate) struct SpeculatedThread {
     pub(crate) addr: usize,
     /// Newest first: remote address and bytes to read.
     pub(crate) chunks: Vec<(usize, usize)>,
+    /// Used bytes of its newest chunk in the last read, and for how many
+    /// reads in a row they have not changed.
+    pub(crate) last_used: usize,
+    pub(crate) still: u8,
 }
 
 impl<M: Memory> StackWalker<M> {
@@ -154,20 +166,26 @@ impl<M: Memory> StackWalker<M> {
         states: &mut Vec<ThreadState>,
     ) -> Result<Option<()>, Error> {
         let o = self.layout().offsets;
-        let spec = std::mem::take(&mut self.speculation);
+        let mut spec = std::mem::take(&mut self.speculation);
         let sampled = std::mem::take(&mut self.sampled);
-        let result = self.read_snapshot_with(runtime, interp, &spec, &sampled, states, &o);
+        let mut gils = std::mem::take(&mut spec.gils);
+        gils.clear();
+        let result =
+            self.read_snapshot_with(runtime, interp, &spec, &sampled, &mut gils, states, &o);
+        spec.gils = gils;
         self.speculation = spec;
         self.sampled = sampled;
         result
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn read_snapshot_with(
         &mut self,
         runtime: usize,
         interp: usize,
         spec: &Speculation,
         sampled: &[InterpreterRef],
+        gils: &mut Vec<Gil>,
         states: &mut Vec<ThreadState>,
         o: &crate::Offsets,
     ) -> Result<Option<()>, Error> {
@@ -178,7 +196,6 @@ impl<M: Memory> StackWalker<M> {
         if watch.is_none() && (sampled.len() != 1 || sampled[0].addr != interp) {
             return Ok(None);
         }
-        let mut gils = Vec::with_capacity(sampled.len());
         for i in sampled {
             match self.gil_spec(runtime, i.addr) {
                 Some(g) => gils.push(g),
@@ -267,7 +284,6 @@ impl<M: Memory> StackWalker<M> {
             }
         }
         let layout = SnapshotLayout {
-            gils,
             heads_at,
             gil_at,
             gc_at,
@@ -278,7 +294,7 @@ impl<M: Memory> StackWalker<M> {
             chunks_at,
             checks_at,
         };
-        self.check_snapshot(spec, sampled, layout, states)
+        self.check_snapshot(spec, sampled, gils, layout, states)
     }
 
     /// Parses and checks the snapshot in `copies.bytes` against `spec`.
@@ -286,11 +302,11 @@ impl<M: Memory> StackWalker<M> {
         &mut self,
         spec: &Speculation,
         sampled: &[InterpreterRef],
+        gils: &[Gil],
         at: SnapshotLayout,
         states: &mut Vec<ThreadState>,
     ) -> Result<Option<()>, Error> {
         let SnapshotLayout {
-            gils,
             heads_at,
             gil_at,
             gc_at,
@@ -331,7 +347,7 @@ impl<M: Memory> StackWalker<M> {
         self.gils.holders.clear();
         self.gils.enabled.clear();
         let mut g_at = gil_at;
-        for g in &gils {
+        for g in gils {
             let (holder, enabled) = g.parse(&bytes[g_at..g_at + g.len()]);
             g_at += g.len();
             self.gils.holders.push(holder);
@@ -408,8 +424,6 @@ fn bytes_so_far(r: &[(usize, usize)]) -> usize {
 /// Where the parts of a snapshot sit in its copy.
 #[derive(Debug, Clone)]
 struct SnapshotLayout {
-    /// Where each interpreter's GIL holder is read, in list order.
-    gils: Vec<Gil>,
     /// Each interpreter's thread-list head.
     heads_at: usize,
     gil_at: usize,

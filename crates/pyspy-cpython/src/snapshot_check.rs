@@ -7,7 +7,7 @@ use pyspy_process::Memory;
 use crate::chunks::CHUNK_HEADER;
 use crate::chunks::MAX_CHUNK_TOTAL;
 use crate::objects::usize_at;
-use crate::snapshot::{SpeculatedThread, CHUNK_SLACK};
+use crate::snapshot::{SpeculatedThread, CHUNK_SLACK, STILL_READS};
 use crate::threads::MAX_THREADS;
 use crate::walker::StackWalker;
 use crate::ThreadState;
@@ -81,14 +81,30 @@ impl<M: Memory> StackWalker<M> {
         spec.threads
             .resize(states.len().min(MAX_THREADS), SpeculatedThread::default());
         for (i, (t, ts)) in spec.threads.iter_mut().zip(states).enumerate() {
+            if t.addr != ts.addr {
+                (t.last_used, t.still) = (0, 0);
+            }
             t.addr = ts.addr;
             t.chunks.clear();
             let Some(range) = self.copies.per_thread.get(i) else {
                 continue;
             };
-            for (addr, copy) in &self.copies.chunks[range.clone()] {
+            let chunks = &self.copies.chunks[range.clone()];
+            let used = chunks.first().map_or(0, |c| c.1.len());
+            t.still = if used == t.last_used {
+                t.still.saturating_add(1)
+            } else {
+                0
+            };
+            t.last_used = used;
+            let slack = if t.still >= STILL_READS {
+                0
+            } else {
+                CHUNK_SLACK
+            };
+            for (addr, copy) in chunks {
                 let size = usize_at(&self.copies.bytes[copy.clone()], 8);
-                let window = (copy.len() + CHUNK_SLACK).min(size).max(copy.len());
+                let window = (copy.len() + slack).min(size).max(copy.len());
                 t.chunks.push((*addr, window));
             }
         }

@@ -1,9 +1,34 @@
 //! `cargo run -p pyspy-sampler --example record -- SECONDS RATE (PID | -- CMD...)`:
 //! records and prints folded stacks, progress and read counts, for development
-//! (`MODE=pause|nonblocking`, `NATIVE=1` for native frames).
+//! (`MODE=pause|nonblocking`, `NATIVE=1` for native frames, `IDLE=1` for
+//! idle threads too: no `/proc` read of thread states).
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use pyspy_sampler::{RecordConfig, Recorder, Target};
+
+/// Counts allocations, to report those per sampling attempt.
+struct Counting;
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,6 +48,7 @@ fn main() {
             _ => pyspy_sampler::ReadMode::Consistent,
         },
         native: std::env::var_os("NATIVE").is_some(),
+        include_idle: std::env::var_os("IDLE").is_some(),
         ..Default::default()
     };
     let t0 = std::time::Instant::now();
@@ -34,10 +60,16 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // Allocations between two progress reads, 0.5 s into the run (start-up
+    // left out): per attempt, every thread of this process counted.
+    std::thread::sleep(Duration::from_millis(500));
+    let (a0, p0) = (ALLOCS.load(Ordering::Relaxed), rec.progress().attempts);
     while !rec.is_finished() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let progress = rec.progress();
+    let allocs =
+        (ALLOCS.load(Ordering::Relaxed) - a0) as f64 / (progress.attempts - p0).max(1) as f64;
     let done = rec.finish().unwrap();
     let cpu = cpu_time() - cpu0;
     let p = &done.profile;
@@ -53,7 +85,7 @@ fn main() {
         println!("{} {}", names.join(";"), s.count);
     }
     eprintln!(
-        "reason {:?} exit {:?} samples {} attempts {} errors {} torn {} paused {} duration {:?} wall {:?} cpu {:?} ({:.1} us/attempt)",
+        "reason {:?} exit {:?} samples {} attempts {} errors {} torn {} paused {} duration {:?} wall {:?} cpu {:?} ({:.1} us/attempt) allocs/attempt {allocs:.2}",
         done.reason, done.exit_status, p.samples, progress.attempts, p.errors, progress.torn_reads, progress.paused_samples, p.duration, t0.elapsed(), cpu,
         cpu.as_secs_f64() * 1e6 / (progress.attempts as f64).max(1.0)
     );

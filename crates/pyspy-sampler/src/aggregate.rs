@@ -95,11 +95,12 @@ impl Aggregator {
     }
 
     /// Counts one sample of `thread` whose stack is `key` = `[thread, frame
-    /// ids root first...]`, taken at `at` since the recording began.
-    pub fn add(&mut self, key: &[u32], at: Duration) {
+    /// ids root first...]`, taken at `at` since the recording began; returns
+    /// the stack's id (none when only counting), for [`Aggregator::add_again`].
+    pub fn add(&mut self, key: &[u32], at: Duration) -> Option<u32> {
         if self.count_only {
             self.profile.samples += 1;
-            return;
+            return None;
         }
         let thread = key[0];
         let stack = match self.stacks.get(key) {
@@ -115,7 +116,16 @@ impl Aggregator {
                 id
             }
         };
-        self.profile.stacks[stack as usize].count += 1;
+        self.add_again(stack, at);
+        Some(stack)
+    }
+
+    /// Counts one more sample of a stack [`Aggregator::add`] returned:
+    /// no key to build or hash.
+    pub fn add_again(&mut self, stack: u32, at: Duration) {
+        let s = &mut self.profile.stacks[stack as usize];
+        s.count += 1;
+        let thread = s.thread;
         self.profile.samples += 1;
         if self.keep_timeline {
             self.extend_timeline(thread, stack, at);

@@ -14,6 +14,7 @@ mod aggregate;
 mod asyncio;
 mod core_dump;
 mod core_native;
+mod count_stack;
 mod dump;
 mod error;
 mod filenames;

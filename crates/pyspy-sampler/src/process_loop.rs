@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use pyspy_output::{FrameKind, FrameLabel};
 
 use crate::aggregate::{thread_label, Aggregator, LineMode};
+use crate::count_stack::{add_key, LastStack};
 use crate::record::{RecordConfig, StopReason};
 use crate::sink::Shared;
 use crate::{Error, RawSample, Session, ThreadStatus};
@@ -57,6 +58,10 @@ pub(crate) fn sample_process(
     // Frame ids of `interpreter N` roots, by interpreter id.
     let mut interp_roots: Vec<(i64, u32)> = Vec::new();
     let mut key: Vec<u32> = Vec::with_capacity(256);
+    let mut bkey: Vec<u32> = Vec::with_capacity(256);
+    // Per thread (by position in the sample): its last stack and the id it
+    // was counted under.
+    let mut last: Vec<LastStack> = Vec::new();
     let os_state = !config.include_idle && !config.gil_only;
     let root_ids: Vec<u32> = {
         let mut total = shared.total.lock().unwrap_or_else(|p| p.into_inner());
@@ -97,6 +102,8 @@ pub(crate) fn sample_process(
                 // labels must be rebuilt before this sample is counted.
                 for code in session.walker().take_evicted() {
                     labeler.ids.retain(|&(c, _), _| c != code);
+                    // Their stacks' ids too.
+                    last.iter_mut().for_each(LastStack::forget);
                 }
                 let mut total = shared.total.lock().unwrap_or_else(|p| p.into_inner());
                 let mut batch = shared.batch.lock().unwrap_or_else(|p| p.into_inner());
@@ -124,6 +131,23 @@ pub(crate) fn sample_process(
                         || !(config.include_idle || t.active)
                         || (config.gil_only && !t.owns_gil)
                     {
+                        continue;
+                    }
+                    // The same stack as last time (an idle thread's, most
+                    // often): counted under its id, nothing looked up or
+                    // hashed again. Batches re-intern every key: not then.
+                    let flags = u8::from(config.gc_frames && t.in_gc)
+                        | u8::from(config.gil_wait_frames && t.status == ThreadStatus::GilWait)
+                            << 1;
+                    let reusable = batch.is_none()
+                        && !session.native_enabled()
+                        && raw.tasks.thread(index).is_none();
+                    if let Some(stack) = last
+                        .get(index)
+                        .filter(|_| reusable)
+                        .and_then(|l| l.same(t, flags))
+                    {
+                        total.add_again(stack, at);
                         continue;
                     }
                     key.clear();
@@ -209,7 +233,22 @@ pub(crate) fn sample_process(
                         );
                     }
                     let name = session.thread_name(t.interp, t.thread_id);
-                    add_key(&mut total, batch.as_mut(), &key, pid, t, name, at);
+                    let stack = add_key(
+                        &mut total,
+                        batch.as_mut(),
+                        &mut bkey,
+                        &key,
+                        pid,
+                        t,
+                        name,
+                        at,
+                    );
+                    if last.len() <= index {
+                        last.resize_with(index + 1, LastStack::default);
+                    }
+                    // Kept once the thread's name is known (it is part of
+                    // the thread's entry, updated on the slow path).
+                    last[index].keep(t, flags, stack.filter(|_| reusable && name.is_some()));
                 }
                 for chain in &raw.tasks.idle {
                     let threads = raw.threads();
@@ -245,7 +284,16 @@ pub(crate) fn sample_process(
                         &[],
                     )?;
                     let name = session.thread_name(t.interp, t.thread_id);
-                    add_key(&mut total, batch.as_mut(), &key, pid, t, name, at);
+                    add_key(
+                        &mut total,
+                        batch.as_mut(),
+                        &mut bkey,
+                        &key,
+                        pid,
+                        t,
+                        name,
+                        at,
+                    );
                 }
                 shared.samples.store(total.samples(), Ordering::Relaxed);
             }
@@ -305,28 +353,6 @@ fn push_interpreter_root(
         }
     };
     key.push(id);
-}
-
-/// Counts `key` (its first id a thread of `total`) in the total and, when
-/// batches are kept, in the batch (ids are not shared: re-interned).
-fn add_key(
-    total: &mut Aggregator,
-    batch: Option<&mut crate::sink::Batch>,
-    key: &[u32],
-    pid: i32,
-    t: &crate::RawThread,
-    name: Option<&str>,
-    at: Duration,
-) {
-    total.add(key, at);
-    if let Some(b) = batch.map(|b| &mut b.agg) {
-        let mut bkey = Vec::with_capacity(key.len());
-        bkey.push(b.thread_id(pid, t.interpreter_id, t.thread_id, t.os_thread_id, name));
-        for &id in &key[1..] {
-            bkey.push(b.frame_id(&total.profile().frames[id as usize]));
-        }
-        b.add(&bkey, at);
-    }
 }
 
 /// The leaf frame of samples taken while the thread ran a garbage

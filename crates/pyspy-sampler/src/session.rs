@@ -1,7 +1,8 @@
 //! One attached target: find the interpreter once, then read stacks.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use pyspy_cpython::{
     find_interpreter, Frame, Interpreter, RawFrame, StackWalker, ThreadStack, ThreadState,
@@ -91,8 +92,8 @@ pub struct Session {
     walker: StackWalker<Arc<Process>>,
     /// `threading` names by interpreter and thread id: each interpreter
     /// has its own `threading` module.
-    names: HashMap<(usize, u64), String>,
-    names_tried: HashSet<(usize, u64)>,
+    names: FxHashMap<(usize, u64), String>,
+    names_tried: FxHashSet<(usize, u64)>,
     /// Thread states of the last read (reused).
     states: Vec<ThreadState>,
     thread_files: ThreadFiles,
@@ -152,8 +153,8 @@ impl Session {
             process,
             interpreter,
             walker,
-            names: HashMap::new(),
-            names_tried: HashSet::new(),
+            names: FxHashMap::default(),
+            names_tried: FxHashSet::default(),
             states: Vec::new(),
             thread_files: ThreadFiles::default(),
             tids: TidMap::default(),
@@ -525,6 +526,10 @@ impl Session {
                 _ if suspended(states, ts) => ThreadStatus::Idle,
                 (false, _) => ThreadStatus::Running,
                 (true, None) => classify(None, None, runs_python, !t.frames.is_empty()),
+                // Running Python (the GIL holder, or attached with no GIL) is
+                // running (`classify`), whatever the kernel says: no `/proc`
+                // read for the busiest threads.
+                (true, Some(_)) if runs_python => ThreadStatus::Running,
                 (true, Some(tid)) => {
                     // A sub-interpreter's thread waits on its interpreter's
                     // GIL (its own when isolated).

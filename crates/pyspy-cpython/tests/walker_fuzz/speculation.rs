@@ -17,6 +17,8 @@ use crate::snapshot::{load_corpus, Snapshot};
 struct Counted {
     mem: Rc<RefCell<FakeMemory>>,
     calls: Rc<Cell<usize>>,
+    /// Bytes asked for by `read_ranges` (the snapshot's calls).
+    range_bytes: Rc<Cell<usize>>,
 }
 
 impl Memory for Counted {
@@ -30,6 +32,8 @@ impl Memory for Counted {
     }
     fn read_ranges(&self, ranges: &[(usize, usize)], buf: &mut [u8]) -> Result<(), ReadError> {
         self.calls.set(self.calls.get() + 1);
+        self.range_bytes
+            .set(self.range_bytes.get() + ranges.iter().map(|r| r.1).sum::<usize>());
         self.mem.borrow().read_ranges(ranges, buf)
     }
 }
@@ -69,6 +73,7 @@ fn speculative_snapshot_reads_once_and_agrees_with_the_step_by_step_read() {
         let mem = Counted {
             mem: Rc::new(RefCell::new(s.memory())),
             calls: Rc::new(Cell::new(0)),
+            range_bytes: Rc::new(Cell::new(0)),
         };
         let layout = layout_for(&mem, s.version, s.runtime).unwrap();
         let mut walker = StackWalker::new(mem.clone(), layout);
@@ -107,4 +112,113 @@ fn speculative_snapshot_reads_once_and_agrees_with_the_step_by_step_read() {
         assert_eq!(states3, states[1..], "{}: after the head moved", s.name);
         assert_eq!(stacks3, stacks[1..], "{}", s.name);
     }
+}
+
+#[test]
+fn still_threads_are_read_without_slack_and_a_deeper_one_is_read_again() {
+    let corpus = load_corpus();
+    let mut checked = 0;
+    for s in &corpus {
+        let mem = Counted {
+            mem: Rc::new(RefCell::new(s.memory())),
+            calls: Rc::new(Cell::new(0)),
+            range_bytes: Rc::new(Cell::new(0)),
+        };
+        let layout = layout_for(&mem, s.version, s.runtime).unwrap();
+        let Some(chunk_off) = layout.offsets.tstate_datastack_chunk else {
+            continue; // before 3.11: no data-stack chunks
+        };
+        let mut walker = StackWalker::new(mem.clone(), layout);
+        let (states, stacks) = sample(&mut walker, s);
+        // The snapshot's reads and bytes (the walk's own reads aside).
+        let snapshot_bytes = |walker: &mut StackWalker<Counted>| {
+            mem.calls.set(0);
+            mem.range_bytes.set(0);
+            let mut st = Vec::new();
+            walker.sample_threads(s.runtime, s.interp, &mut st).unwrap();
+            let (calls, bytes) = (mem.calls.get(), mem.range_bytes.get());
+            walker.walk_threads(&st).unwrap();
+            let stacks: Vec<Vec<(usize, i32)>> = (0..st.len())
+                .map(|i| {
+                    let mut raw: Vec<RawFrame> = Vec::new();
+                    walker.resolve_walk(i, &mut raw).unwrap();
+                    raw.iter().map(|f| (f.code, f.line)).collect()
+                })
+                .collect();
+            (calls, bytes, (st, stacks))
+        };
+        let (_, fresh, _) = snapshot_bytes(&mut walker);
+        // Still for long enough: the chunks are read as used, no slack.
+        let mut still = (0, 0, (Vec::new(), Vec::new()));
+        for _ in 0..12 {
+            still = snapshot_bytes(&mut walker);
+        }
+        assert_eq!(still.0, 1, "{}", s.name);
+        assert!(
+            still.1 < fresh,
+            "{}: {} bytes still against {fresh} fresh",
+            s.name,
+            still.1
+        );
+        assert_eq!(still.2, (states.clone(), stacks.clone()), "{}", s.name);
+        // A thread's stack top moves deeper (its frames as they were): the
+        // copy without slack is refused and the chunk read again, once;
+        // the stacks are the same, and the slack comes back.
+        let Some(t) = states.iter().find(|t| {
+            t.top_frame != 0 && t.datastack_top != 0 && t.datastack_top > t.datastack_chunk
+        }) else {
+            continue;
+        };
+        let deeper = t.datastack_top + 64;
+        let mut size = [0u8; 8];
+        mem.mem
+            .borrow()
+            .read(t.datastack_chunk + 8, &mut size)
+            .unwrap();
+        if deeper > t.datastack_chunk + usize::from_le_bytes(size) {
+            continue; // no room in the chunk
+        }
+        // The capture holds the chunk up to its slack: it grows by a page
+        // (as a live chunk is mapped whole); the thread state gets the new top.
+        let mut chunk = readable_from(&mem, t.datastack_chunk);
+        chunk.resize(chunk.len() + 4096, 0);
+        mem.mem.borrow_mut().place(t.datastack_chunk, chunk);
+        let at = chunk_off + 8;
+        let mut copy = readable_from(&mem, t.addr);
+        copy[at..at + 8].copy_from_slice(&deeper.to_le_bytes());
+        mem.mem.borrow_mut().place(t.addr, copy);
+        let (calls, _, (_, stacks2)) = snapshot_bytes(&mut walker);
+        assert!(
+            calls >= 2,
+            "{}: the deeper chunk was not read again",
+            s.name
+        );
+        assert_eq!(stacks2, stacks, "{}", s.name);
+        let (calls, again, _) = snapshot_bytes(&mut walker);
+        assert_eq!(calls, 1, "{}", s.name);
+        assert!(again > still.1, "{}: no slack after a change", s.name);
+        checked += 1;
+    }
+    assert!(checked > 0, "no corpus interpreter with data-stack chunks");
+}
+
+/// The bytes readable from `addr` to the end of the placed range holding
+/// it (a range placed inside another is seen only by reads that start in
+/// it, so changes are placed as whole tails; readable lengths from one
+/// address are a prefix: found by bisection).
+fn readable_from(mem: &Counted, addr: usize) -> Vec<u8> {
+    let readable = |n: usize| mem.mem.borrow().read(addr, &mut vec![0u8; n]).is_ok();
+    let (mut lo, mut hi) = (1, 1usize << 26);
+    assert!(readable(lo), "nothing at {addr:#x}");
+    while lo + 1 < hi {
+        let mid = (lo + hi) / 2;
+        if readable(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let mut copy = vec![0u8; lo];
+    mem.mem.borrow().read(addr, &mut copy).unwrap();
+    copy
 }
