@@ -37,7 +37,7 @@ export async function setup({ debug = false, extras = true } = {}) {
     // Wine, Windows Node and CPython, and the cross-built addon (issue 20); a failure stops setup.
     header('setup: Windows x64 under Wine');
     if (canSetUpWindows()) ensureWindows();
-    else console.log('setup: WINDOWS TESTS CANNOT RUN HERE: Wine needs apt-get, dpkg, go and rustup as root; npm test will report them as not run');
+    else console.log('setup: WINDOWS TESTS CANNOT RUN HERE: Wine needs apt-get, dpkg, go and rustup as root; npm test fails its Windows steps');
     // qemu-user, arm64 CPython and Node, the cross-built addon (npm run test:arm64).
     header('setup: Rust targets of the other platforms, Linux arm64 under qemu-user');
     ensureCheckTargets();

@@ -25,10 +25,8 @@ const steps = [
   [
     'cargo clippy (x86_64-pc-windows-gnu)',
     () => {
-      if (!canSetUpWindows()) {
-        console.log('cargo clippy (x86_64-pc-windows-gnu): NOT RUN: the target is set up with Wine (see the windows step)');
-        return;
-      }
+      // A prerequisite that cannot be had fails the run, with the reason.
+      if (!canSetUpWindows()) throw new StepError('cargo clippy (x86_64-pc-windows-gnu) needs the Wine set-up: apt-get, dpkg, go and rustup as root');
       run('cargo', ['clippy', '--target', 'x86_64-pc-windows-gnu', '--workspace', '--', '-D', 'warnings'], {
         env: { ...process.env, LIBNODE_PATH: windowsPaths().stub },
       });
@@ -62,10 +60,7 @@ const steps = [
   [
     'windows (Wine)',
     () => {
-      if (!canSetUpWindows()) {
-        console.log('windows (Wine): NOT RUN: this machine cannot set Wine up (needs apt-get, dpkg, go and rustup as root)');
-        return;
-      }
+      if (!canSetUpWindows()) throw new StepError('windows (Wine): this machine cannot set Wine up (needs apt-get, dpkg, go and rustup as root)');
       testWindows();
     },
   ],
