@@ -173,6 +173,24 @@ describe(`free-threaded ${FT.id}`, () => {
     for (const c of counts) expect(Math.abs((100 * c) / total - 25), `shares ${counts.join('/')}`).toBeLessThanOrEqual(TOLERANCE);
   });
 
+  it('record --subprocesses: a Pool of 3 workers, every process sampled, the workers under their parent', { timeout: TIMEOUT }, async () => {
+    const file = path.join(outputDir(), 'pool.txt');
+    const fixture = path.join(FIXTURES_DIR, 'subprocess_tree.py');
+    const res = await runCli(['record', '-s', '-r', String(RATE), '-f', 'raw', '-o', file, '--', FT.binary, fixture, 'pool', '3']);
+    expect(res.code, res.stderr).toBe(0);
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    const pids = new Set<number>();
+    const burners = new Set<number>();
+    for (const line of lines) {
+      const roots = [...line.matchAll(/(?:^|;)process (\d+):"/g)].map((m) => Number(m[1]));
+      for (const p of roots) pids.add(p);
+      // A worker's samples: its parent's root frame, then its own, then burn().
+      if (roots.length === 2 && /;burn \(subprocess_tree\.py:\d+\)/.test(line)) burners.add(roots[1]!);
+    }
+    expect(pids.size, lines.slice(0, 5).join('\n')).toBeGreaterThanOrEqual(4);
+    expect(burners.size, lines.slice(0, 5).join('\n')).toBe(3);
+  });
+
   it('record --gil is refused while the GIL is off, with the reason', { timeout: TIMEOUT }, async () => {
     const fx = await spawnFixture<SpinReport>(FT, 'parallel_spin.py', ['--threads', '1'], { via: 'shell' });
     const res = await runCli(['record', '-p', String(fx.pid), '--gil', '-d', '1', '-f', 'raw', '-o', path.join(outputDir(), 'x.txt')]);
