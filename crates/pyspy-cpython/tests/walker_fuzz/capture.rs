@@ -9,8 +9,10 @@
 //! deep recursion, a generator, locals of every rendered type, a non-ASCII
 //! thread name). Once it prints READY it is paused, read once through a
 //! [`Recording`] adapter that keeps every byte range that was read, resumed
-//! and killed; the ranges become `tests/corpus/<version>.snap`. Missing
-//! interpreters are skipped (see `test/pythons/install.sh`).
+//! and killed; the ranges become `tests/corpus/<version>.snap` (`3.13.5t.snap`
+//! for the free-threaded build). Missing interpreters are skipped (see
+//! `test/pythons/install.sh`, `scripts/freethreaded.mjs`); `PYSPY_CAPTURE=3.13t`
+//! captures only the labels listed.
 
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader};
@@ -67,6 +69,20 @@ fn interpreters() -> Vec<(String, Option<PathBuf>, String)> {
             Some(roots.join(format!("debian-3.{minor}"))),
             format!("/usr/bin/python3.{minor}"),
         ));
+    }
+    // The free-threaded build scripts/freethreaded.mjs makes once per machine.
+    let home = std::env::var("HOME").unwrap_or_default();
+    out.push((
+        "3.13t".to_owned(),
+        None,
+        std::env::var("PYSPY_PYTHON_313T").unwrap_or_else(|_| {
+            format!("{home}/.cache/pyspy-node/cpython-3.13.5t/bin/python3.13t")
+        }),
+    ));
+    // PYSPY_CAPTURE=3.13t,3.15 captures only those (the others' files stay as committed).
+    if let Ok(only) = std::env::var("PYSPY_CAPTURE") {
+        let only: Vec<&str> = only.split(',').collect();
+        out.retain(|(label, _, _)| only.contains(&label.as_str()));
     }
     out
 }
@@ -170,7 +186,9 @@ fn capture_corpus() {
     for (label, root, python) in interpreters() {
         if let Some(snap) = capture_one(&label, root.as_deref(), &python) {
             let v = snap.version;
-            let path = dir.join(format!("{}.{}.{}.snap", v.major, v.minor, v.patch));
+            // A free-threaded build shares its version number with the GIL build.
+            let t = if label.ends_with('t') { "t" } else { "" };
+            let path = dir.join(format!("{}.{}.{}{t}.snap", v.major, v.minor, v.patch));
             std::fs::write(&path, snap.encode()).unwrap();
             // The file replays: one clean read of the fake memory.
             let back = Snapshot::decode(&label, &std::fs::read(&path).unwrap()).unwrap();
