@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 mod arch;
+mod binary_names;
 mod chunks;
 mod codes;
 mod consistency;
