@@ -39,6 +39,7 @@ mod linetable;
 mod locals;
 mod objects;
 mod offsets;
+mod quiet;
 mod scalars;
 mod snapshot;
 mod snapshot_check;

@@ -13,8 +13,9 @@ use pyspy_process::Memory;
 
 use crate::chunks::MAX_CHUNK_TOTAL;
 use crate::error::Error;
-use crate::gil_state::Gil;
+use crate::gil_state::{Gil, GilRead};
 use crate::objects::usize_at;
+use crate::quiet::{KeptThread, QuietBasis, FULL_READ_EVERY};
 use crate::walker::StackWalker;
 use crate::{InterpreterRef, ThreadState};
 
@@ -40,11 +41,19 @@ pub(crate) struct Speculation {
     extras: Vec<(usize, usize)>,
     /// Code objects the last read walked: their checks are read along.
     codes: Vec<usize>,
+    /// `extras` and `codes` of the last read that read every thread: a
+    /// read that skips quiet threads notes only the others', and the next
+    /// full read needs them all (`quiet.rs`).
+    full_extras: Vec<(usize, usize)>,
+    full_codes: Vec<usize>,
     /// Threads of each interpreter sampled, in `threads` order.
     pub(crate) per_interp: Vec<usize>,
     /// Where each interpreter's GIL holder is read (reused: no allocation
     /// per sample).
     gils: Vec<Gil>,
+    /// What the last read saw of the GIL, when it proves quiet threads
+    /// (`quiet.rs`).
+    pub(crate) basis: Option<QuietBasis>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -56,6 +65,37 @@ pub(crate) struct SpeculatedThread {
     /// reads in a row they have not changed.
     pub(crate) last_used: usize,
     pub(crate) still: u8,
+    /// The thread as last read in full (stands in for it while quiet).
+    pub(crate) kept: KeptThread,
+}
+
+impl Speculation {
+    /// The extras a read reads along: with every thread read (`full`),
+    /// the last full read's too.
+    fn extras_to_read(&self, full: bool) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let more = if full { &self.full_extras[..] } else { &[] };
+        self.extras.iter().chain(more).copied()
+    }
+
+    /// The code objects whose checks a read reads along (likewise).
+    /// Each once: a code compared twice would be evicted by the first.
+    fn codes_to_check(&self, full: bool) -> impl Iterator<Item = &usize> + Clone + '_ {
+        let more = if full { &self.full_codes[..] } else { &[] };
+        // `codes` is sorted.
+        let new = more.iter().filter(|c| self.codes.binary_search(c).is_err());
+        self.codes.iter().chain(new)
+    }
+}
+
+/// How a speculative read ended.
+enum Snap {
+    /// Every thread and chunk is where it was expected (or was re-read).
+    Taken,
+    /// The process no longer matches: read step by step.
+    Stale,
+    /// The GIL switched since quiet threads were last read: read again,
+    /// every thread this time.
+    QuietMissed,
 }
 
 impl<M: Memory> StackWalker<M> {
@@ -105,9 +145,30 @@ impl<M: Memory> StackWalker<M> {
         spec.codes.sort_unstable();
         spec.codes.dedup();
         spec.codes.truncate(MAX_SPECULATED_CODES);
+        if !self.quiet.now.contains(&true) {
+            spec.full_extras.clone_from(&spec.extras);
+            spec.full_codes.clone_from(&spec.codes);
+        }
         self.speculation = spec;
         self.begin_read();
-        if self.read_snapshot(runtime, interp, states)?.is_none() {
+        self.quiet.now.clear();
+        self.quiet.read_switches = None;
+        let mut allow_quiet = self.quiet.enabled && self.quiet.since_full < FULL_READ_EVERY;
+        let mut snap = self.read_snapshot(runtime, interp, states, allow_quiet)?;
+        if matches!(snap, Snap::QuietMissed) {
+            allow_quiet = false;
+            self.begin_read();
+            self.quiet.now.clear();
+            snap = self.read_snapshot(runtime, interp, states, false)?;
+        }
+        self.quiet.since_full = if allow_quiet && self.quiet.now.contains(&true) {
+            self.quiet.since_full + 1
+        } else {
+            0
+        };
+        if !matches!(snap, Snap::Taken) {
+            self.quiet.now.clear();
+            self.quiet.read_switches = None;
             self.copies.clear();
             self.extras_seen.clear();
             self.frames_read_late();
@@ -119,14 +180,22 @@ impl<M: Memory> StackWalker<M> {
             let mut counts = Vec::with_capacity(sampled.len());
             let result = (|| {
                 for i in &sampled {
+                    // The GIL before the threads: a switch count read after
+                    // a thread's bytes would not prove them current.
+                    let gil = self.read_gil_step(runtime, i.addr).unwrap_or_default();
                     let mut these = self.thread_states(i.addr)?;
                     for ts in &mut these {
                         ts.interpreter_id = i.id;
                     }
                     counts.push(these.len());
                     states.extend(these);
-                    let holder = self.gil_holder(runtime, i.addr).unwrap_or(0);
                     let enabled = self.read_gil_enabled(i.addr);
+                    let read = GilRead { enabled, ..gil };
+                    if sampled.len() == 1 && QuietBasis::from_read(&read).is_some() {
+                        self.quiet.read_switches = read.switches;
+                        self.quiet.read_last_holder = read.last_holder;
+                    }
+                    let holder = gil.holder;
                     // A disabled GIL has no holder (its fields may be stale).
                     let holder = if enabled == Some(false) { 0 } else { holder };
                     self.gils.holders.push(holder);
@@ -151,6 +220,14 @@ impl<M: Memory> StackWalker<M> {
             }
         }
         self.remember(states);
+        // Only a single interpreter's GIL proves anything (`quiet.rs`).
+        self.speculation.basis = match (self.sampled.len(), self.quiet.read_switches) {
+            (1, Some(switches)) => Some(QuietBasis {
+                switches,
+                last_holder: self.quiet.read_last_holder,
+            }),
+            _ => None,
+        };
         // `interp`'s holder: the last interpreter of the list is the main one.
         let at = self.sampled.iter().position(|i| i.addr == interp);
         Ok(at
@@ -164,14 +241,17 @@ impl<M: Memory> StackWalker<M> {
         runtime: usize,
         interp: usize,
         states: &mut Vec<ThreadState>,
-    ) -> Result<Option<()>, Error> {
+        allow_quiet: bool,
+    ) -> Result<Snap, Error> {
         let o = self.layout().offsets;
         let mut spec = std::mem::take(&mut self.speculation);
         let sampled = std::mem::take(&mut self.sampled);
         let mut gils = std::mem::take(&mut spec.gils);
         gils.clear();
-        let result =
-            self.read_snapshot_with(runtime, interp, &spec, &sampled, &mut gils, states, &o);
+        let basis = spec.basis.filter(|_| allow_quiet && sampled.len() == 1);
+        let result = self.read_snapshot_with(
+            runtime, interp, &spec, &sampled, &mut gils, states, &o, basis,
+        );
         spec.gils = gils;
         self.speculation = spec;
         self.sampled = sampled;
@@ -188,20 +268,29 @@ impl<M: Memory> StackWalker<M> {
         gils: &mut Vec<Gil>,
         states: &mut Vec<ThreadState>,
         o: &crate::Offsets,
-    ) -> Result<Option<()>, Error> {
+        basis: Option<QuietBasis>,
+    ) -> Result<Snap, Error> {
         if spec.threads.is_empty() || sampled.is_empty() {
-            return Ok(None);
+            return Ok(Snap::Stale);
         }
         let watch = self.interps.as_ref().map(|w| w.head_slot);
         if watch.is_none() && (sampled.len() != 1 || sampled[0].addr != interp) {
-            return Ok(None);
+            return Ok(Snap::Stale);
         }
         for i in sampled {
             match self.gil_spec(runtime, i.addr) {
                 Some(g) => gils.push(g),
-                None => return Ok(None),
+                None => return Ok(Snap::Stale),
             }
         }
+        // Quiet threads are neither read nor checked: their last full read
+        // stands in (`quiet.rs`), if the GIL proves it below.
+        self.quiet.now.clear();
+        self.quiet.now.extend(
+            spec.threads
+                .iter()
+                .map(|t| basis.is_some_and(|b| t.kept.stands_in(t.addr, &b))),
+        );
         let tlen = self.tstate_len();
         self.ranges.clear();
         // The list itself, checked link by link: a started or ended
@@ -229,20 +318,31 @@ impl<M: Memory> StackWalker<M> {
         };
         let gc_at = bytes_so_far(&self.ranges) - gc_len;
         let threads_at = gc_at + gc_len;
-        for t in &spec.threads {
+        for (t, _) in spec
+            .threads
+            .iter()
+            .zip(&self.quiet.now)
+            .filter(|(_, q)| !**q)
+        {
             self.ranges.push((t.addr, tlen));
         }
         // Pointers before what they point at: the extras (3.11's `cframe`
         // words among them) before the chunks, so a top frame is never
         // newer than the copy of its chunk.
         let extras_at = bytes_so_far(&self.ranges);
-        self.ranges.extend(spec.extras.iter().copied());
+        let full = !self.quiet.now.contains(&true);
+        self.ranges.extend(spec.extras_to_read(full));
         let chunks_at = bytes_so_far(&self.ranges);
-        for t in &spec.threads {
+        for (t, _) in spec
+            .threads
+            .iter()
+            .zip(&self.quiet.now)
+            .filter(|(_, q)| !**q)
+        {
             self.ranges.extend(t.chunks.iter().copied());
         }
         let checks_at = bytes_so_far(&self.ranges);
-        for code in &spec.codes {
+        for code in spec.codes_to_check(full) {
             if let Some(cc) = self.codes.get(code) {
                 self.ranges
                     .extend(cc.info.checks.iter().map(|(a, b)| (*a, b.len())));
@@ -256,7 +356,7 @@ impl<M: Memory> StackWalker<M> {
             }
         }
         let Some(total) = checked_total(&self.ranges).filter(|&t| t <= MAX_SNAPSHOT) else {
-            return Ok(None);
+            return Ok(Snap::Stale);
         };
         self.copies.bytes.resize(total, 0);
         if self
@@ -265,7 +365,7 @@ impl<M: Memory> StackWalker<M> {
             .read_ranges(&self.ranges, &mut self.copies.bytes)
             .is_err()
         {
-            return Ok(None);
+            return Ok(Snap::Stale);
         }
         if let (Some(_), Some((lo, len))) = (watch, link) {
             // Head, then each interpreter's `next` and `id` as listed.
@@ -275,12 +375,12 @@ impl<M: Memory> StackWalker<M> {
                 let at = 8 + k * len;
                 let (next, id) = crate::interpreters::parse_link(o, lo, &b[at..at + len]);
                 if expected != i.addr || id != i.id {
-                    return Ok(None);
+                    return Ok(Snap::Stale);
                 }
                 expected = next;
             }
             if expected != 0 {
-                return Ok(None);
+                return Ok(Snap::Stale);
             }
         }
         let layout = SnapshotLayout {
@@ -294,7 +394,7 @@ impl<M: Memory> StackWalker<M> {
             chunks_at,
             checks_at,
         };
-        self.check_snapshot(spec, sampled, gils, layout, states)
+        self.check_snapshot(spec, sampled, gils, layout, states, basis)
     }
 
     /// Parses and checks the snapshot in `copies.bytes` against `spec`.
@@ -305,7 +405,8 @@ impl<M: Memory> StackWalker<M> {
         gils: &[Gil],
         at: SnapshotLayout,
         states: &mut Vec<ThreadState>,
-    ) -> Result<Option<()>, Error> {
+        basis: Option<QuietBasis>,
+    ) -> Result<Snap, Error> {
         let SnapshotLayout {
             heads_at,
             gil_at,
@@ -321,15 +422,27 @@ impl<M: Memory> StackWalker<M> {
         if spec.per_interp.len() != sampled.len()
             || spec.per_interp.iter().sum::<usize>() != spec.threads.len()
         {
-            return Ok(None);
+            return Ok(Snap::Stale);
+        }
+        let mut first_gil = GilRead::default();
+        if let Some(g) = gils.first() {
+            first_gil = g.parse(&self.copies.bytes[gil_at..gil_at + g.len()]);
+        }
+        if basis.is_some_and(|b| !b.still_holds(&first_gil)) {
+            return Ok(Snap::QuietMissed);
+        }
+        if sampled.len() == 1 && QuietBasis::from_read(&first_gil).is_some() {
+            self.quiet.read_switches = first_gil.switches;
+            self.quiet.read_last_holder = first_gil.last_holder;
         }
         // Register the extras first: thread states may need their words.
         let mut pos = extras_at;
-        for &(addr, len) in &spec.extras {
+        let full = !self.quiet.now.contains(&true);
+        for (addr, len) in spec.extras_to_read(full) {
             self.copies.extras.push((addr, pos..pos + len));
             pos += len;
         }
-        self.compare_code_checks(&spec.codes, checks_at);
+        self.compare_code_checks(spec.codes_to_check(full), checks_at);
         // Until a frame is read later than this snapshot, its checks (and
         // 3.14+'s generations, its last bytes) vouch for the code objects.
         self.snapshot_vouches = true;
@@ -348,25 +461,32 @@ impl<M: Memory> StackWalker<M> {
         self.gils.enabled.clear();
         let mut g_at = gil_at;
         for g in gils {
-            let (holder, enabled) = g.parse(&bytes[g_at..g_at + g.len()]);
+            let read = g.parse(&bytes[g_at..g_at + g.len()]);
             g_at += g.len();
-            self.gils.holders.push(holder);
-            self.gils.enabled.push(enabled);
+            self.gils.holders.push(read.holder);
+            self.gils.enabled.push(read.enabled);
         }
         states.clear();
         // A thread state is parsed from a copy: parsing may read (3.11's
         // cframe) and look at the snapshot's other ranges.
         let mut tbuf = [0u8; 1024];
         let Some(tbuf) = tbuf.get_mut(..tlen) else {
-            return Ok(None);
+            return Ok(Snap::Stale);
         };
         let mut at = threads_at;
-        let mut threads = spec.threads.iter();
+        let mut threads = spec.threads.iter().enumerate();
         for (k, (i, &count)) in sampled.iter().zip(&spec.per_interp).enumerate() {
             let mut expected = usize_at(&self.copies.bytes, heads_at + 8 * k);
-            for t in threads.by_ref().take(count) {
+            for (n, t) in threads.by_ref().take(count) {
                 if expected != t.addr {
-                    return Ok(None);
+                    return Ok(Snap::Stale);
+                }
+                let quiet = self.quiet.now.get(n).copied().unwrap_or(false);
+                if let (true, Some(mut ts)) = (quiet, t.kept.state) {
+                    ts.interpreter_id = i.id;
+                    states.push(ts);
+                    expected = t.kept.next;
+                    continue;
                 }
                 tbuf.copy_from_slice(&self.copies.bytes[at..at + tlen]);
                 at += tlen;
@@ -375,12 +495,12 @@ impl<M: Memory> StackWalker<M> {
                         ts.interpreter_id = i.id;
                         states.push(ts);
                     }
-                    Err(_) => return Ok(None),
+                    Err(_) => return Ok(Snap::Stale),
                 }
                 expected = usize_at(tbuf, o.tstate_next);
             }
             if expected != 0 {
-                return Ok(None);
+                return Ok(Snap::Stale);
             }
         }
         if o.tstate_native_thread_id.is_none() {
@@ -390,8 +510,13 @@ impl<M: Memory> StackWalker<M> {
         }
         // Each thread's chunks, as copied or (changed) read again.
         let mut at = chunks_at;
-        for (t, ts) in spec.threads.iter().zip(states.iter()) {
+        for (n, (t, ts)) in spec.threads.iter().zip(states.iter()).enumerate() {
             let first = self.copies.chunks.len();
+            if self.quiet.now.get(n) == Some(&true) {
+                // Not read: its walk is reused.
+                self.copies.per_thread.push(first..first);
+                continue;
+            }
             let ok = ts.top_frame == 0 || self.accept_chunks(t, ts, at);
             at += t.chunks.iter().map(|c| c.1).sum::<usize>();
             if !ok {
@@ -401,7 +526,7 @@ impl<M: Memory> StackWalker<M> {
             }
             self.copies.per_thread.push(first..self.copies.chunks.len());
         }
-        Ok(Some(()))
+        Ok(Snap::Taken)
     }
 }
 

@@ -17,7 +17,11 @@ impl<M: Memory> StackWalker<M> {
     /// (in the order `read_snapshot` put them) with what each cached code
     /// object expects: stale ones are evicted, the others need no other
     /// check in this read.
-    pub(crate) fn compare_code_checks(&mut self, codes: &[usize], mut pos: usize) {
+    pub(crate) fn compare_code_checks<'a>(
+        &mut self,
+        codes: impl Iterator<Item = &'a usize>,
+        mut pos: usize,
+    ) {
         for code in codes {
             let Some(cc) = self.codes.get_mut(code) else {
                 continue;
@@ -81,10 +85,23 @@ impl<M: Memory> StackWalker<M> {
         spec.threads
             .resize(states.len().min(MAX_THREADS), SpeculatedThread::default());
         for (i, (t, ts)) in spec.threads.iter_mut().zip(states).enumerate() {
+            if self.quiet.now.get(i) == Some(&true) {
+                // Not read: kept as it was, chunks and all.
+                continue;
+            }
             if t.addr != ts.addr {
                 (t.last_used, t.still) = (0, 0);
             }
             t.addr = ts.addr;
+            // What stands in for it while quiet: its `next` is the state
+            // after it in its interpreter's list (checked link by link).
+            t.kept.state = Some(*ts);
+            t.kept.next = states
+                .get(i + 1)
+                .filter(|n| n.interp == ts.interp)
+                .map_or(0, |n| n.addr);
+            t.kept.state_read = self.read_id;
+            t.kept.switches = self.quiet.read_switches;
             t.chunks.clear();
             let Some(range) = self.copies.per_thread.get(i) else {
                 continue;

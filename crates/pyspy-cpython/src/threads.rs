@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use pyspy_process::{Memory, MemoryExt};
 
 use crate::error::{Error, ReadContext};
+use crate::gil_state::{switch_number_offset, GilRead};
 use crate::objects::usize_at;
 use crate::walker::StackWalker;
 
@@ -165,18 +166,32 @@ impl<M: Memory> StackWalker<M> {
 
     /// The thread state that holds the GIL, or 0 when none does.
     pub fn gil_holder(&mut self, runtime: usize, interp: usize) -> Result<usize, Error> {
+        Ok(self.read_gil_step(runtime, interp)?.holder)
+    }
+
+    /// The GIL read step by step: its holder and, 3.12+, its last holder
+    /// and switch count (see `quiet.rs`).
+    pub(crate) fn read_gil_step(
+        &mut self,
+        runtime: usize,
+        interp: usize,
+    ) -> Result<GilRead, Error> {
         let o = self.layout().offsets;
         if let Some(off) = o.runtime_tstate_current {
-            return self
+            let holder = self
                 .objects
                 .mem
                 .read_usize(runtime.wrapping_add(off))
-                .what("GIL holder");
+                .what("GIL holder")?;
+            return Ok(GilRead {
+                holder,
+                ..GilRead::default()
+            });
         }
         let (Some(gil_ptr), Some(locked), Some(holder)) =
             (o.interp_ceval_gil, o.gil_locked, o.gil_last_holder)
         else {
-            return Ok(0);
+            return Ok(GilRead::default());
         };
         // `interp->ceval.gil` is set once when the interpreter starts.
         let gil = match self.gils.pointers.get(&interp) {
@@ -188,24 +203,34 @@ impl<M: Memory> StackWalker<M> {
                     .read_usize(interp.wrapping_add(gil_ptr))
                     .what("GIL pointer")?;
                 if gil == 0 {
-                    return Ok(0);
+                    return Ok(GilRead::default());
                 }
                 self.gils.pointers.insert(interp, gil);
                 gil
             }
         };
-        let (mut state, mut last) = ([0u8; 4], [0u8; 8]);
+        let (mut state, mut last, mut switches) = ([0u8; 4], [0u8; 8], [0u8; 8]);
+        let switch_at = switch_number_offset(locked, holder);
+        let mut reads = [
+            (gil.wrapping_add(locked), &mut state[..]),
+            (gil.wrapping_add(holder), &mut last[..]),
+            (gil.wrapping_add(switch_at.unwrap_or(0)), &mut switches[..]),
+        ];
+        let n = if switch_at.is_some() { 3 } else { 2 };
         self.objects
             .mem
-            .read_many(&mut [
-                (gil.wrapping_add(locked), &mut state[..]),
-                (gil.wrapping_add(holder), &mut last[..]),
-            ])
+            .read_many(&mut reads[..n])
             .what("GIL state")?;
-        Ok(if i32::from_le_bytes(state) == 0 {
-            0
-        } else {
-            u64::from_le_bytes(last) as usize
+        let last_holder = u64::from_le_bytes(last) as usize;
+        Ok(GilRead {
+            holder: if i32::from_le_bytes(state) == 0 {
+                0
+            } else {
+                last_holder
+            },
+            enabled: None,
+            last_holder,
+            switches: switch_at.map(|_| u64::from_le_bytes(switches)),
         })
     }
 

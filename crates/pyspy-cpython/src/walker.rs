@@ -15,6 +15,7 @@ use crate::interpreters::{GilHolders, InterpreterRef, InterpreterWatch};
 use crate::layout::LineTable;
 use crate::linetable::{line_for_lasti, line_for_offset};
 use crate::objects::{usize_at, ObjectReader};
+use crate::quiet::QuietState;
 use crate::snapshot::Speculation;
 use crate::{Frame, Layout, ThreadState};
 
@@ -50,6 +51,20 @@ pub(crate) struct Walk {
     pub(crate) slot: usize,
     pub(crate) top: usize,
     pub(crate) frames: std::ops::Range<usize>,
+    /// How [`StackWalker::resolve_walk`] treats it.
+    pub(crate) kind: WalkKind,
+}
+
+/// Whose walk a [`Walk`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WalkKind {
+    /// A one-off walk (`raw_frames`).
+    Single,
+    /// Thread `n` of the read, walked: its frames are kept for when it is
+    /// quiet (`quiet.rs`).
+    Thread(usize),
+    /// Thread `n` of the read, quiet: its kept frames stand in.
+    Quiet(usize),
 }
 
 /// One frame as read from memory, before names are attached.
@@ -113,6 +128,8 @@ pub struct StackWalker<M> {
     pub(crate) gc_flag: Option<usize>,
     /// Whether the last [`StackWalker::sample_threads`] saw it set.
     pub(crate) gc_running: bool,
+    /// Threads not read again while the GIL proves them unchanged.
+    pub(crate) quiet: QuietState,
 }
 
 impl<M: Memory> StackWalker<M> {
@@ -153,6 +170,7 @@ impl<M: Memory> StackWalker<M> {
             extras_seen: Vec::new(),
             gc_flag: None,
             gc_running: false,
+            quiet: QuietState::default(),
         }
     }
 
@@ -217,7 +235,7 @@ impl<M: Memory> StackWalker<M> {
     pub fn raw_frames(&mut self, top: usize, out: &mut Vec<RawFrame>) -> Result<(), Error> {
         self.pending.clear();
         self.walks.clear();
-        self.walk(0, top)?;
+        self.walk(0, top, WalkKind::Single)?;
         self.validate_walked()?;
         self.resolve_walk(0, out)
     }
@@ -228,14 +246,24 @@ impl<M: Memory> StackWalker<M> {
     pub fn walk_threads(&mut self, states: &[ThreadState]) -> Result<(), Error> {
         self.pending.clear();
         self.walks.clear();
-        for ts in states {
-            self.walk(ts.top_slot, ts.top_frame)?;
+        for (n, ts) in states.iter().enumerate() {
+            if self.was_quiet(n) {
+                let at = self.pending.len();
+                self.walks.push(Walk {
+                    slot: 0,
+                    top: 0,
+                    frames: at..at,
+                    kind: WalkKind::Quiet(n),
+                });
+                continue;
+            }
+            self.walk(ts.top_slot, ts.top_frame, WalkKind::Thread(n))?;
         }
         self.validate_walked()
     }
 
     /// Appends the walk from `top` to the current read's walks.
-    fn walk(&mut self, slot: usize, top: usize) -> Result<(), Error> {
+    fn walk(&mut self, slot: usize, top: usize, kind: WalkKind) -> Result<(), Error> {
         let o = self.layout().offsets;
         let flavor = self.layout().flavor;
         let start = self.pending.len();
@@ -297,6 +325,7 @@ impl<M: Memory> StackWalker<M> {
             slot,
             top,
             frames: start..self.pending.len(),
+            kind,
         });
         result
     }
@@ -334,9 +363,16 @@ impl<M: Memory> StackWalker<M> {
 
     /// The frames of walk `index` with lines (innermost first), into `out`.
     pub fn resolve_walk(&mut self, index: usize, out: &mut Vec<RawFrame>) -> Result<(), Error> {
-        let Some(range) = self.walks.get(index).map(|w| w.frames.clone()) else {
+        let Some((range, kind)) = self.walks.get(index).map(|w| (w.frames.clone(), w.kind)) else {
             return Ok(());
         };
+        if let WalkKind::Quiet(n) = kind {
+            if let Some(t) = self.speculation.threads.get(n) {
+                out.extend_from_slice(&t.kept.frames);
+            }
+            return Ok(());
+        }
+        let first = out.len();
         for i in range {
             let WalkedFrame {
                 addr,
@@ -349,6 +385,13 @@ impl<M: Memory> StackWalker<M> {
                 continue;
             };
             out.push(RawFrame { addr, code, line });
+        }
+        if let WalkKind::Thread(n) = kind {
+            if let Some(t) = self.speculation.threads.get_mut(n) {
+                t.kept.frames.clear();
+                t.kept.frames.extend_from_slice(&out[first..]);
+                t.kept.frames_read = self.read_id;
+            }
         }
         Ok(())
     }

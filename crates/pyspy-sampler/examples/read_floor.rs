@@ -140,6 +140,8 @@ fn main() {
     let mut walker = StackWalker::new(&mem, interpreter.layout);
     walker.watch_gc(interpreter.gc_collecting);
     walker.watch_interpreters(interpreter.runtime);
+    // As the session reads: threads the GIL proves quiet are not read.
+    walker.reuse_quiet_threads(true);
     let mut states: Vec<ThreadState> = Vec::new();
     let mut frames = Vec::new();
     let mut walk = |walker: &mut StackWalker<&Recording>, states: &mut Vec<ThreadState>| {

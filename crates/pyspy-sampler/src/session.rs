@@ -18,6 +18,7 @@ use crate::status::{blocked_in, classify, gil_on, runs_python, GilRange};
 use crate::{Error, RawSample, RawThread};
 
 mod read_raw;
+mod status_reuse;
 
 /// How a sample is kept consistent with the running target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -120,6 +121,8 @@ pub struct Session {
     tasks: Option<(pyspy_asyncio::TaskSampler, bool)>,
     /// Samples whose tasks could not be read (their threads still count).
     task_errors: u64,
+    /// Statuses of threads the GIL shows have not run since they were read.
+    status_reuse: status_reuse::StatusReuse,
 }
 
 /// Attempts of a dump that could not pause (no ptrace) at a read whose
@@ -150,6 +153,9 @@ impl Session {
         walker.watch_gc(interpreter.gc_collecting);
         // 3.12+: every interpreter's threads, not only the main one's.
         walker.watch_interpreters(interpreter.runtime);
+        // Sampled again and again: threads the GIL proves unchanged since
+        // the last read are not read again.
+        walker.reuse_quiet_threads(true);
         let gil = GilRange::new(interpreter.gil);
         Ok(Session {
             process,
@@ -171,6 +177,7 @@ impl Session {
             gil,
             tasks: None,
             task_errors: 0,
+            status_reuse: Default::default(),
         })
     }
 

@@ -97,9 +97,11 @@ pub fn read_all<M: Memory + Clone>(
             trace.note("frames", &named);
             let _ = walker.take_evicted();
         }
-        // The recorder's path, twice: the second read is the speculative
-        // one-call snapshot built from what the first found.
-        for _ in 0..2 {
+        // The recorder's path, three times: the second read is the
+        // speculative one-call snapshot built from what the first found,
+        // the third (3.12+) leaves the threads the GIL proves quiet unread.
+        walker.reuse_quiet_threads(true);
+        for _ in 0..3 {
             sample_path(&mut walker, runtime, interp, &mut trace);
         }
     }

@@ -222,3 +222,152 @@ fn readable_from(mem: &Counted, addr: usize) -> Vec<u8> {
     mem.mem.borrow().read(addr, &mut copy).unwrap();
     copy
 }
+
+/// Where the GIL's `switch_number` and `last_holder` lie (3.12+, a GIL
+/// build): `None` before 3.12 or on a free-threaded build.
+fn gil_words(
+    walker: &StackWalker<Counted>,
+    mem: &Counted,
+    interp: usize,
+) -> Option<(usize, usize)> {
+    let o = walker.layout().offsets;
+    if walker.layout().gil_enabled.is_some() {
+        return None;
+    }
+    let (Some(ptr), Some(locked), Some(holder)) =
+        (o.interp_ceval_gil, o.gil_locked, o.gil_last_holder)
+    else {
+        return None;
+    };
+    let mut word = [0u8; 8];
+    mem.mem.borrow().read(interp + ptr, &mut word).unwrap();
+    let gil = usize::from_le_bytes(word);
+    Some((gil + locked + 8, gil + holder))
+}
+
+/// Overwrites 8 bytes at `base + off`, placing the whole readable tail
+/// from `base`, where the reads that should see it start (see
+/// `readable_from`).
+fn poke(mem: &Counted, base: usize, off: usize, value: u64) {
+    let mut copy = readable_from(mem, base);
+    copy[off..off + 8].copy_from_slice(&value.to_le_bytes());
+    mem.mem.borrow_mut().place(base, copy);
+}
+
+#[test]
+fn quiet_threads_are_not_read_again_until_the_gil_switches() {
+    let corpus = load_corpus();
+    let mut checked = 0;
+    for s in &corpus {
+        let mem = Counted {
+            mem: Rc::new(RefCell::new(s.memory())),
+            calls: Rc::new(Cell::new(0)),
+            range_bytes: Rc::new(Cell::new(0)),
+        };
+        let layout = layout_for(&mem, s.version, s.runtime).unwrap();
+        let mut walker = StackWalker::new(mem.clone(), layout);
+        let Some((switch_at, holder_at)) = gil_words(&walker, &mem, s.interp) else {
+            continue; // before 3.12, or free-threaded: every thread is read
+        };
+        let (states, stacks) = sample(&mut walker, s);
+        assert!(states.len() >= 3, "{}: {} threads", s.name, states.len());
+        let bytes_of = |walker: &mut StackWalker<Counted>| {
+            mem.range_bytes.set(0);
+            let got = sample(walker, s);
+            (mem.range_bytes.get(), got)
+        };
+        // Every thread read (the snapshot and the walk's check).
+        let (full, _) = bytes_of(&mut walker);
+        walker.reuse_quiet_threads(true);
+        // The GIL has not switched: only its last holder is read again, and
+        // every thread's state and stack are what a full read gives.
+        let (first_quiet, _) = bytes_of(&mut walker);
+        assert!(
+            first_quiet < full,
+            "{}: {first_quiet} bytes quiet, {full} in full",
+            s.name
+        );
+        let (quiet, got) = bytes_of(&mut walker);
+        assert!(
+            quiet < full,
+            "{}: {quiet} bytes quiet, {full} in full",
+            s.name
+        );
+        assert_eq!(got, (states.clone(), stacks.clone()), "{}", s.name);
+        let quiet_threads = (0..states.len()).filter(|&i| walker.was_quiet(i)).count();
+        assert!(
+            quiet_threads + 1 >= states.len(),
+            "{}: {quiet_threads} quiet",
+            s.name
+        );
+        assert_eq!(
+            walker.gil_switches(),
+            Some(read_u64(&mem, switch_at)),
+            "{}",
+            s.name
+        );
+
+        // A quiet thread's state changes in memory (its tid, say). While
+        // the GIL has not switched that cannot be Python's doing, and the
+        // thread is not read; once the switch count moves, it is.
+        let holder = read_u64(&mem, holder_at) as usize;
+        let t = states.iter().find(|t| t.addr != holder).unwrap();
+        let tid_off = walker.layout().offsets.tstate_native_thread_id.unwrap();
+        poke(&mem, t.addr, tid_off, 4242);
+        let (_, (kept, _)) = bytes_of(&mut walker);
+        assert_eq!(kept, states, "{}: read although quiet", s.name);
+        // The snapshot reads the GIL from its holder field on.
+        poke(
+            &mem,
+            holder_at,
+            switch_at - holder_at,
+            read_u64(&mem, switch_at) + 1,
+        );
+        mem.calls.set(0);
+        let (_, (seen, seen_stacks)) = bytes_of(&mut walker);
+        // The skipped read, the full one (what the quiet reads left out of
+        // the speculation is read along: no frame or code read on its
+        // own), and the torn-read check.
+        assert_eq!(mem.calls.get(), 3, "{}: reads after a switch", s.name);
+        let none_quiet = |w: &StackWalker<Counted>| (0..states.len()).all(|i| !w.was_quiet(i));
+        assert!(none_quiet(&walker), "{}: quiet after a switch", s.name);
+        let changed = seen.iter().find(|x| x.addr == t.addr).unwrap();
+        assert_eq!(changed.native_thread_id, 4242, "{}", s.name);
+        assert_eq!(seen_stacks, stacks, "{}", s.name);
+        // Quiet again, with the new state; then another thread takes the
+        // GIL (its last holder changes, as with a switch): read in full.
+        let (quiet2, (kept2, _)) = bytes_of(&mut walker);
+        assert!(quiet2 < full, "{}", s.name);
+        assert_eq!(kept2, seen, "{}", s.name);
+        poke(&mem, holder_at, 0, t.addr as u64);
+        bytes_of(&mut walker);
+        assert!(
+            none_quiet(&walker),
+            "{}: a new last holder read quietly",
+            s.name
+        );
+        // However long the GIL stays put, every thread is read in full now
+        // and then.
+        let mut fulls = 0;
+        for _ in 0..300 {
+            bytes_of(&mut walker);
+            fulls += usize::from(none_quiet(&walker));
+        }
+        assert!(
+            (2..=4).contains(&fulls),
+            "{}: {fulls} full reads in 300",
+            s.name
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 3,
+        "only {checked} corpus interpreters with a GIL switch count"
+    );
+}
+
+fn read_u64(mem: &Counted, addr: usize) -> u64 {
+    let mut word = [0u8; 8];
+    mem.mem.borrow().read(addr, &mut word).unwrap();
+    u64::from_le_bytes(word)
+}

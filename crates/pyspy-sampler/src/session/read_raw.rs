@@ -54,6 +54,8 @@ impl Session {
         out.used = 0;
         out.gil_free = self.walker.gil_enabled(self.interpreter.interp) == Some(false);
         let gc_running = self.walker.gc_running();
+        self.status_reuse.begin();
+        let switches = self.walker.gil_switches();
         let gil = if os_state {
             self.gil.get(&self.process).cloned()
         } else {
@@ -107,8 +109,12 @@ impl Session {
                     let gil = own.as_ref().or(gil.as_ref());
                     let activity = if paused {
                         self.thread_files.stopped_activity(pid, tid as Pid)
+                    } else if let Some(known) = self.status_reuse.get(tid as Pid, switches) {
+                        known
                     } else {
-                        self.thread_files.activity(pid, tid as Pid, gil.is_some())
+                        let read = self.thread_files.activity(pid, tid as Pid, gil.is_some());
+                        self.status_reuse.put(tid as Pid, switches, read);
+                        read
                     };
                     if let Some(Activity::Blocked { syscall, .. }) = activity {
                         t.syscall = syscall;
