@@ -49,18 +49,28 @@ impl ChunkCopies {
     /// Fills `buf` from the copy of remote `addr`, if a chunk or another
     /// copied range holds it all.
     pub(crate) fn copy_out(&self, addr: usize, buf: &mut [u8]) -> Copied {
+        match self.find(addr, buf.len()) {
+            Some((kind, from)) => {
+                buf.copy_from_slice(&self.bytes[from..from + buf.len()]);
+                kind
+            }
+            None => Copied::No,
+        }
+    }
+
+    /// Where `len` bytes of remote `addr` are in `bytes`, if a chunk or
+    /// another copied range holds them all.
+    pub(crate) fn find(&self, addr: usize, len: usize) -> Option<(Copied, usize)> {
         for (list, kind) in [(&self.chunks, Copied::Chunk), (&self.extras, Copied::Extra)] {
             for (start, range) in list {
                 if let Some(off) = addr.checked_sub(*start) {
-                    if off.saturating_add(buf.len()) <= range.len() {
-                        let from = range.start + off;
-                        buf.copy_from_slice(&self.bytes[from..from + buf.len()]);
-                        return kind;
+                    if off.saturating_add(len) <= range.len() {
+                        return Some((kind, range.start + off));
                     }
                 }
             }
         }
-        Copied::No
+        None
     }
 }
 

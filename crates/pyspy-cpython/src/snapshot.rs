@@ -41,11 +41,17 @@ pub(crate) struct Speculation {
     extras: Vec<(usize, usize)>,
     /// Code objects the last read walked: their checks are read along.
     codes: Vec<usize>,
+    /// The code of each frame the read before walked, in order (`codes`
+    /// is rebuilt only when this changes).
+    walked: Vec<usize>,
     /// `extras` and `codes` of the last read that read every thread: a
     /// read that skips quiet threads notes only the others', and the next
     /// full read needs them all (`quiet.rs`).
     full_extras: Vec<(usize, usize)>,
     full_codes: Vec<usize>,
+    /// Whether the last read was full (its `extras` and `codes` are the
+    /// full ones: nothing to add).
+    last_full: bool,
     /// Threads of each interpreter sampled, in `threads` order.
     pub(crate) per_interp: Vec<usize>,
     /// Where each interpreter's GIL holder is read (reused: no allocation
@@ -73,14 +79,22 @@ impl Speculation {
     /// The extras a read reads along: with every thread read (`full`),
     /// the last full read's too.
     fn extras_to_read(&self, full: bool) -> impl Iterator<Item = (usize, usize)> + '_ {
-        let more = if full { &self.full_extras[..] } else { &[] };
+        let more = if full && !self.last_full {
+            &self.full_extras[..]
+        } else {
+            &[]
+        };
         self.extras.iter().chain(more).copied()
     }
 
     /// The code objects whose checks a read reads along (likewise).
     /// Each once: a code compared twice would be evicted by the first.
     fn codes_to_check(&self, full: bool) -> impl Iterator<Item = &usize> + Clone + '_ {
-        let more = if full { &self.full_codes[..] } else { &[] };
+        let more = if full && !self.last_full {
+            &self.full_codes[..]
+        } else {
+            &[]
+        };
         // `codes` is sorted.
         let new = more.iter().filter(|c| self.codes.binary_search(c).is_err());
         self.codes.iter().chain(new)
@@ -140,12 +154,18 @@ impl<M: Memory> StackWalker<M> {
         let mut spec = std::mem::take(&mut self.speculation);
         spec.extras.clear();
         spec.extras.extend_from_slice(&self.extras_seen);
-        spec.codes.clear();
-        spec.codes.extend(self.walked_codes());
-        spec.codes.sort_unstable();
-        spec.codes.dedup();
-        spec.codes.truncate(MAX_SPECULATED_CODES);
-        if !self.quiet.now.contains(&true) {
+        // The same stack walked again (the usual case) gives the same set.
+        if !self.walked_codes().eq(spec.walked.iter().copied()) {
+            spec.walked.clear();
+            spec.walked.extend(self.walked_codes());
+            spec.codes.clear();
+            spec.codes.extend_from_slice(&spec.walked);
+            spec.codes.sort_unstable();
+            spec.codes.dedup();
+            spec.codes.truncate(MAX_SPECULATED_CODES);
+        }
+        spec.last_full = !self.quiet.now.contains(&true);
+        if spec.last_full {
             spec.full_extras.clone_from(&spec.extras);
             spec.full_codes.clone_from(&spec.codes);
         }

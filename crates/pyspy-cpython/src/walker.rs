@@ -288,7 +288,10 @@ impl<M: Memory> StackWalker<M> {
                 });
                 break;
             }
-            let copied = self.copies.copy_out(addr, buf);
+            // Parsed in place where the snapshot copied it (no copy per
+            // frame), else read into `buf`.
+            let found = self.copies.find(addr, buf.len());
+            let copied = found.map_or(Copied::No, |f| f.0);
             if copied != Copied::Chunk {
                 self.note_extra(addr, buf.len());
             }
@@ -301,23 +304,28 @@ impl<M: Memory> StackWalker<M> {
                     break;
                 }
             }
-            let previous = usize_at(buf, o.frame_previous);
+            let bytes: &[u8] = match found {
+                Some((_, at)) => &self.copies.bytes[at..at + buf.len()],
+                None => buf,
+            };
+            let previous = usize_at(bytes, o.frame_previous);
             // 3.14+ tags the executable reference in its low bits; code
             // objects are at least 8-aligned, so masking is always safe.
-            let code = usize_at(buf, o.frame_executable) & !7;
-            let owner = o.frame_owner.and_then(|off| buf.get(off).copied());
+            let code = usize_at(bytes, o.frame_executable) & !7;
+            let owner = o.frame_owner.and_then(|off| bytes.get(off).copied());
             let shim = owner.is_some()
                 && (owner == flavor.owner_cstack || owner == flavor.owner_interpreter);
             if !shim && code != 0 {
-                self.pending.push(WalkedFrame {
+                let frame = WalkedFrame {
                     addr,
                     code,
-                    instr: usize_at(buf, o.frame_instr_ptr),
+                    instr: usize_at(bytes, o.frame_instr_ptr),
                     previous,
                     tlbc_index: tlbc_frame_index
-                        .and_then(|at| buf.get(at..at + 4))
+                        .and_then(|at| bytes.get(at..at + 4))
                         .map_or(0, |b| i32::from_le_bytes(b.try_into().unwrap())),
-                });
+                };
+                self.pending.push(frame);
             }
             addr = previous;
         }

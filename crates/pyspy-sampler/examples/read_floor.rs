@@ -8,7 +8,8 @@
 //! the exact ranges one sample reads (through a second walker over a
 //! recording memory) and times a tight loop of one `process_vm_readv` of
 //! those ranges (the same bytes and iovecs; through `/proc/PID/mem` when the
-//! process is read that way): the floor. One JSON line on stdout.
+//! process is read that way): the floor. One JSON line on stdout
+//! (`PYSPY_FLOOR_RANGES=1`: the ranges of that sample on stderr).
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -162,6 +163,12 @@ fn main() {
         (mem.ranges.take(), process.read_counter().calls() - calls)
     };
     let total: usize = ranges.iter().map(|r| r.1).sum();
+    if std::env::var_os("PYSPY_FLOOR_RANGES").is_some() {
+        // Which ranges (and pages) one sample reads, to see what costs.
+        for &(addr, len) in &ranges {
+            eprintln!("{addr:#x} {len} page {:#x}", addr >> 12);
+        }
+    }
     let mut iovecs = 0;
     let mut end = usize::MAX;
     for &(addr, len) in &ranges {
