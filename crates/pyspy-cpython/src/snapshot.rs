@@ -52,6 +52,8 @@ pub(crate) struct Speculation {
     /// Whether the last read was full (its `extras` and `codes` are the
     /// full ones: nothing to add).
     last_full: bool,
+    /// 3.14+: the code-object generation the last snapshot read.
+    last_generation: Option<u64>,
     /// Threads of each interpreter sampled, in `threads` order.
     pub(crate) per_interp: Vec<usize>,
     /// Where each interpreter's GIL holder is read (reused: no allocation
@@ -272,6 +274,9 @@ impl<M: Memory> StackWalker<M> {
         let result = self.read_snapshot_with(
             runtime, interp, &spec, &sampled, &mut gils, states, &o, basis,
         );
+        if matches!(result, Ok(Snap::Taken)) {
+            spec.last_generation = self.generation;
+        }
         spec.gils = gils;
         self.speculation = spec;
         self.sampled = sampled;
@@ -362,10 +367,22 @@ impl<M: Memory> StackWalker<M> {
             self.ranges.extend(t.chunks.iter().copied());
         }
         let checks_at = bytes_so_far(&self.ranges);
-        for code in spec.codes_to_check(full) {
-            if let Some(cc) = self.codes.get(code) {
-                self.ranges
-                    .extend(cc.info.checks.iter().map(|(a, b)| (*a, b.len())));
+        // 3.14+: code objects checked at the generation the last snapshot
+        // read need no bytes while it stays put; if it moved, the walk
+        // checks them in one batched read (`codes.rs`).
+        let by_generation = self.layout().code_generation.is_some()
+            && spec.last_generation.is_some()
+            && spec.codes_to_check(full).all(|c| {
+                self.codes
+                    .get(c)
+                    .is_none_or(|cc| cc.checked == spec.last_generation)
+            });
+        if !by_generation {
+            for code in spec.codes_to_check(full) {
+                if let Some(cc) = self.codes.get(code) {
+                    self.ranges
+                        .extend(cc.info.checks.iter().map(|(a, b)| (*a, b.len())));
+                }
             }
         }
         // Last, after every frame byte: a code object freed before this
@@ -413,6 +430,7 @@ impl<M: Memory> StackWalker<M> {
             extras_at,
             chunks_at,
             checks_at,
+            checks_read: !by_generation,
         };
         self.check_snapshot(spec, sampled, gils, layout, states, basis)
     }
@@ -437,6 +455,7 @@ impl<M: Memory> StackWalker<M> {
             extras_at,
             chunks_at,
             checks_at,
+            checks_read,
         } = at;
         let o = self.layout().offsets;
         if spec.per_interp.len() != sampled.len()
@@ -462,10 +481,6 @@ impl<M: Memory> StackWalker<M> {
             self.copies.extras.push((addr, pos..pos + len));
             pos += len;
         }
-        self.compare_code_checks(spec.codes_to_check(full), checks_at);
-        // Until a frame is read later than this snapshot, its checks (and
-        // 3.14+'s generations, its last bytes) vouch for the code objects.
-        self.snapshot_vouches = true;
         if self.layout().code_generation.is_some() {
             // Generations only grow: their sum changes when any does.
             let b = &self.copies.bytes;
@@ -475,6 +490,12 @@ impl<M: Memory> StackWalker<M> {
             });
             self.generation = Some(sum);
         }
+        if checks_read {
+            self.compare_code_checks(spec.codes_to_check(full), checks_at);
+        }
+        // Until a frame is read later than this snapshot, its checks (and
+        // 3.14+'s generations, its last bytes) vouch for the code objects.
+        self.snapshot_vouches = checks_read;
         let bytes = &self.copies.bytes;
         self.gc_running = gc_len > 0 && bytes[gc_at..gc_at + gc_len] != [0; 4];
         self.gils.holders.clear();
@@ -581,4 +602,6 @@ struct SnapshotLayout {
     extras_at: usize,
     chunks_at: usize,
     checks_at: usize,
+    /// Whether the code objects' check ranges were read (at `checks_at`).
+    checks_read: bool,
 }

@@ -33,6 +33,11 @@ impl<M: Memory> StackWalker<M> {
             }
             if same {
                 cc.checked_read = self.read_id;
+                // Checked at this generation too (3.14+): while it stays
+                // put, the next snapshots need not read these bytes.
+                if self.generation.is_some() {
+                    cc.checked = self.generation;
+                }
             } else {
                 self.codes.remove(code);
                 self.evicted.push(*code);

@@ -371,3 +371,52 @@ fn read_u64(mem: &Counted, addr: usize) -> u64 {
     mem.mem.borrow().read(addr, &mut word).unwrap();
     u64::from_le_bytes(word)
 }
+
+#[test]
+fn code_checks_ride_along_only_when_the_code_generation_moved() {
+    let corpus = load_corpus();
+    let mut checked = 0;
+    for s in &corpus {
+        let mem = Counted {
+            mem: Rc::new(RefCell::new(s.memory())),
+            calls: Rc::new(Cell::new(0)),
+            range_bytes: Rc::new(Cell::new(0)),
+        };
+        let layout = layout_for(&mem, s.version, s.runtime).unwrap();
+        let Some(gen_off) = layout.code_generation else {
+            continue; // before 3.14: the code objects' bytes are checked every time
+        };
+        let mut walker = StackWalker::new(mem.clone(), layout);
+        let (states, stacks) = sample(&mut walker, s);
+        let reads_of = |walker: &mut StackWalker<Counted>| {
+            mem.calls.set(0);
+            mem.range_bytes.set(0);
+            let got = sample(walker, s);
+            (mem.calls.get(), mem.range_bytes.get(), got)
+        };
+        // Settled: the snapshot and the torn-read check, no code bytes.
+        reads_of(&mut walker);
+        let (calls, settled, got) = reads_of(&mut walker);
+        assert_eq!(calls, 2, "{}", s.name);
+        assert_eq!(got, (states.clone(), stacks.clone()), "{}", s.name);
+        // A code object was freed somewhere (the generation moved): the
+        // walked ones are checked by their bytes once, in one more read.
+        let generation = s.interp + gen_off;
+        let mut word = [0u8; 8];
+        mem.mem.borrow().read(generation, &mut word).unwrap();
+        let mut tail = readable_from(&mem, generation);
+        tail[..8].copy_from_slice(&(u64::from_le_bytes(word) + 1).to_le_bytes());
+        mem.mem.borrow_mut().place(generation, tail);
+        let (calls, _, got) = reads_of(&mut walker);
+        assert_eq!(calls, 3, "{}: reads after the generation moved", s.name);
+        assert_eq!(got, (states.clone(), stacks.clone()), "{}", s.name);
+        // Checked at the new generation: no code bytes again.
+        let (calls, bytes, _) = reads_of(&mut walker);
+        assert_eq!((calls, bytes), (2, settled), "{}", s.name);
+        checked += 1;
+    }
+    assert!(
+        checked >= 2,
+        "only {checked} corpus interpreters with a code generation"
+    );
+}
