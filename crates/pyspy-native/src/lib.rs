@@ -197,6 +197,16 @@ impl NativeStacks {
             .collect()
     }
 
+    /// The symbol table's name of the function at `ip` (mangled), whether
+    /// its frame is shown or hidden (start-up code, the interpreter):
+    /// diagnostics and tests. `leaf` as for [`NativeStacks::symbolize`].
+    pub fn function_name(&mut self, ip: u64, leaf: bool) -> Option<String> {
+        let at = if leaf { ip } else { ip.wrapping_sub(1) };
+        let m = self.modules.find(at)?;
+        let (elf, bias) = self.modules.get(m).elf(&*self.target)?;
+        elf.symbol(at.wrapping_sub(bias)).map(|(n, _)| n.to_owned())
+    }
+
     /// Starts a sample: forgets the memory read for the previous one.
     pub fn begin_sample(&mut self) {
         self.blocks.clear();

@@ -172,16 +172,22 @@ impl Registers {
     }
 }
 
-#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
-mod syscall_file;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 #[path = "regs/linux_x86_64.rs"]
 mod ptrace;
 #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
 #[path = "regs/linux_aarch64.rs"]
 mod ptrace;
-#[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
 #[path = "regs/unsupported.rs"]
 mod ptrace;
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+mod syscall_file;
 
 pub use ptrace::read_registers;

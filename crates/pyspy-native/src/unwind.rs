@@ -10,7 +10,7 @@ use pyspy_process::Target;
 use crate::blocks::Blocks;
 use crate::cfi::{Cfa, Rule, Rules};
 use crate::modules::Modules;
-use crate::regs::Registers;
+use crate::regs::{Arch, Registers};
 
 /// Deepest native stack followed.
 pub const MAX_NATIVE_FRAMES: usize = 2048;
@@ -56,7 +56,8 @@ pub(crate) fn unwind(
             return End::Truncated;
         }
         // A return address points after its call: look up the call itself.
-        let at = if first { ip } else { ip - 1 };
+        let leaf = first;
+        let at = if leaf { ip } else { ip - 1 };
         first = false;
         let rules = match modules.rules(target, at, ctx) {
             Ok(r) => r,
@@ -75,8 +76,14 @@ pub(crate) fn unwind(
         };
         match step {
             Ok(next) => {
-                // The stack grows down: every caller's frame is above.
-                if next.sp().is_none_or(|nsp| nsp <= sp) {
+                // The stack grows down: every caller's frame is above. Only
+                // an aarch64 leaf that has not moved the stack pointer
+                // (`bl` pushes nothing) shares its caller's.
+                let same_ok = leaf && regs.arch() == Arch::Aarch64;
+                if next
+                    .sp()
+                    .is_none_or(|nsp| nsp < sp || (nsp == sp && !same_ok))
+                {
                     return End::Truncated;
                 }
                 regs = next;

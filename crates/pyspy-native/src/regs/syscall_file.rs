@@ -6,7 +6,9 @@ use pyspy_process::Pid;
 /// `(sp, pc)` of `tid`, when the kernel tells them.
 pub(super) fn sp_pc(pid: Pid, tid: Pid) -> Option<(u64, u64)> {
     let path = format!("/proc/{pid}/task/{tid}/syscall");
-    std::fs::read(path).ok().and_then(|t| parse_syscall_file(&t))
+    std::fs::read(path)
+        .ok()
+        .and_then(|t| parse_syscall_file(&t))
 }
 
 /// `(sp, pc)` from `/proc/PID/task/TID/syscall` of a stopped thread:
