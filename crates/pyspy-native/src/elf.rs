@@ -302,7 +302,6 @@ impl ElfFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cfi::Rule;
 
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     fn own_exe() -> ElfFile {
@@ -334,7 +333,7 @@ mod tests {
         }
         let mut ctx = UnwindContext::new();
         let rules = elf.rules(link + 4, &mut ctx).expect("CFI for this test");
-        assert_eq!(rules.ra, Rule::Offset(-8));
+        assert_eq!(rules.ra, crate::cfi::Rule::Offset(-8));
     }
 
     /// A truncated or corrupted binary (a file rewritten while mapped) is
