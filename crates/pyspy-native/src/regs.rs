@@ -60,6 +60,16 @@ impl Arch {
         }
     }
 
+    /// The DWARF number that reads as the instruction pointer (x86-64: 16,
+    /// `%rip`, which is also the return-address column: CFI expressions of
+    /// PLT entries read it; aarch64: 32, `pc`).
+    pub(crate) fn ip_reg(self) -> u16 {
+        match self {
+            Arch::X86_64 => x86_64::RIP,
+            Arch::Aarch64 => aarch64::PC,
+        }
+    }
+
     /// Registers tracked while unwinding: DWARF numbers `0..count`.
     pub(crate) fn count(self) -> usize {
         match self {
@@ -130,6 +140,9 @@ impl Registers {
     }
     /// A register by DWARF number (`None` beyond the tracked ones).
     pub(crate) fn get(&self, reg: u16) -> Option<u64> {
+        if reg == self.arch.ip_reg() {
+            return self.ip;
+        }
         if usize::from(reg) >= self.arch.count() {
             return None;
         }

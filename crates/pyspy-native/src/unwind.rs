@@ -120,7 +120,7 @@ fn step_cfi(target: &dyn Target, blocks: &mut Blocks, rules: &Rules, regs: &Regi
     // On both architectures the CFA is the caller's stack pointer.
     next.set(arch.sp(), Some(cfa));
     // aarch64: the caller's link register held this return address (a
-    // no-op on x86-64, whose return-address column is no register).
+    // no-op on x86-64, whose return-address column is `%rip`: the ip below).
     next.set(ra_column, Some(ra));
     next.set_ip(Some(ra));
     if ra == 0 {

@@ -9,6 +9,8 @@ pub(super) const FP: u16 = 29;
 pub(super) const LR: u16 = 30;
 /// sp.
 pub(super) const SP: u16 = 31;
+/// pc, read as a register.
+pub(super) const PC: u16 = 32;
 /// Registers tracked while unwinding: x0..x30 and sp.
 pub(super) const COUNT: usize = 32;
 
@@ -51,7 +53,8 @@ mod tests {
         assert_eq!(r.bp(), Some(129), "x29");
         assert_eq!(r.get(0), Some(100), "x0");
         assert_eq!(r.get(LR), Some(130), "x30");
-        assert_eq!(r.get(32), None, "pc is no DWARF register here");
+        assert_eq!(r.get(PC), Some(132), "pc reads as register 32");
+        assert_eq!(r.get(33), None);
     }
 
     #[test]

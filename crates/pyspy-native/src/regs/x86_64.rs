@@ -6,8 +6,11 @@ use super::{Arch, Registers};
 pub(super) const RBP: u16 = 6;
 /// `%rsp`.
 pub(super) const RSP: u16 = 7;
-/// The return-address column (the caller's `%rip`): no register of its own.
+/// The return-address column (the caller's `%rip`).
 pub(super) const RA: u16 = 16;
+/// `%rip` read as a register (CFI expressions of PLT entries do): the same
+/// number as the return-address column.
+pub(super) const RIP: u16 = 16;
 /// Registers tracked while unwinding: rax..r15.
 pub(super) const COUNT: usize = 16;
 
@@ -43,6 +46,6 @@ mod tests {
         assert_eq!(r.get(5), Some(114), "rdi");
         assert_eq!(r.get(8), Some(109), "r8");
         assert_eq!(r.get(15), Some(100), "r15");
-        assert_eq!(r.get(RA), None, "the return-address column is no register");
+        assert_eq!(r.get(RIP), Some(116), "rip reads as register 16");
     }
 }
