@@ -7,7 +7,11 @@
 //   1. dump --json of test/fixtures/dump_target.py equals the stacks the
 //      fixture reports from sys._current_frames(), frame by frame;
 //   2. record of test/fixtures/record_target.py --mode ratio splits
-//      work_three:work_one 3:1 within ±5 points.
+//      work_three:work_one 3:1 within ±5 points;
+//   3. on Linux (arm64 in the workflow: the only run of --native on a live
+//      arm64 process), dump --native --json: the same Python frames once the
+//      native ones are taken out, and the C library's nanosleep under the
+//      sleeper thread.
 //
 //   node scripts/e2e-platform.mjs [--python python3] [--cli "node packages/pyspy-node/bin/pyspy-node.js"]
 import { spawn, spawnSync } from 'node:child_process';
@@ -114,6 +118,16 @@ await main(async () => {
     console.log(`record: work_three ${share.toFixed(1)}% of ${total} samples in the two functions`);
     check(total >= 200 && share >= 70 && share <= 80, `record split ${JSON.stringify(counts)}: want 75 ± 5 %`);
   });
+  if (process.platform === 'linux') {
+    await withFixture('dump_target.py', [], async (report, pid) => {
+      const threads = JSON.parse(runCli(['dump', '--pid', String(pid), '--native', '--json']).stdout);
+      checkDump(report, threads.map((t) => ({ ...t, frames: t.frames.filter((f) => f.module === null) })));
+      const native = threads.find((t) => t.thread_name === 'sleeper').frames.filter((f) => f.module !== null);
+      const names = native.map((f) => `${f.name} [${f.module}]`);
+      check(native.some((f) => f.module.startsWith('libc.so') && /nanosleep/.test(f.name)), `the sleeper's native frames: ${names.join(', ')}`);
+      console.log(`dump --native: the sleeper's native frames ${names.join(', ')}`);
+    });
+  }
   console.log(`e2e on ${process.platform}-${process.arch}: passed`);
 });
 

@@ -8,7 +8,8 @@
 // asking for it. What is not covered here: real arm64 kernels (thread status
 // through /proc/PID/task/TID/syscall shows the host's x86-64 system call
 // numbers under qemu, so waits for the GIL are not told from other waits),
-// and --native, which aarch64 refuses (EUNSUPPORTED).
+// and --native, which needs ptrace (EPAUSE here; its unwinder is tested on
+// captured arm64 stacks: crates/pyspy-native/tests/aarch64_replay.rs).
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -126,6 +127,14 @@ describe('arm64 CPython 3.11 and arm64 Node under qemu-user', () => {
       frames: t.frames,
     }));
     expectMatchesReport(threads, fx, 'arm64 library');
+  });
+
+  it('native: true needs ptrace, which qemu-user lacks: EPAUSE saying so, not EUNSUPPORTED', async () => {
+    const fx = await spawnFixture(PY, 'dump_target.py', [], { via: 'shell', readyTimeoutMs: READY_MS, extraOsThreads: QEMU_EXTRA_THREADS });
+    const code = `import('pyspy-node').then((m) => m.dump(${fx.pid}, { native: true })).then(() => process.stdout.write('{}'), (e) => process.stdout.write(JSON.stringify({ code: e.code, message: e.message })))`;
+    const res = await runArm64Node(['-e', code]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(JSON.parse(res.stdout)).toEqual({ code: 'EPAUSE', message: expect.stringMatching(/cannot pause it: ptrace is not available here \(ENOSYS\)/) });
   });
 
   it('record splits work_three:work_one 3:1 within ±5 points', async () => {

@@ -1,18 +1,16 @@
-//! One ELF file as the unwinder and symbolizer need it: loadable segments
-//! (for the load bias), function symbols sorted by address, call-frame
-//! information (`.eh_frame`, with `.eh_frame_hdr`'s search table when there
-//! is one, and `.debug_frame`), and DWARF line tables, built on first use.
+//! One ELF file as the unwinder and symbolizer need it: its architecture
+//! (x86-64 or aarch64; other files are refused), loadable segments (for the
+//! load bias), function symbols sorted by address, call-frame information
+//! (`cfi.rs`), and DWARF line tables, built on first use.
 
 use std::cell::OnceCell;
 use std::sync::Arc;
 
-use gimli::{
-    BaseAddresses, CfaRule, DebugFrame, EhFrame, EndianSlice, LittleEndian, ParsedEhFrameHdr,
-    Reader, RegisterRule, UnwindContext, UnwindSection, UnwindTableRow,
-};
+use gimli::{BaseAddresses, DebugFrame, EhFrame, EndianSlice, LittleEndian, UnwindContext};
 use goblin::elf::{program_header::PT_LOAD, section_header::SHT_NOBITS, sym, Elf};
 
-use crate::regs::dwarf;
+use crate::cfi::{Cfi, Rules};
+use crate::regs::Arch;
 
 /// Byte slices that borrow from [`ElfFile::_bytes`]; see the safety note there.
 pub(crate) type Slice = EndianSlice<'static, LittleEndian>;
@@ -54,53 +52,6 @@ struct Load {
     exec: bool,
 }
 
-/// How a caller's registers are found from a frame's (one row of CFI).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Cfa {
-    /// `register + offset`.
-    Reg { reg: u16, offset: i64 },
-    /// A DWARF expression that computes the CFA.
-    Expr(Arc<[u8]>),
-}
-
-/// How one register of the caller is recovered.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Rule {
-    /// Not recoverable (the return address: this is the outermost frame).
-    Undefined,
-    /// Unchanged.
-    Same,
-    /// Saved at `CFA + n`.
-    Offset(i64),
-    /// Equal to `CFA + n`.
-    ValOffset(i64),
-    /// In another register.
-    Register(u16),
-    /// Saved at the address an expression computes (with the CFA pushed).
-    Expr(Arc<[u8]>),
-    /// Equal to what an expression computes (with the CFA pushed).
-    ValExpr(Arc<[u8]>),
-}
-
-/// The unwind rules at one address.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Rules {
-    pub(crate) cfa: Cfa,
-    /// Return address, then any other register with a rule, by DWARF number.
-    pub(crate) ra: Rule,
-    pub(crate) regs: Vec<(u16, Rule)>,
-}
-
-/// Call-frame information of one section, searchable by address.
-struct Cfi<S> {
-    section: S,
-    bases: BaseAddresses,
-    /// `.eh_frame_hdr`'s sorted table, when present.
-    hdr: Option<ParsedEhFrameHdr<Slice>>,
-    /// Otherwise an index built on first use: (start, end, FDE offset).
-    index: OnceCell<Vec<(u64, u64, usize)>>,
-}
-
 /// A parsed ELF file.
 pub(crate) struct ElfFile {
     symbols: Vec<Symbol>,
@@ -138,6 +89,7 @@ impl ElfFile {
         if !elf.is_64 || !elf.little_endian {
             return None;
         }
+        let arch = Arch::from_elf_machine(elf.header.e_machine)?;
         let loads = elf
             .program_headers
             .iter()
@@ -174,38 +126,9 @@ impl ElfFile {
             bases = bases.set_got(got.sh_addr);
         }
         let eh_frame = contents(".eh_frame").map(|(addr, d)| {
-            let bases = bases.clone().set_eh_frame(addr);
-            let hdr = contents(".eh_frame_hdr").and_then(|(hdr_addr, h)| {
-                let bases = bases.clone().set_eh_frame_hdr(hdr_addr);
-                gimli::EhFrameHdr::new(h, LittleEndian)
-                    .parse(&bases, 8)
-                    .ok()
-                    .filter(|p| p.table().is_some())
-                    .map(|p| (p, bases))
-            });
-            let (hdr, bases) = match hdr {
-                Some((p, b)) => (Some(p), b),
-                None => (None, bases),
-            };
-            let mut section = EhFrame::new(d, LittleEndian);
-            section.set_address_size(8);
-            Cfi {
-                section,
-                bases,
-                hdr,
-                index: OnceCell::new(),
-            }
+            Cfi::eh_frame(arch, d, addr, contents(".eh_frame_hdr"), bases.clone())
         });
-        let debug_frame = contents(".debug_frame").map(|(_, d)| {
-            let mut section = DebugFrame::new(d, LittleEndian);
-            section.set_address_size(8);
-            Cfi {
-                section,
-                bases: BaseAddresses::default(),
-                hdr: None,
-                index: OnceCell::new(),
-            }
-        });
+        let debug_frame = contents(".debug_frame").map(|(_, d)| Cfi::debug_frame(arch, d));
 
         let dwarf_sections = (contents(".debug_info").is_some()
             && contents(".debug_line").is_some())
@@ -376,125 +299,6 @@ impl ElfFile {
     }
 }
 
-impl<S: UnwindSection<Slice>> Cfi<S>
-where
-    S: HdrLookup,
-{
-    fn rules(&self, addr: u64, ctx: &mut UnwindContext<usize>) -> Option<Rules> {
-        let fde = match &self.hdr {
-            Some(hdr) => self.section.fde_via_hdr(hdr, &self.bases, addr)?,
-            None => {
-                let index = self.index.get_or_init(|| self.build_index());
-                let i = index.partition_point(|e| e.0 <= addr).checked_sub(1)?;
-                let (start, end, offset) = index[i];
-                if addr < start || addr >= end {
-                    return None;
-                }
-                let offset = S::Offset::from(offset);
-                self.section
-                    .fde_from_offset(&self.bases, offset, S::cie_from_offset)
-                    .ok()?
-            }
-        };
-        let row = fde
-            .unwind_info_for_address(&self.section, &self.bases, ctx, addr)
-            .ok()?;
-        convert_row(row, &self.section)
-    }
-
-    fn build_index(&self) -> Vec<(u64, u64, usize)> {
-        let mut index = Vec::new();
-        let mut entries = self.section.entries(&self.bases);
-        while let Ok(Some(entry)) = entries.next() {
-            if let gimli::CieOrFde::Fde(partial) = entry {
-                if let Ok(fde) = partial.parse(S::cie_from_offset) {
-                    let start = fde.initial_address();
-                    let end = start.saturating_add(fde.len());
-                    index.push((start, end, fde.offset()));
-                }
-            }
-        }
-        index.sort_unstable();
-        index
-    }
-}
-
-/// FDE lookup through `.eh_frame_hdr` (only `.eh_frame` has one).
-pub(crate) trait HdrLookup: UnwindSection<Slice> {
-    fn fde_via_hdr(
-        &self,
-        hdr: &ParsedEhFrameHdr<Slice>,
-        bases: &BaseAddresses,
-        addr: u64,
-    ) -> Option<gimli::FrameDescriptionEntry<Slice>>;
-}
-
-impl HdrLookup for EhFrame<Slice> {
-    fn fde_via_hdr(
-        &self,
-        hdr: &ParsedEhFrameHdr<Slice>,
-        bases: &BaseAddresses,
-        addr: u64,
-    ) -> Option<gimli::FrameDescriptionEntry<Slice>> {
-        hdr.table()?
-            .fde_for_address(self, bases, addr, EhFrame::cie_from_offset)
-            .ok()
-    }
-}
-
-impl HdrLookup for DebugFrame<Slice> {
-    fn fde_via_hdr(
-        &self,
-        _hdr: &ParsedEhFrameHdr<Slice>,
-        _bases: &BaseAddresses,
-        _addr: u64,
-    ) -> Option<gimli::FrameDescriptionEntry<Slice>> {
-        None
-    }
-}
-
-/// Copies the rules of one CFI row into owned form (expressions included),
-/// keeping only the registers the unwinder tracks.
-fn convert_row<S: UnwindSection<Slice>>(row: &UnwindTableRow<usize>, section: &S) -> Option<Rules> {
-    let expr = |e: &gimli::UnwindExpression<usize>| -> Option<Arc<[u8]>> {
-        let ex = e.get(section).ok()?;
-        Some(Arc::from(ex.0.to_slice().ok()?.as_ref()))
-    };
-    let cfa = match row.cfa() {
-        CfaRule::RegisterAndOffset { register, offset } => Cfa::Reg {
-            reg: register.0,
-            offset: *offset,
-        },
-        CfaRule::Expression(e) => Cfa::Expr(expr(e)?),
-    };
-    let rule = |r: &RegisterRule<usize>| -> Option<Rule> {
-        Some(match r {
-            RegisterRule::Undefined => Rule::Undefined,
-            RegisterRule::SameValue => Rule::Same,
-            RegisterRule::Offset(n) => Rule::Offset(*n),
-            RegisterRule::ValOffset(n) => Rule::ValOffset(*n),
-            RegisterRule::Register(r) => Rule::Register(r.0),
-            RegisterRule::Expression(e) => Rule::Expr(expr(e)?),
-            RegisterRule::ValExpression(e) => Rule::ValExpr(expr(e)?),
-            // Neither occurs on x86-64 Linux; treat as unknown.
-            RegisterRule::Architectural | RegisterRule::Constant(_) => Rule::Undefined,
-        })
-    };
-    // Without a rule for the return-address column, the return address is
-    // not recoverable: this is an outermost frame.
-    let ra = match row.register(gimli::Register(dwarf::RA)) {
-        Some(r) => rule(&r)?,
-        None => Rule::Undefined,
-    };
-    let mut regs = Vec::new();
-    for (reg, r) in row.registers() {
-        if reg.0 < dwarf::RA {
-            regs.push((reg.0, rule(r)?));
-        }
-    }
-    Some(Rules { cfa, ra, regs })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -529,7 +333,7 @@ mod tests {
         }
         let mut ctx = UnwindContext::new();
         let rules = elf.rules(link + 4, &mut ctx).expect("CFI for this test");
-        assert_eq!(rules.ra, Rule::Offset(-8));
+        assert_eq!(rules.ra, crate::cfi::Rule::Offset(-8));
     }
 
     /// A truncated or corrupted binary (a file rewritten while mapped) is

@@ -21,10 +21,13 @@
 //! are hidden, and every other frame is kept with its module's name.
 //!
 //! Everything is pure Rust (no libunwind), cached per binary (parsed once,
-//! on first use) and per address (unwind rules, symbols). Linux x86-64.
+//! on first use) and per address (unwind rules, symbols). Live threads on
+//! Linux x86-64 and aarch64; the unwinder itself follows the registers'
+//! architecture ([`Arch`]), so any build unwinds either (cores, tests).
 #![deny(missing_docs)]
 
 mod blocks;
+mod cfi;
 mod elf;
 mod error;
 mod merge;
@@ -42,7 +45,7 @@ use pyspy_cpython::{Interpreter, RawFrame, ThreadState};
 use pyspy_process::{Pid, Target};
 
 pub use error::Error;
-pub use regs::{read_registers, Registers};
+pub use regs::{read_registers, Arch, Registers};
 pub use unwind::{End, MAX_NATIVE_FRAMES};
 
 use blocks::Blocks;
@@ -52,16 +55,18 @@ use pyframes::{FrameGroups, Group};
 use symbols::Kind;
 
 /// Whether native stacks can be read on this platform.
-pub const SUPPORTED: bool = cfg!(all(target_os = "linux", target_arch = "x86_64"));
+pub const SUPPORTED: bool = cfg!(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+));
 
 /// Why `--native` is refused where [`SUPPORTED`] is false.
 pub const UNSUPPORTED_REASON: &str = if cfg!(windows) {
-    "--native reads native stacks on Linux x86-64 only, not on Windows yet: Python stacks work \
-     without it, so leave --native out"
+    "--native reads native stacks on Linux (x86-64 and arm64) only, not on Windows yet: Python \
+     stacks work without it, so leave --native out"
 } else {
-    "--native reads native stacks on Linux x86-64 only: other platforms (Linux arm64 included) \
-     lack the register reads and the call-frame unwinder it needs; Python stacks work there \
-     without --native"
+    "--native reads native stacks on Linux (x86-64 and arm64) only: other platforms lack the \
+     register reads it needs; Python stacks work there without --native"
 };
 
 /// Why `--native` cannot be combined with `--nonblocking`.
@@ -190,6 +195,16 @@ impl NativeStacks {
         ids.iter()
             .map(|&id| self.symbols[id as usize].clone())
             .collect()
+    }
+
+    /// The symbol table's name of the function at `ip` (mangled), whether
+    /// its frame is shown or hidden (start-up code, the interpreter):
+    /// diagnostics and tests. `leaf` as for [`NativeStacks::symbolize`].
+    pub fn function_name(&mut self, ip: u64, leaf: bool) -> Option<String> {
+        let at = if leaf { ip } else { ip.wrapping_sub(1) };
+        let m = self.modules.find(at)?;
+        let (elf, bias) = self.modules.get(m).elf(&*self.target)?;
+        elf.symbol(at.wrapping_sub(bias)).map(|(n, _)| n.to_owned())
     }
 
     /// Starts a sample: forgets the memory read for the previous one.

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use gimli::UnwindContext;
 use pyspy_process::{MapRange, Target};
 
-use crate::elf::{Bytes, ElfFile, Rules};
+use crate::cfi::Rules;
+use crate::elf::{Bytes, ElfFile};
 
 /// Cached rule lookups per module before the cache is cleared (bounds memory
 /// on targets that run through huge amounts of code).

@@ -1,19 +1,21 @@
 //! Walking a thread's native stack from its registers: DWARF CFI
 //! (`.eh_frame`, `.debug_frame`) where a module has it, the frame-pointer
-//! chain where it does not.
+//! chain where it does not. The registers say the architecture (x86-64 or
+//! aarch64), whichever this build's is; rules of a binary of another
+//! architecture are not used.
 
 use gimli::{EndianSlice, LittleEndian, UnwindContext};
 use pyspy_process::Target;
 
 use crate::blocks::Blocks;
-use crate::elf::{Cfa, Rule, Rules};
+use crate::cfi::{Cfa, Rule, Rules};
 use crate::modules::Modules;
-use crate::regs::{dwarf, Registers};
+use crate::regs::{Arch, Registers};
 
 /// Deepest native stack followed.
 pub const MAX_NATIVE_FRAMES: usize = 2048;
 /// Largest frame accepted from the frame-pointer chain (a bigger step means
-/// `rbp` does not hold a frame pointer).
+/// `rbp`/`x29` does not hold a frame pointer).
 const MAX_FP_STEP: u64 = 1 << 24;
 
 /// How an unwind ended.
@@ -28,7 +30,8 @@ pub enum End {
 }
 
 /// Unwinds from `regs`, pushing every frame's instruction pointer and
-/// stack pointer (innermost first: the thread's own `rip` and `rsp`, then
+/// stack pointer (innermost first: the thread's own `rip`/`pc` and stack
+/// pointer, then
 /// each return address with its caller's stack pointer). A frame's stack
 /// lies between its own stack pointer and the next frame's.
 pub(crate) fn unwind(
@@ -53,7 +56,8 @@ pub(crate) fn unwind(
             return End::Truncated;
         }
         // A return address points after its call: look up the call itself.
-        let at = if first { ip } else { ip - 1 };
+        let leaf = first;
+        let at = if leaf { ip } else { ip - 1 };
         first = false;
         let rules = match modules.rules(target, at, ctx) {
             Ok(r) => r,
@@ -66,14 +70,20 @@ pub(crate) fn unwind(
             }
             Err(()) => None,
         };
-        let step = match rules {
+        let step = match rules.filter(|r| r.arch == regs.arch()) {
             Some(r) => step_cfi(target, blocks, &r, &regs),
             None => step_fp(target, blocks, &regs),
         };
         match step {
             Ok(next) => {
-                // The stack grows down: every caller's frame is above.
-                if next.sp().is_none_or(|nsp| nsp <= sp) {
+                // The stack grows down: every caller's frame is above. Only
+                // an aarch64 leaf that has not moved the stack pointer
+                // (`bl` pushes nothing) shares its caller's.
+                let same_ok = leaf && regs.arch() == Arch::Aarch64;
+                if next
+                    .sp()
+                    .is_none_or(|nsp| nsp < sp || (nsp == sp && !same_ok))
+                {
                     return End::Truncated;
                 }
                 regs = next;
@@ -94,20 +104,25 @@ fn step_cfi(target: &dyn Target, blocks: &mut Blocks, rules: &Rules, regs: &Regi
     let Some(cfa) = cfa else {
         return Err(End::Truncated);
     };
+    let arch = regs.arch();
+    let ra_column = arch.ra_column();
     let ra = match &rules.ra {
         Rule::Undefined => return Err(End::Complete),
-        r => recover(target, blocks, r, cfa, regs, dwarf::RA),
+        r => recover(target, blocks, r, cfa, regs, ra_column),
     };
-    let Some(ra) = ra else {
+    let Some(ra) = ra.map(|ra| arch.strip_return_address(ra)) else {
         return Err(End::Truncated);
     };
     let mut next = *regs;
     for (reg, rule) in &rules.regs {
         next.set(*reg, recover(target, blocks, rule, cfa, regs, *reg));
     }
-    // On x86-64 the CFA is the caller's stack pointer.
-    next.set(dwarf::RSP, Some(cfa));
-    next.set(dwarf::RA, Some(ra));
+    // On both architectures the CFA is the caller's stack pointer.
+    next.set(arch.sp(), Some(cfa));
+    // aarch64: the caller's link register held this return address (a
+    // no-op on x86-64, whose return-address column is `%rip`: the ip below).
+    next.set(ra_column, Some(ra));
+    next.set_ip(Some(ra));
     if ra == 0 {
         return Err(End::Complete);
     }
@@ -185,11 +200,16 @@ fn eval(
 }
 
 /// One step along the frame-pointer chain: the caller's frame pointer is
-/// saved at `rbp`, the return address just above it.
+/// saved at `rbp` (`x29`), the return address just above it. The caller's
+/// stack pointer is not known exactly; the record's end is a lower bound.
 fn step_fp(target: &dyn Target, blocks: &mut Blocks, regs: &Registers) -> Step {
+    let arch = regs.arch();
     let (Some(bp), Some(sp)) = (regs.bp(), regs.sp()) else {
         return Err(End::Truncated);
     };
+    if bp == 0 && arch.zero_fp_ends_chain() {
+        return Err(End::Complete);
+    }
     if bp < sp || bp - sp > MAX_FP_STEP || bp % 8 != 0 {
         return Err(End::Truncated);
     }
@@ -197,12 +217,14 @@ fn step_fp(target: &dyn Target, blocks: &mut Blocks, regs: &Registers) -> Step {
     else {
         return Err(End::Truncated);
     };
+    let ra = arch.strip_return_address(ra);
     if ra == 0 {
         return Err(End::Complete);
     }
     let mut next = *regs;
-    next.set(dwarf::RBP, Some(saved_bp));
-    next.set(dwarf::RSP, Some(bp + 16));
-    next.set(dwarf::RA, Some(ra));
+    next.set(arch.fp(), Some(saved_bp));
+    next.set(arch.sp(), Some(bp + 16));
+    next.set(arch.ra_column(), Some(ra));
+    next.set_ip(Some(ra));
     Ok(next)
 }

@@ -1,6 +1,9 @@
 //! Unwinds a real process: a `sleep` (not our child, as most targets are),
 //! paused by this thread with ptrace.
-#![cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#![cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
 
 use std::io::BufRead;
 use std::process::{Command, Stdio};
@@ -63,7 +66,7 @@ fn registers_of_an_unpaused_thread_are_refused_or_approximate() {
     let process = Arc::new(Process::open(pid).unwrap());
     let mut native = NativeStacks::without_python(process);
     let mut frames = Vec::new();
-    // Not traced by us: PTRACE_GETREGS fails; /proc/PID/task/TID/syscall
+    // Not traced by us: PTRACE_GETREGS(ET) fails; /proc/PID/task/TID/syscall
     // may still give sp and pc of a sleeping thread. Either way no panic.
     if let Ok(regs) = read_registers(pid, pid) {
         native.unwind(regs, &mut frames);

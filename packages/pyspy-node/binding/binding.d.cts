@@ -123,7 +123,7 @@ export interface BindingDumpOptions {
   /** Also dump the target's Python descendants. @default false */
   subprocesses?: boolean
   /**
-   * Merge native (C, C++, Cython) frames into the stacks (Linux x86-64;
+   * Merge native (C, C++, Cython) frames into the stacks (Linux x86-64 and arm64;
    * not with `nonblocking`). @default false
    */
   native?: boolean
@@ -380,7 +380,7 @@ export interface BindingRecordOptions {
   subprocesses?: boolean
   /**
    * Merge native (C, C++, Cython) frames into the stacks; every sample is
-   * then taken paused (Linux x86-64; not with `nonblocking`).
+   * then taken paused (Linux x86-64 and arm64; not with `nonblocking`).
    * @default false
    */
   native?: boolean

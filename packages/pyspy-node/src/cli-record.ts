@@ -106,7 +106,7 @@ export function addRecordCommand(program: Command, deps: RecordCliDeps, setExitC
     )
     .option('--full-filenames', 'show full Python filenames')
     .option('-s, --subprocesses', 'also profile Python subprocesses (each gets a root frame process PID:"CMD")')
-    .option('-n, --native', 'include native frames (C, C++, Cython; Linux x86-64): the program is paused for every read')
+    .option('-n, --native', 'include native frames (C, C++, Cython; Linux x86-64 and arm64): the program is paused for every read')
     .option('--no-gc-frames', 'no <GC> leaf frame on samples taken while a garbage collection runs')
     .option('--gil-wait-frames', 'a <GIL wait> leaf frame on samples of threads waiting to take the GIL (shows contention per function)')
     .option('-a, --asyncio', 'rebuild samples along asyncio await chains: <task NAME> frames from the root task down to the running one (with --idle, every waiting task too; CPython 3.11+)')

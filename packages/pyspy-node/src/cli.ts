@@ -107,7 +107,7 @@ export function createProgram(deps: CliDeps, setExitCode: (code: number) => void
     )
     .option('--full-filenames', 'show full Python filenames')
     .option('--nonblocking', 'do not pause the program while reading it (less impact, but stacks may be torn)')
-    .option('-n, --native', "include native frames (C, C++, Cython; Linux x86-64): the program is paused while they are read (with --core: unwound from the core's registers and memory)")
+    .option('-n, --native', "include native frames (C, C++, Cython; Linux x86-64 and arm64): the program is paused while they are read (with --core: unwound from the core's registers and memory)")
     .option('-s, --subprocesses', 'also dump Python subprocesses (each once, with its own header)')
     .option('-a, --asyncio', 'also print the asyncio tasks (CPython 3.11-3.15): a tree of tasks with their coroutine frames')
     .action(async (flags: DumpFlags) => {

@@ -68,7 +68,7 @@ export interface RecordOptions {
    * Merge native (C, C++, Cython) frames into the stacks: each interpreter
    * evaluation frame is replaced by the Python frames it runs, interpreter
    * internals are hidden, and other frames are labelled `name (file.c:line)`
-   * or `name (module.so)` (Linux x86-64). Every sample is then taken with
+   * or `name (module.so)` (Linux x86-64 and arm64). Every sample is then taken with
    * the target paused; not with `nonblocking` (`EINVAL`). @default false
    */
   native?: boolean;
@@ -160,7 +160,7 @@ export interface Progress {
  * @param options The target (`pid` or `command`) and how to sample; see {@link RecordOptions}.
  * @returns The finished {@link Profile}; `profile.samples` may be 0.
  * @throws {@link PyspyError} with a stable `code`: `EINVAL` (bad options),
- * `EUNSUPPORTED` (the Python version, or `native` off Linux x86-64),
+ * `EUNSUPPORTED` (the Python version, or `native` off Linux x86-64 and arm64),
  * `ENOPROCESS`, `ENOTPYTHON`, `EPERM`, `ELAUNCH` (the command could not be
  * started or exited before Python came up), `EREAD`, `EPAUSE`, `ENOBINDING`,
  * `EINTERNAL`; or `signal.reason` when `signal` was already aborted.

@@ -28,7 +28,7 @@ export interface DumpOptions {
    * Also unwind each thread's native stack and merge it with the Python
    * frames: C, C++ and Cython frames appear with their `module`, each
    * interpreter evaluation frame is replaced by the Python frames it runs,
-   * and interpreter internals are hidden (Linux x86-64). The target is
+   * and interpreter internals are hidden (Linux x86-64 and arm64). The target is
    * paused while it is read; not with `nonblocking` (`EINVAL`).
    */
   native?: boolean;

@@ -19,7 +19,7 @@ pub struct BindingDumpOptions {
     pub full_filenames: Option<bool>,
     /// Also dump the target's Python descendants. @default false
     pub subprocesses: Option<bool>,
-    /// Merge native (C, C++, Cython) frames into the stacks (Linux x86-64;
+    /// Merge native (C, C++, Cython) frames into the stacks (Linux x86-64 and arm64;
     /// not with `nonblocking`). @default false
     pub native: Option<bool>,
     /// Also read the asyncio tasks (CPython 3.11+). @default false

@@ -47,7 +47,7 @@ pub struct BindingRecordOptions {
     /// during the recording), each on its own thread. @default false
     pub subprocesses: Option<bool>,
     /// Merge native (C, C++, Cython) frames into the stacks; every sample is
-    /// then taken paused (Linux x86-64; not with `nonblocking`).
+    /// then taken paused (Linux x86-64 and arm64; not with `nonblocking`).
     /// @default false
     pub native: Option<bool>,
     /// A `<GC>` leaf frame on samples of the thread running a garbage

@@ -2,7 +2,7 @@
 
 use pyspy_process::Pid;
 
-use super::Registers;
+use super::{syscall_file, Arch, Registers};
 use crate::Error;
 
 /// Reads the registers of `tid`, which this very thread must have paused
@@ -23,57 +23,20 @@ pub fn read_registers(pid: Pid, tid: Pid) -> Result<Registers, Error> {
         )
     };
     if rc == 0 {
-        let mut r = Registers::default();
+        let mut r = Registers::empty(Arch::X86_64);
         let values = [
             user.rax, user.rdx, user.rcx, user.rbx, user.rsi, user.rdi, user.rbp, user.rsp,
-            user.r8, user.r9, user.r10, user.r11, user.r12, user.r13, user.r14, user.r15, user.rip,
+            user.r8, user.r9, user.r10, user.r11, user.r12, user.r13, user.r14, user.r15,
         ];
-        for (slot, v) in r.regs.iter_mut().zip(values) {
-            *slot = Some(v);
+        for (reg, v) in values.into_iter().enumerate() {
+            r.set(reg as u16, Some(v));
         }
+        r.set_ip(Some(user.rip));
         return Ok(r);
     }
     let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-    let path = format!("/proc/{pid}/task/{tid}/syscall");
-    if let Some((sp, ip)) = std::fs::read(&path)
-        .ok()
-        .and_then(|t| parse_syscall_file(&t))
-    {
+    if let Some((sp, ip)) = syscall_file::sp_pc(pid, tid) {
         return Ok(Registers::from_ip_sp(ip, sp, None));
     }
     Err(Error::Registers { tid, errno })
-}
-
-/// `(sp, pc)` from `/proc/PID/task/TID/syscall` of a stopped thread:
-/// `NR ARG1..ARG6 SP PC` inside a system call, `-1 SP PC` outside one;
-/// `running` (or anything else) gives `None`.
-pub(crate) fn parse_syscall_file(text: &[u8]) -> Option<(u64, u64)> {
-    let text = std::str::from_utf8(text).ok()?;
-    let fields: Vec<&str> = text.split_whitespace().collect();
-    let n = fields.len();
-    if !(n == 3 || n == 9) {
-        return None;
-    }
-    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok();
-    let (sp, pc) = (hex(fields[n - 2])?, hex(fields[n - 1])?);
-    (sp != 0 && pc != 0).then_some((sp, pc))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_syscall_files() {
-        assert_eq!(
-            parse_syscall_file(b"230 0x1 0x0 0x7ffd 0x0 0x0 0x0 0x7ffc1000 0x7f0012345678\n"),
-            Some((0x7ffc1000, 0x7f0012345678))
-        );
-        assert_eq!(
-            parse_syscall_file(b"-1 0x7ffc2000 0x55aa00001234\n"),
-            Some((0x7ffc2000, 0x55aa00001234))
-        );
-        assert_eq!(parse_syscall_file(b"running\n"), None);
-        assert_eq!(parse_syscall_file(b""), None);
-    }
 }

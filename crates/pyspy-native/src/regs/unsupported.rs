@@ -1,8 +1,6 @@
-//! Everywhere but Linux x86-64: no live registers. aarch64 Linux would need
-//! `PTRACE_GETREGSET`/`NT_PRSTATUS` and an aarch64 unwinder (DWARF numbering,
-//! PAC bits in return addresses), which `--native` does not have yet; the
-//! sampler refuses `--native` there before anything gets here
-//! ([`crate::SUPPORTED`]).
+//! Everywhere but Linux x86-64 and aarch64: no live registers (the sampler
+//! refuses `--native` there before anything gets here: [`crate::SUPPORTED`]).
+//! Registers from a core file still work on any host.
 
 use pyspy_process::Pid;
 

@@ -78,7 +78,7 @@ export function addTopCommand(program: Command, deps: TopCommandDeps, setExitCod
     .option('-g, --gil', 'only sample threads holding the GIL')
     .option('-i, --idle', 'include idle (sleeping, blocked) threads')
     .option('--delay <seconds>', 'seconds between refreshes', (text) => parsePositive(text, 'delay'), 1)
-    .option('-n, --native', 'include native frames (C, C++, Cython; Linux x86-64): the program is paused for every read')
+    .option('-n, --native', 'include native frames (C, C++, Cython; Linux x86-64 and arm64): the program is paused for every read')
     .option('--nonblocking', 'never pause the program and never check stacks (they may be torn)')
     .option('-a, --asyncio', 'asyncio tasks as rows: <task NAME> (its total is the time in that task and the tasks it awaits; with --idle, waiting time too; CPython 3.11+)')
     .addHelpText(
