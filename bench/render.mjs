@@ -86,14 +86,16 @@ export function renderMarkdown(res, targets, workloads, { pyspyVersion, haveTime
       row('CPU per sample / floor, reads through /proc/PID/mem', (s) => s.floorProcMem?.ratio, 2, 'none');
       row('CPU per sample, nonblocking, max rate, reads through /proc/PID/mem (µs)', (s) => s.runs['nonblocking@max+procmem']?.cpuUsPerSample, 1);
       row('samples/s, nonblocking, reads through /proc/PID/mem', (s) => s.runs['nonblocking@max+procmem']?.samplesPerSecond, 0, 'higher');
-      if (workload.slowdown) row('CPU per sample, nonblocking, 1 kHz (µs)', (s) => s.runs['nonblocking@1000']?.cpuUsPerSample, 1);
-      row('CPU per sample, nonblocking, 100 Hz, long window (µs)', (s) => s.runs['nonblocking@100+long']?.cpuUsPerSample, 1);
+      // Targets measured at the maximum rate only (the free-threaded one) have no fixed-rate rows.
+      const fixed = !target.maxOnly;
+      if (fixed && workload.slowdown) row('CPU per sample, nonblocking, 1 kHz (µs)', (s) => s.runs['nonblocking@1000']?.cpuUsPerSample, 1);
+      if (fixed && workload.long100) row('CPU per sample, nonblocking, 100 Hz, long window (µs)', (s) => s.runs['nonblocking@100+long']?.cpuUsPerSample, 1);
       for (const mode of MODES) {
         row(`samples/s, ${mode}, asked for more than the maximum`, (s) => s.runs[`${mode}@max`]?.samplesPerSecond, 0, 'higher');
       }
       for (const mode of MODES) row(`errors %, ${mode}, max rate`, (s) => s.runs[`${mode}@max`]?.errorPct, 2, 'none');
       for (const mode of MODES) row(`wrong stacks %, ${mode}, max rate`, (s) => s.runs[`${mode}@max`]?.wrongPct, 2, 'none');
-      if (workload.slowdown) {
+      if (fixed && workload.slowdown) {
         for (const rate of FIXED_RATES) for (const mode of MODES) row(`target slowdown, ${mode}, ${rate >= 1000 ? `${rate / 1000} kHz` : `${rate} Hz`} (%)`, (s) => s.runs[`${mode}@${rate}`]?.slowdownPct, 1, 'slowdown');
       }
       row('target slowdown, nonblocking, max rate (%)', (s) => s.runs['nonblocking@max']?.slowdownPct, 1, 'slowdown');
@@ -166,6 +168,8 @@ const METHOD = [
   '- **CPU per sample**: the sampler\'s CPU time (the sum of `/proc/PID/task/*/schedstat`, user + system) from 0.2 s after sampling began until the stop, divided by the samples taken in that window: start-up and writing the output are left out (results.json also has the whole run\'s `/usr/bin/time` CPU per sample, `totalCpuUsPerSample`). "Max rate" asks for more than each tool can do: 100 kHz (pyspy-node), 10 kHz (py-spy), 1 MHz, i.e. CPython\'s minimum 1 µs interval.',
   '- **Floor** (issue 22; `bench/floor.mjs`): before the record runs of each repetition, `crates/pyspy-sampler/examples/read_floor.rs` (built with `cargo build --release`; a development tool, not in the package) attaches to the same target, takes 5,000 nonblocking samples the way the recorder does (with `--idle` on the threads workload: no `/proc` reads) counting the remote reads, bytes and allocations per sample, records the exact ranges one sample reads, and times (thread CPU time) a tight loop of one `process_vm_readv` of those ranges: the same bytes in the same iovecs. "CPU per sample / floor" divides the CLI\'s CPU per sample (nonblocking, max rate) by that time; the `/proc/PID/mem` line does the same with both read through `/proc/PID/mem`.',
   '- **`/proc/PID/mem` path**: pyspy-node once more per workload and repetition, nonblocking at its maximum rate, with `PYSPY_NODE_PROC_MEM=1`: memory read with `pread`/`preadv` on `/proc/PID/mem` (what sandboxes that refuse `process_vm_readv` leave), measured the same way.',
+  '- **Free-threaded** (issue 22): the free-threaded CPython 3.13t of `scripts/freethreaded.mjs` runs the depth-42 workload at the maximum rate only (nonblocking, default, `/proc/PID/mem`, the floor). py-spy 0.4.2 cannot read it and CPython\'s sampler attaches to 3.15 only: "n/a".',
+  '- **100 Hz, long window** (issue 22): on depth 42, pyspy-node nonblocking at 100 Hz for 5 s (3 s in a smoke pass), CPU per sample measured as for the other runs; at 100 Hz the usual window holds too few samples. The **wake-up floor** (`bench/wake_floor.c`, built with `cc`): a thread that only sleeps with `clock_nanosleep` to absolute deadlines at 100 Hz and 1 kHz for 3 s each, its `CLOCK_THREAD_CPUTIME_ID` per wake: what any sampler pays to wake up once.',
   '- **Target slowdown**: the target\'s iterations per second while sampled, against the median of the unprofiled windows just before and just after (interleaved, so drift cancels). The host has 2 CPUs: the target has one, the sampler the other.',
   '- **`dump`**: the wall time of one CLI `dump --pid P` from spawn to exit (median of 2 per repetition; default mode); for pyspy-node also `dump(pid)` from `pyspy-node` inside one Node process (`bench/lib-dump.mjs`): the first call, which loads the addon, and the median of the next five.',
   '- **Peak RSS**: `/usr/bin/time -f %M` of the sampler process (for pyspy-node, the whole Node process).',

@@ -424,7 +424,7 @@ async function main() {
               if (r.status === 'ok' && r.targetRate && r.baselineRate) r.slowdownPct = 100 * (r.baselineRate / r.targetRate - 1);
               runs.push(r);
               if (r.status.startsWith('unsupported')) availability[target.id][p.id] = r.status;
-              log(`  ${p.id.padEnd(10)} ${(p.mode + (p.procMem ? '+mem' : '')).padEnd(15)} ${String(p.rate).padStart(7)} Hz: ${r.status === 'ok' ? summarize(r) : r.status}`);
+              log(`  ${p.id.padEnd(10)} ${(p.mode + (p.procMem ? '+mem' : '') + (p.kind === 'long' ? '+long' : '')).padEnd(16)} ${String(p.rate).padStart(7)} Hz: ${r.status === 'ok' ? summarize(r) : r.status}`);
               before = after;
             }
             t.stop();

@@ -68,7 +68,12 @@ export function makeTools(pyspy) {
     'py-spy': {
       id: 'py-spy',
       maxRate: 10000,
-      availability: () => (pyspy.error ? `missing: ${pyspy.error}` : null),
+      availability: (target) => {
+        if (pyspy.error) return `missing: ${pyspy.error}`;
+        // Seen on the 3.13t build: \`py-spy dump\` fails with "failed to get gil_thread_id: Bad address".
+        if (target.kind === 'freethreaded') return `n/a: py-spy ${pyspy.version} does not read free-threaded builds (its dump fails: "failed to get gil_thread_id")`;
+        return null;
+      },
       record: ({ pid, rate, mode, out, workload }) => ({
         argv: [pyspy.bin, 'record', '--pid', String(pid), '--rate', String(rate), '--format', 'raw', '--output', out.host,
           ...(mode === 'nonblocking' ? ['--nonblocking'] : []), ...(workload.kind === 'threads' ? ['--idle'] : [])],
