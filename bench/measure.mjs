@@ -168,11 +168,11 @@ const startupSeen = {};
  * Runs one profiler attached to the target for `seconds` of sampling, then
  * stops it with SIGINT (as Ctrl-C would), and measures it.
  */
-export async function measureRecord(tool, target, t, workload, mode, rate, seconds, work, procMem = false) {
+export async function measureRecord(tool, target, t, workload, mode, rate, seconds, work, { procMem = false, noIdle = false } = {}) {
   const n = ++seq;
   const out = { host: work.host(`out-${n}.txt`), inner: work.inner(`out-${n}.txt`) };
   const timeFile = work.host(`time-${n}.txt`);
-  const spec = tool.record({ target, pid: t.pid, rate, mode, out, workload, procMem });
+  const spec = tool.record({ target, pid: t.pid, rate, mode, out, workload, procMem, noIdle });
   const argv = HAVE_TIME ? ['/usr/bin/time', '-o', timeFile, '-f', '%U %S %M %e', ...spec.argv] : spec.argv;
   const t0 = now();
   const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: spec.env ?? process.env, cwd: ROOT });
@@ -211,7 +211,7 @@ export async function measureRecord(tool, target, t, workload, mode, rate, secon
     }
     await Promise.race([exited, sleep(100)]);
   }
-  const r = { tool: tool.id, mode, rate, workload: workload.id, target: target.id, load: os.loadavg()[0], ...(procMem ? { procMem } : {}) };
+  const r = { tool: tool.id, mode, rate, workload: workload.id, target: target.id, load: os.loadavg()[0], ...(procMem ? { procMem } : {}), ...(noIdle ? { noIdle } : {}) };
   let rusage = null;
   if (HAVE_TIME && fs.existsSync(timeFile)) {
     const last = fs.readFileSync(timeFile, 'utf8').trim().split('\n').pop().split(' ').map(Number);

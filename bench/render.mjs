@@ -86,6 +86,10 @@ export function renderMarkdown(res, targets, workloads, { pyspyVersion, haveTime
       row('CPU per sample / floor, reads through /proc/PID/mem', (s) => s.floorProcMem?.ratio, 2, 'none');
       row('CPU per sample, nonblocking, max rate, reads through /proc/PID/mem (µs)', (s) => s.runs['nonblocking@max+procmem']?.cpuUsPerSample, 1);
       row('samples/s, nonblocking, reads through /proc/PID/mem', (s) => s.runs['nonblocking@max+procmem']?.samplesPerSecond, 0, 'higher');
+      if (workload.kind === 'threads') {
+        row('CPU per sample, nonblocking, max rate, without --idle (µs)', (s) => s.runs['nonblocking@max+noidle']?.cpuUsPerSample, 1);
+        row('samples/s, nonblocking, without --idle', (s) => s.runs['nonblocking@max+noidle']?.samplesPerSecond, 0, 'higher');
+      }
       // Targets measured at the maximum rate only (the free-threaded one) have no fixed-rate rows.
       const fixed = !target.maxOnly;
       if (fixed && workload.slowdown) row('CPU per sample, nonblocking, 1 kHz (µs)', (s) => s.runs['nonblocking@1000']?.cpuUsPerSample, 1);

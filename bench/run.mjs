@@ -405,6 +405,8 @@ async function main() {
             for (const id of usable) for (const mode of MODES) plan.push({ id, mode, rate: tools[id].maxRate, kind: 'max' });
             // pyspy-node again, reading through /proc/PID/mem (PYSPY_NODE_PROC_MEM=1).
             if (usable.includes('pyspy-node')) plan.push({ id: 'pyspy-node', mode: 'nonblocking', rate: tools['pyspy-node'].maxRate, kind: 'max', procMem: true });
+            // The threads workload as `record` runs by default, without --idle: idle threads found and left out (issue 22).
+            if (workload.kind === 'threads' && usable.includes('pyspy-node')) plan.push({ id: 'pyspy-node', mode: 'nonblocking', rate: tools['pyspy-node'].maxRate, kind: 'max', noIdle: true });
             // 100 Hz over a longer window: at 100 Hz a short one holds too few samples (issue 22).
             if (workload.long100 && !target.maxOnly && usable.includes('pyspy-node')) plan.push({ id: 'pyspy-node', mode: 'nonblocking', rate: 100, kind: 'long', seconds: opts.smoke ? 3 : 5 });
             if (workload.slowdown && !target.maxOnly) {
@@ -415,7 +417,7 @@ async function main() {
             let before = await t.baseline(opts.baseline);
             baselines.push({ target: target.id, workload: workload.id, rep, rate: before });
             for (const p of rotated) {
-              const r = await measureRecord(tools[p.id], target, t, workload, p.mode, p.rate, p.seconds ?? opts.duration, work, p.procMem);
+              const r = await measureRecord(tools[p.id], target, t, workload, p.mode, p.rate, p.seconds ?? opts.duration, work, p);
               const after = await t.baseline(opts.baseline);
               baselines.push({ target: target.id, workload: workload.id, rep, rate: after });
               r.rep = rep;
@@ -424,7 +426,7 @@ async function main() {
               if (r.status === 'ok' && r.targetRate && r.baselineRate) r.slowdownPct = 100 * (r.baselineRate / r.targetRate - 1);
               runs.push(r);
               if (r.status.startsWith('unsupported')) availability[target.id][p.id] = r.status;
-              log(`  ${p.id.padEnd(10)} ${(p.mode + (p.procMem ? '+mem' : '') + (p.kind === 'long' ? '+long' : '')).padEnd(16)} ${String(p.rate).padStart(7)} Hz: ${r.status === 'ok' ? summarize(r) : r.status}`);
+              log(`  ${p.id.padEnd(10)} ${(p.mode + (p.procMem ? '+mem' : '') + (p.noIdle ? '-idle' : '') + (p.kind === 'long' ? '+long' : '')).padEnd(16)} ${String(p.rate).padStart(7)} Hz: ${r.status === 'ok' ? summarize(r) : r.status}`);
               before = after;
             }
             t.stop();

@@ -7,9 +7,9 @@ import { median } from './stats.mjs';
 
 const METRICS = ['samplesPerSecond', 'cpuUsPerSample', 'totalCpuUsPerSample', 'cpuShare', 'errorPct', 'wrongPct', 'slowdownPct', 'maxRssKiB', 'startupMs', 'targetRate', 'baselineRate'];
 
-/** `nonblocking@max`, `default@1000`, ...; `+procmem` for reads through /proc/PID/mem, `+long` for the longer window. */
+/** `nonblocking@max`, `default@1000`, ...; `+procmem` for reads through /proc/PID/mem, `+noidle` for the threads workload without --idle, `+long` for the longer window. */
 function runKey(r) {
-  return `${r.mode}@${r.kind === 'max' ? 'max' : r.rate}${r.procMem ? '+procmem' : ''}${r.kind === 'long' ? '+long' : ''}`;
+  return `${r.mode}@${r.kind === 'max' ? 'max' : r.rate}${r.procMem ? '+procmem' : ''}${r.noIdle ? '+noidle' : ''}${r.kind === 'long' ? '+long' : ''}`;
 }
 
 export function summarizeAll(targets, workloads, toolIds, runs, dumps, availability, floors) {

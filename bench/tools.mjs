@@ -51,9 +51,10 @@ export function makeTools(pyspy) {
       id: 'pyspy-node',
       maxRate: 100000,
       availability: () => (fs.existsSync(CLI) ? null : `missing: ${CLI} (run npm run setup)`),
-      record: ({ pid, rate, mode, out, workload, procMem }) => ({
+      // noIdle: the threads workload without --idle, as `record` runs by default (idle threads left out).
+      record: ({ pid, rate, mode, out, workload, procMem, noIdle }) => ({
         argv: [process.execPath, CLI, 'record', '--pid', String(pid), '--rate', String(rate), '--format', 'raw', '--output', out.host,
-          ...(mode === 'nonblocking' ? ['--nonblocking'] : []), ...(workload.kind === 'threads' ? ['--idle'] : [])],
+          ...(mode === 'nonblocking' ? ['--nonblocking'] : []), ...(workload.kind === 'threads' && !noIdle ? ['--idle'] : [])],
         // The fallback read path of sandboxes that refuse process_vm_readv (issue 17).
         env: procMem ? { ...process.env, PYSPY_NODE_PROC_MEM: '1' } : undefined,
         startLine: /Sampling process/,

@@ -29,7 +29,7 @@ export function measureWakeFloor({ cacheDir, seconds = 2, rates = [100, 1000], l
       out.push({ rateHz: rate, error: `wake_floor exited ${r.status ?? r.signal}: ${(r.stderr || '').trim().slice(0, 200)}` });
     }
     const w = out.at(-1);
-    log(`wake floor: ${rate} Hz: ${w.error ?? `${(w.cpuNsPerWake / 1000).toFixed(1)} µs CPU per wake (${w.late} of ${w.wakes} wakes late)`}`);
+    log(`wake floor: ${rate} Hz: ${w.error ?? `${(w.cpuNsPerWake / 1000).toFixed(1)} µs CPU per wake (${w.late} of ${w.wakes} wakes past the next deadline)`}`);
   }
   return { rates: out };
 }
