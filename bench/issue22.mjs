@@ -89,7 +89,7 @@ export function renderIssue22(res, targets) {
   L.push(`- free-threaded 3.13t: the \`freethreaded-3.13t\` column and its depth-42 table ${mark(anyCpu('nonblocking@max', (s) => s.target === 'freethreaded-3.13t'))}`);
   L.push(`- \`/proc/PID/mem\` reads: the "/proc/PID/mem" rows of every table ${mark(anyCpu('nonblocking@max+procmem'))}`);
   L.push(
-    `- push, one process at 100 Hz (host-wide section): \`record --pid --push\` ${push ? `${fmt(push.usPerProcessSample, 1)} µs` : '–'} per sample, ` +
+    `- push, one process at 100 Hz (host-wide section; CPU per tick, rate × window): \`record --pid --push\` ${push ? `${fmt(push.usPerProcessSample, 1)} µs` : '–'}, ` +
       `\`record --pid\` ${plain ? `${fmt(plain.usPerProcessSample, 1)} µs` : '–'} ${mark(push && plain)}`,
   );
   L.push('');

@@ -3,7 +3,7 @@
 // sampler (`python3.15 -m profiling.sampling`), on the same targets, in one run.
 // Issue 9 describes what is measured and why; bench/README.md describes how.
 //
-//   node bench/run.mjs                 setup, then the full measurement (about 11 minutes)
+//   node bench/run.mjs                 setup, then the full measurement (about 15 minutes)
 //   node bench/run.mjs --smoke         one short pass, written under .cache/bench/smoke/
 //   node bench/run.mjs --help          every option
 //
@@ -56,7 +56,7 @@ Options:
   --duration S       seconds each profiler samples per measurement (1.5)
   --baseline S       seconds of each unprofiled window between runs (0.8)
   --budget MIN       stop starting new repetitions when the next one would end
-                     later than MIN minutes after the start (14)
+                     later than MIN minutes after the start (17)
   --workloads LIST   comma-separated: ${Object.keys(ALL_WORKLOADS).join(',')} (all)
   --tools LIST       comma-separated: pyspy-node,py-spy,cpython (all)
   --targets LIST     comma-separated matrix ids, or ${FREE_THREADED} (default:
@@ -79,7 +79,7 @@ function parseArgs(argv) {
     reps: 3,
     duration: 1.5,
     baseline: 0.8,
-    budget: 14,
+    budget: 17,
     workloads: Object.keys(ALL_WORKLOADS),
     tools: ['pyspy-node', 'py-spy', 'cpython'],
     targets: null,
