@@ -15,7 +15,7 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use crate::freebsd_pause::{pt_io_read, stop_error, Tracer};
+use crate::freebsd_pause::{pt_io_read, stop_error, StopError, Tracer};
 use crate::{freebsd_sysctl as sysctl, map_file};
 use crate::{Error, MapRange, MappedFile, Memory, Pid, ReadCounter, ReadError};
 
@@ -193,9 +193,18 @@ impl Process {
 
     /// Stops the process (`PT_ATTACH`) until the guard drops (`PT_DETACH`).
     pub fn pause(&self) -> Result<PauseGuard, Error> {
-        self.tracer
-            .pause()
-            .map_err(|e| stop_error(self.pid, e, |d| self.denied_because(d)))
+        self.tracer.pause().map_err(|e| match e {
+            // ptrace off (`security.bsd.allow_ptrace=0`) and no procfs:
+            // nothing can read the target, running or not.
+            StopError::Errno(libc::ENOSYS) if self.reads_need_pause() => Error::Refused {
+                pid: self.pid,
+                reason: "ptrace is disabled (sysctl security.bsd.allow_ptrace=0) and procfs is \
+                         not mounted: enable one (sysctl security.bsd.allow_ptrace=1, or \
+                         mount -t procfs proc /proc)"
+                    .into(),
+            },
+            e => stop_error(self.pid, e, |d| self.denied_because(d)),
+        })
     }
 
     /// The thread ids (empty when the process is gone).
@@ -224,7 +233,7 @@ impl Process {
                 addr: first.0,
                 len: first.1,
                 errno: match e {
-                    crate::freebsd_pause::StopError::Errno(errno) => errno,
+                    StopError::Errno(errno) => errno,
                     _ => libc::ESRCH,
                 },
             })
