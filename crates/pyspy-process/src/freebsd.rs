@@ -62,8 +62,12 @@ impl Process {
         })
     }
 
-    /// Only Linux pauses its own children differently; nothing to do here.
-    pub fn set_child_ptrace_safe(&self) {}
+    /// Declares that this process is our child but no other code of ours
+    /// waits for it (we spawned it ourselves, not the JS runtime), so it may
+    /// be stopped with ptrace (see `freebsd_pause.rs`).
+    pub fn set_child_ptrace_safe(&self) {
+        self.tracer.set_child_ptrace_safe();
+    }
 
     /// The pid.
     pub fn pid(&self) -> Pid {
@@ -203,6 +207,17 @@ impl Process {
                          mount -t procfs proc /proc)"
                     .into(),
             },
+            StopError::OwnChild if self.reads_need_pause() => Error::Refused {
+                pid: self.pid,
+                reason: "it is this process's own child, started by its JavaScript runtime: on \
+                         FreeBSD only ptrace reads it without procfs, and the runtime's waitpid \
+                         would take ptrace's stops for an exit; mount procfs (mount -t procfs \
+                         proc /proc) to read it running, or start it with pyspy-node record -- \
+                         COMMAND"
+                    .into(),
+            },
+            // With procfs: read running, the stacks checked (as where
+            // ptrace is missing).
             e => stop_error(self.pid, e, |d| self.denied_because(d)),
         })
     }
@@ -234,7 +249,9 @@ impl Process {
                 len: first.1,
                 errno: match e {
                     StopError::Errno(errno) => errno,
-                    _ => libc::ESRCH,
+                    StopError::OwnChild => libc::EPERM,
+                    StopError::TimedOut => libc::EAGAIN,
+                    StopError::Exited => libc::ESRCH,
                 },
             })
         })
@@ -272,5 +289,101 @@ impl Memory for Process {
             rest = tail;
         }
         self.read_traced(&mut reads)
+    }
+}
+
+// Run by the release workflow's FreeBSD job (`cargo test --lib`); only
+// type-checked here. The target is a child `sleep`: FreeBSD refuses to
+// ptrace oneself.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Child(std::process::Child);
+
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn sleeper() -> (Child, Process) {
+        let child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id() as Pid;
+        let child = Child(child);
+        // Until exec is done, the map is the parent's copy.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while sysctl::exe(pid).map_or(true, |e| !e.ends_with("/sleep")) {
+            assert!(std::time::Instant::now() < deadline, "sleep never exec'd");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let p = Process::open(pid).expect("open the child");
+        // The test harness never waits for it: ptrace's stops are ours.
+        p.set_child_ptrace_safe();
+        (child, p)
+    }
+
+    /// The first mapping of the executable: its ELF header.
+    fn exe_header(p: &Process) -> usize {
+        let exe = p.exe().unwrap();
+        let maps = p.maps().unwrap();
+        maps.iter()
+            .find(|m| m.path.as_deref() == Some(exe.as_str()) && m.offset == 0)
+            .unwrap_or_else(|| panic!("no offset-0 mapping of {exe} in {maps:?}"))
+            .start
+    }
+
+    fn state(pid: Pid) -> u8 {
+        sysctl::process(pid).unwrap().stat
+    }
+
+    #[test]
+    fn reads_a_child_through_its_stops_and_leaves_it_running() {
+        let (child, p) = sleeper();
+        let pid = p.pid();
+        let at = exe_header(&p);
+        let mut magic = [0u8; 4];
+        p.read(at, &mut magic).unwrap();
+        assert_eq!(&magic, b"\x7fELF");
+        // Paused: reads go through the held stop, and the target shows it.
+        let guard = p.pause().unwrap();
+        assert_eq!(state(pid), crate::freebsd_records::kip::SSTOP);
+        let (mut a, mut b) = ([0u8; 4], [0u8; 1]);
+        p.read_many(&mut [(at, &mut a[..]), (at + 4, &mut b[..])])
+            .unwrap();
+        assert_eq!(&a, b"\x7fELF");
+        assert_eq!(b[0], 2, "ELFCLASS64");
+        drop(guard);
+        // Resumed, not left stopped (a sleeping process is SSLEEP).
+        assert_ne!(state(pid), crate::freebsd_records::kip::SSTOP);
+        let err = p.read(8, &mut magic).unwrap_err();
+        assert_eq!(p.read_error(err).code(), "EREAD");
+        drop(child);
+    }
+
+    #[test]
+    fn lists_a_childs_threads_maps_and_arguments() {
+        let (_child, p) = sleeper();
+        assert_eq!(p.cmdline().unwrap(), ["sleep", "30"]);
+        let threads = p.threads().unwrap();
+        assert_eq!(threads.len(), 1);
+        assert!(!threads[0].running, "sleep sleeps");
+        assert_eq!(p.tids(), [threads[0].tid]);
+        assert!(p.maps().unwrap().iter().any(|m| m.exec));
+        assert!(p.is_alive());
+        let table = crate::process_parents();
+        assert_eq!(table.get(&p.pid()), Some(&(std::process::id() as Pid)));
+    }
+
+    #[test]
+    fn a_missing_pid_is_no_process() {
+        assert!(matches!(
+            Process::open(99_999_999),
+            Err(Error::NoProcess { .. })
+        ));
     }
 }

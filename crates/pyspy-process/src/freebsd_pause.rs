@@ -13,11 +13,19 @@
 //! way (the target is continued to reach our `SIGSTOP`) and handed back on
 //! detach, so the target still gets it.
 //!
+//! A target that is this process's own child, started by its JavaScript
+//! runtime, is not stopped: a ptrace stop is reported to the parent's
+//! `waitpid`, which Node's libuv calls for its children and would take for
+//! an exit ([`StopError::OwnChild`]; Linux pauses such a child with
+//! `SIGSTOP` instead, which needs no ptrace, but FreeBSD's `PT_IO` does).
+//! A child we spawned ourselves (`launch.rs`) is declared safe.
+//!
 //! If this process dies while the target is attached, FreeBSD kills the
 //! target when `kern.kill_on_debugger_exit` is 1 (its default) and resumes
 //! it when 0: pauses are kept short, and the README says to set it to 0
 //! where a profiler may be killed (`kill -9`) mid-pause.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,6 +42,8 @@ const MAX_SET_ASIDE: usize = 8;
 pub(crate) struct Tracer {
     pid: Pid,
     state: Mutex<State>,
+    /// Our own child that no other code of ours waits for.
+    child_ptrace_safe: AtomicBool,
 }
 
 #[derive(Default)]
@@ -51,6 +61,8 @@ pub(crate) enum StopError {
     /// Exited while being stopped.
     Exited,
     TimedOut,
+    /// Our own child, whose stops our runtime's `waitpid` would take.
+    OwnChild,
 }
 
 /// The address `PT_CONTINUE` and `PT_DETACH` take to mean "go on from
@@ -68,7 +80,19 @@ impl Tracer {
         Tracer {
             pid,
             state: Mutex::new(State::default()),
+            child_ptrace_safe: AtomicBool::new(false),
         }
+    }
+
+    /// Declares the target our child that only we wait for (we spawned it).
+    pub(crate) fn set_child_ptrace_safe(&self) {
+        self.child_ptrace_safe.store(true, Ordering::Relaxed);
+    }
+
+    fn own_child(&self) -> bool {
+        !self.child_ptrace_safe.load(Ordering::Relaxed)
+            && crate::freebsd_sysctl::process(self.pid)
+                .is_ok_and(|p| p.ppid == std::process::id() as Pid)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -101,6 +125,9 @@ impl Tracer {
     }
 
     fn stop(&self, state: &mut State) -> Result<(), StopError> {
+        if self.own_child() {
+            return Err(StopError::OwnChild);
+        }
         // SAFETY: PT_ATTACH takes no address or data.
         if unsafe { libc::ptrace(libc::PT_ATTACH, self.pid, std::ptr::null_mut(), 0) } != 0 {
             return Err(StopError::Errno(errno()));
@@ -200,7 +227,7 @@ pub(crate) fn stop_error(pid: Pid, e: StopError, denied: impl FnOnce(&str) -> Er
             " (PT_ATTACH: EBUSY: the process is already traced, by a debugger, truss or \
              another profiler)",
         ),
-        StopError::Errno(libc::ENOSYS) => Error::PauseUnavailable { pid },
+        StopError::Errno(libc::ENOSYS) | StopError::OwnChild => Error::PauseUnavailable { pid },
         StopError::Errno(e) => Error::Pause {
             pid,
             reason: format!("ptrace: {}", std::io::Error::from_raw_os_error(e)),
