@@ -136,7 +136,17 @@ const NATIVE_DUMP_TRIES: usize = 5;
 impl Session {
     /// Attaches to `pid`: opens it, finds and validates its interpreter.
     pub fn attach(pid: Pid) -> Result<Session, Error> {
+        Session::attach_with(pid, false)
+    }
+
+    /// [`Session::attach`]; `own_child`: `pid` is a child we spawned and
+    /// nothing but us waits for, so ptrace may stop it from the start
+    /// (FreeBSD's attach already pauses; see `Process::set_child_ptrace_safe`).
+    pub fn attach_with(pid: Pid, own_child: bool) -> Result<Session, Error> {
         let process = Arc::new(Process::open(pid)?);
+        if own_child {
+            process.set_child_ptrace_safe();
+        }
         // Where reads need a stop, one stop for the whole search rather
         // than one per read.
         let held = held_for_reads(&process)?;
