@@ -224,9 +224,9 @@ describe('when the addon is missing or broken', () => {
   });
 
   it('lists the prebuilt platforms on a platform without one', () => {
-    const err = bindingLoadError(new Error('Cannot find native binding'), 'freebsd-x64');
+    const err = bindingLoadError(new Error('Cannot find native binding'), 'freebsd-arm64');
     expect(err.code).toBe('ENOBINDING');
-    expect(err.message).toContain('no prebuilt native addon for freebsd-x64');
+    expect(err.message).toContain('no prebuilt native addon for freebsd-arm64');
     for (const p of PREBUILT_PLATFORMS) expect(err.message).toContain(p);
     expect(err.message).toContain('npm run build');
   });

@@ -1,6 +1,6 @@
-//! Which mapped files hold the interpreter (by name, on Linux, macOS and
-//! Windows) and where `_PyRuntime` sits in one. Names only: reading the
-//! process is `discover.rs`'s job.
+//! Which mapped files hold the interpreter (by name, on Linux and FreeBSD
+//! (ELF), macOS and Windows) and where `_PyRuntime` sits in one. Names only:
+//! reading the process is `discover.rs`'s job.
 
 use pyspy_binary::Binary;
 
@@ -90,6 +90,17 @@ mod tests {
             "/usr/bin/python3.14"
         ));
         assert!(is_python_binary("/opt/app/bin/myapp", "/opt/app/bin/myapp"));
+        // FreeBSD's ports: the same ELF names under /usr/local (its rtld
+        // maps /lib/libc.so.7 alongside).
+        assert!(is_libpython("/usr/local/lib/libpython3.11.so.1.0"));
+        assert!(is_python_binary(
+            "/usr/local/bin/python3.11",
+            "/usr/local/bin/python3.11"
+        ));
+        assert!(!is_python_binary(
+            "/lib/libc.so.7",
+            "/usr/local/bin/python3.11"
+        ));
         assert!(!is_python_binary(
             "/usr/lib/x86_64-linux-gnu/libc.so.6",
             "/usr/bin/python3"

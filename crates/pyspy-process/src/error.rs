@@ -27,7 +27,7 @@ impl ReadError {
 
 /// How to get the rights to read another process, everywhere it runs
 /// (one line: the CLI prints errors on one line).
-#[cfg(not(windows))]
+#[cfg(not(any(windows, target_os = "freebsd")))]
 pub const HOW_TO_GET_PTRACE_RIGHTS: &str = "reading another process needs ptrace rights: \
      on a host, run as root (CAP_SYS_PTRACE) or set sysctl kernel.yama.ptrace_scope=0; \
      in Docker, docker run --cap-add SYS_PTRACE (a sidecar also needs --pid=container:APP); \
@@ -40,6 +40,15 @@ pub const HOW_TO_GET_PTRACE_RIGHTS: &str = "reading another process needs ptrace
 pub const HOW_TO_GET_PTRACE_RIGHTS: &str = "reading another process needs the right to open it: \
      run as Administrator (an elevated prompt), which holds SeDebugPrivilege, to read \
      processes of other users, services and elevated processes";
+
+/// How to get the rights to read another process on FreeBSD (`p_candebug`:
+/// root, or the target's own user while `security.bsd.unprivileged_proc_debug`
+/// is 1, its default, and the target never changed credentials).
+#[cfg(target_os = "freebsd")]
+pub const HOW_TO_GET_PTRACE_RIGHTS: &str = "reading another process on FreeBSD needs ptrace rights: \
+     run as root (sudo or doas), or as the target's own user with \
+     sysctl security.bsd.unprivileged_proc_debug=1 (the default); a setuid or setgid target needs \
+     root, and a process in a jail can only read processes of its own jail (allow.unprivileged_proc_debug)";
 
 /// Failure to inspect a process.
 #[derive(Debug, thiserror::Error)]
@@ -146,5 +155,101 @@ impl Error {
             Error::BadCore { .. } => "EBADCORE",
             Error::MissingBinary { .. } => "ENOBINARY",
         }
+    }
+}
+
+/// The error for a failed remote read, the same on every platform: the
+/// process is gone (`EEXITED`), the OS refused (`denied`, `EPERM` with how to
+/// get the rights), or the range itself could not be read (`EREAD`).
+/// `alive` is asked only when the errno does not already say "gone".
+pub(crate) fn read_failure(
+    pid: Pid,
+    source: ReadError,
+    alive: impl FnOnce() -> bool,
+    denied: impl FnOnce() -> Error,
+) -> Error {
+    if source.is_gone() || !alive() {
+        Error::Exited { pid }
+    } else if source.is_denied() {
+        denied()
+    } else {
+        Error::Read { pid, source }
+    }
+}
+
+/// The error for a failed file or OS query about a process (`what` names it),
+/// the same on every platform: gone (`EEXITED`; also when `missing_is_exit`
+/// and the file is not found, as an exiting Linux process loses its `/proc`
+/// entries first), refused (`denied`), or plain I/O (`EIO`).
+pub(crate) fn io_failure(
+    pid: Pid,
+    what: &str,
+    source: std::io::Error,
+    missing_is_exit: bool,
+    alive: impl FnOnce() -> bool,
+    denied: impl FnOnce() -> Error,
+) -> Error {
+    if !alive() || (missing_is_exit && source.kind() == std::io::ErrorKind::NotFound) {
+        return Error::Exited { pid };
+    }
+    if source.kind() == std::io::ErrorKind::PermissionDenied {
+        return denied();
+    }
+    Error::Io {
+        pid,
+        what: what.to_owned(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(errno: i32) -> ReadError {
+        ReadError {
+            addr: 0x1000,
+            len: 8,
+            errno,
+        }
+    }
+
+    fn denied() -> Error {
+        Error::PermissionDenied {
+            pid: 7,
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_failed_read_is_exit_denial_or_read_error() {
+        let code = |errno, alive| read_failure(7, read(errno), || alive, denied).code();
+        assert_eq!(code(libc::ESRCH, true), "EEXITED");
+        assert_eq!(code(libc::EFAULT, false), "EEXITED");
+        assert_eq!(code(libc::EPERM, true), "EPERM");
+        assert_eq!(code(libc::EACCES, true), "EPERM");
+        assert_eq!(code(libc::EFAULT, true), "EREAD");
+        assert_eq!(code(0, true), "EREAD");
+    }
+
+    #[test]
+    fn a_failed_query_is_exit_denial_or_io_error() {
+        use std::io::{Error as IoError, ErrorKind};
+        let code = |kind: ErrorKind, missing_is_exit, alive| {
+            io_failure(
+                7,
+                "x",
+                IoError::from(kind),
+                missing_is_exit,
+                || alive,
+                denied,
+            )
+            .code()
+        };
+        assert_eq!(code(ErrorKind::Other, false, false), "EEXITED");
+        assert_eq!(code(ErrorKind::NotFound, true, true), "EEXITED");
+        assert_eq!(code(ErrorKind::NotFound, false, true), "EIO");
+        assert_eq!(code(ErrorKind::PermissionDenied, false, true), "EPERM");
+        assert_eq!(code(ErrorKind::Other, true, true), "EIO");
     }
 }

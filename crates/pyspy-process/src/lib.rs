@@ -5,7 +5,8 @@
 //! ptrace with bounded waits; not `remoteprocess`'s reader, which makes one
 //! system call per range, nor its lock, which can wait forever on a dying
 //! target; Windows: `ReadProcessMemory`, Toolhelp32 and `SuspendThread`,
-//! see `windows.rs`); [`Memory`] is the one trait the stack reader
+//! see `windows.rs`; macOS: Mach calls, `macos.rs`; FreeBSD: `/proc/PID/mem`
+//! or `ptrace(PT_IO)` and the `kern.proc` sysctls, `freebsd.rs`); [`Memory`] is the one trait the stack reader
 //! needs, so tests and fuzzers can feed it fake memory ([`FakeMemory`]).
 //! Several ranges can be read in one system call ([`Memory::read_many`]).
 //! This crate knows nothing about binaries (that is `pyspy-binary`) or about
@@ -15,6 +16,19 @@
 mod activity;
 mod error;
 mod fake;
+#[cfg(target_os = "freebsd")]
+mod freebsd;
+#[cfg(target_os = "freebsd")]
+mod freebsd_pause;
+// Pure parsing: also compiled into the Linux unit tests.
+#[cfg(any(test, target_os = "freebsd"))]
+mod freebsd_records;
+#[cfg(target_os = "freebsd")]
+mod freebsd_sysctl;
+#[cfg(target_os = "freebsd")]
+mod freebsd_table;
+#[cfg(target_os = "freebsd")]
+mod freebsd_threads;
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "macos")]
@@ -26,11 +40,11 @@ mod memory;
 mod namespace;
 #[cfg(not(target_os = "linux"))]
 mod no_proc;
-#[cfg(not(any(target_os = "linux", windows)))]
+#[cfg(not(any(target_os = "linux", target_os = "freebsd", windows)))]
 mod no_process_table;
 #[cfg(target_os = "linux")]
 mod pause;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "freebsd"))]
 mod proc_mem;
 #[cfg(target_os = "linux")]
 mod proc_table;
@@ -41,7 +55,14 @@ mod source;
 mod target;
 #[cfg(target_os = "linux")]
 mod thread_files;
-#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+#[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
+mod thread_files_none;
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "macos",
+    target_os = "freebsd",
+    windows
+)))]
 mod unsupported;
 #[cfg(target_os = "linux")]
 mod vm_read;
@@ -62,6 +83,14 @@ pub use maps::{parse_maps, MapRange};
 pub use memory::{Memory, MemoryExt, ReadCounter};
 pub use target::Target;
 
+#[cfg(target_os = "freebsd")]
+pub use freebsd::{OsThread, PauseGuard, Process};
+#[cfg(target_os = "freebsd")]
+pub use freebsd_table::{
+    process_command_line, process_ended, process_exe, process_parents, thread_ids,
+};
+#[cfg(target_os = "freebsd")]
+pub use freebsd_threads::{ThreadFiles, OS_THREAD_ACTIVITY};
 #[cfg(target_os = "linux")]
 pub use linux::{OsThread, PauseGuard, Process};
 #[cfg(target_os = "macos")]
@@ -69,8 +98,8 @@ pub use macos::{OsThread, PauseGuard, Process};
 #[cfg(target_os = "linux")]
 pub use namespace::{namespace_pid, parse_nspid, thread_ids, TidMap};
 #[cfg(not(target_os = "linux"))]
-pub use no_proc::{namespace_pid, ThreadFiles, TidMap, OS_THREAD_ACTIVITY};
-#[cfg(not(any(target_os = "linux", windows)))]
+pub use no_proc::{namespace_pid, TidMap};
+#[cfg(not(any(target_os = "linux", target_os = "freebsd", windows)))]
 pub use no_process_table::{
     process_command_line, process_ended, process_exe, process_parents, thread_ids,
 };
@@ -80,7 +109,14 @@ pub use proc_table::{process_command_line, process_ended, process_exe, process_p
 pub use source::{ReadPath, DEBUG_ENV, FORCE_PROC_MEM_ENV};
 #[cfg(target_os = "linux")]
 pub use thread_files::ThreadFiles;
-#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+#[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
+pub use thread_files_none::{ThreadFiles, OS_THREAD_ACTIVITY};
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "macos",
+    target_os = "freebsd",
+    windows
+)))]
 pub use unsupported::{OsThread, PauseGuard, Process};
 #[cfg(windows)]
 pub use windows::{thread_ids, OsThread, PauseGuard, Process};

@@ -71,6 +71,11 @@ impl Process {
         self.source.get_or_init(|| crate::source::decide(self.pid))
     }
 
+    /// Whether memory can be read only while the target is paused (FreeBSD
+    /// without procfs): never here.
+    pub fn reads_need_pause(&self) -> bool {
+        false
+    }
     /// Remote read system calls made so far through this handle.
     pub fn read_counter(&self) -> &ReadCounter {
         &self.counter
@@ -116,31 +121,24 @@ impl Process {
         // An exiting process loses /proc entries such as `exe` before it
         // becomes a zombie: a missing /proc file means it is going away.
         let proc_file = what.starts_with("/proc/");
-        if !self.is_alive() || (proc_file && source.kind() == std::io::ErrorKind::NotFound) {
-            return Error::Exited { pid: self.pid };
-        }
-        if source.kind() == std::io::ErrorKind::PermissionDenied {
-            return self.denied_or_exited();
-        }
-        Error::Io {
-            pid: self.pid,
-            what: what.to_owned(),
+        crate::error::io_failure(
+            self.pid,
+            what,
             source,
-        }
+            proc_file,
+            || self.is_alive(),
+            || self.denied_or_exited(),
+        )
     }
 
     /// The error to report for a failed remote read.
     pub fn read_error(&self, source: ReadError) -> Error {
-        if source.is_gone() || !self.is_alive() {
-            Error::Exited { pid: self.pid }
-        } else if source.is_denied() {
-            self.denied_or_exited()
-        } else {
-            Error::Read {
-                pid: self.pid,
-                source,
-            }
-        }
+        crate::error::read_failure(
+            self.pid,
+            source,
+            || self.is_alive(),
+            || self.denied_or_exited(),
+        )
     }
 
     /// The executable's path as the target sees it.

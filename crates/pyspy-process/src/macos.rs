@@ -117,6 +117,11 @@ impl Process {
     pub fn pid(&self) -> Pid {
         self.pid
     }
+    /// Whether memory can be read only while the target is paused (FreeBSD
+    /// without procfs): never here.
+    pub fn reads_need_pause(&self) -> bool {
+        false
+    }
     /// Remote read calls so far.
     pub fn read_counter(&self) -> &ReadCounter {
         &self.counter
@@ -139,26 +144,23 @@ impl Process {
     }
     /// A failed file read, or the exit that explains it.
     pub fn io_error(&self, what: &str, source: std::io::Error) -> Error {
-        if self.is_alive() {
-            Error::Io {
-                pid: self.pid,
-                what: what.to_owned(),
-                source,
-            }
-        } else {
-            Error::Exited { pid: self.pid }
-        }
+        crate::error::io_failure(
+            self.pid,
+            what,
+            source,
+            false,
+            || self.is_alive(),
+            || self.denied_or_exited(),
+        )
     }
     /// A failed memory read, or the exit that explains it.
     pub fn read_error(&self, source: ReadError) -> Error {
-        if self.is_alive() {
-            Error::Read {
-                pid: self.pid,
-                source,
-            }
-        } else {
-            Error::Exited { pid: self.pid }
-        }
+        crate::error::read_failure(
+            self.pid,
+            source,
+            || self.is_alive(),
+            || self.denied_or_exited(),
+        )
     }
     /// Thread ids.
     pub fn tids(&self) -> Vec<Pid> {

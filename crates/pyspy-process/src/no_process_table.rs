@@ -1,5 +1,5 @@
 //! The process table (parents, command lines, executables, threads) where it
-//! is not read yet (macOS, FreeBSD): empty answers, so `--subprocesses`
+//! is not read yet (macOS): empty answers, so `--subprocesses`
 //! finds no children there.
 
 use crate::Pid;

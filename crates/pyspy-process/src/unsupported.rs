@@ -1,6 +1,6 @@
-//! Platforms with no process backend (FreeBSD): every
-//! entry point answers `Unsupported` at run time, so the crate still compiles
-//! everywhere the npm package ships.
+//! Platforms with no process backend (none the npm package ships for: Linux,
+//! macOS, Windows and FreeBSD have theirs): every entry point answers
+//! `Unsupported` at run time, so the crate still compiles anywhere.
 
 use std::path::PathBuf;
 
@@ -39,6 +39,11 @@ impl Process {
     /// The pid.
     pub fn pid(&self) -> Pid {
         0
+    }
+    /// Whether memory can be read only while the target is paused (FreeBSD
+    /// without procfs): never here.
+    pub fn reads_need_pause(&self) -> bool {
+        false
     }
     /// Remote read system calls so far.
     pub fn read_counter(&self) -> &ReadCounter {

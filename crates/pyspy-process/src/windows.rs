@@ -106,6 +106,11 @@ impl Process {
         self.pid
     }
 
+    /// Whether memory can be read only while the target is paused (FreeBSD
+    /// without procfs): never here.
+    pub fn reads_need_pause(&self) -> bool {
+        false
+    }
     /// Remote read system calls made so far through this handle.
     pub fn read_counter(&self) -> &ReadCounter {
         &self.counter
@@ -138,31 +143,24 @@ impl Process {
 
     /// The error to report for an I/O failure about this process.
     pub fn io_error(&self, what: &str, source: std::io::Error) -> Error {
-        if !self.is_alive() {
-            return Error::Exited { pid: self.pid };
-        }
-        if source.kind() == std::io::ErrorKind::PermissionDenied {
-            return self.denied_or_exited();
-        }
-        Error::Io {
-            pid: self.pid,
-            what: what.to_owned(),
+        crate::error::io_failure(
+            self.pid,
+            what,
             source,
-        }
+            false,
+            || self.is_alive(),
+            || self.denied_or_exited(),
+        )
     }
 
     /// The error to report for a failed remote read.
     pub fn read_error(&self, source: ReadError) -> Error {
-        if source.is_gone() || !self.is_alive() {
-            Error::Exited { pid: self.pid }
-        } else if source.is_denied() {
-            self.denied_or_exited()
-        } else {
-            Error::Read {
-                pid: self.pid,
-                source,
-            }
-        }
+        crate::error::read_failure(
+            self.pid,
+            source,
+            || self.is_alive(),
+            || self.denied_or_exited(),
+        )
     }
 
     /// The executable's full Win32 path (`C:\...\python.exe`).

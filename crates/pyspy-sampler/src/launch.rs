@@ -42,12 +42,9 @@ pub(crate) fn attach_child(child: &mut Child, program: &str) -> Result<Session, 
     let started = Instant::now();
     let mut wait = Duration::from_micros(200);
     loop {
-        match Session::attach(pid) {
-            Ok(session) => {
-                // Nothing but `finish` waits for this child: ptrace is safe.
-                session.process().set_child_ptrace_safe();
-                return Ok(session);
-            }
+        // Nothing but `finish` waits for this child: ptrace is safe.
+        match Session::attach_with(pid, true) {
+            Ok(session) => return Ok(session),
             Err(e) => {
                 let exited = matches!(child.try_wait(), Ok(Some(_)));
                 let fatal = matches!(e.code(), "EPERM" | "EUNSUPPORTED");

@@ -364,13 +364,8 @@ const FIRST_PYTHON_TIMEOUT: Duration = Duration::from_secs(10);
 fn first_in_tree(root: Pid, mut child: Option<&mut Child>) -> Result<Vec<Session>, Error> {
     let started = Instant::now();
     loop {
-        let sessions = tree::attach_tree(root);
+        let sessions = tree::attach_tree(root, child.is_some().then_some(root));
         if !sessions.is_empty() {
-            for s in &sessions {
-                if s.process().pid() == root && child.is_some() {
-                    s.process().set_child_ptrace_safe();
-                }
-            }
             return Ok(sessions);
         }
         let gone = match child.as_deref_mut() {

@@ -17,8 +17,11 @@ use crate::native_frame::native_frame;
 use crate::status::{blocked_in, classify, gil_on, runs_python, GilRange};
 use crate::{Error, RawSample, RawThread};
 
+mod pausing;
 mod read_raw;
 mod status_reuse;
+
+use pausing::held_for_reads;
 
 /// How a sample is kept consistent with the running target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -136,8 +139,22 @@ const NATIVE_DUMP_TRIES: usize = 5;
 impl Session {
     /// Attaches to `pid`: opens it, finds and validates its interpreter.
     pub fn attach(pid: Pid) -> Result<Session, Error> {
+        Session::attach_with(pid, false)
+    }
+
+    /// [`Session::attach`]; `own_child`: `pid` is a child we spawned and
+    /// nothing but us waits for, so ptrace may stop it from the start
+    /// (FreeBSD's attach already pauses; see `Process::set_child_ptrace_safe`).
+    pub fn attach_with(pid: Pid, own_child: bool) -> Result<Session, Error> {
         let process = Arc::new(Process::open(pid)?);
+        if own_child {
+            process.set_child_ptrace_safe();
+        }
+        // Where reads need a stop, one stop for the whole search rather
+        // than one per read.
+        let held = held_for_reads(&process)?;
         let interpreter = find_interpreter(&*process).map_err(|e| exited_or(&process, e.into()))?;
+        drop(held);
         let command_line = process.cmdline().map(|a| a.join(" ")).unwrap_or_default();
         let mut executable = process.exe().unwrap_or_default();
         // Under an emulator (qemu-user) the process's executable is the
@@ -185,6 +202,7 @@ impl Session {
     /// ([`RawSample::tasks`]); with `idle`, every waiting task too. Refused
     /// on versions without a task reader.
     pub fn enable_asyncio(&mut self, idle: bool) -> Result<(), Error> {
+        let _held = held_for_reads(&self.process)?;
         let mut sampler = pyspy_asyncio::TaskSampler::new(&*self.process, &self.interpreter)
             .map_err(|e| Error::Asyncio(e.code(), e.to_string()))?;
         // A target whose `_asyncio` does not match is refused now, not
@@ -268,6 +286,9 @@ impl Session {
                 return Err(Error::Invalid(pyspy_native::NONBLOCKING_REFUSAL.into()));
             }
             self.enable_native()?;
+        }
+        if config.nonblocking {
+            self.read_mode(ReadMode::Nonblocking)?;
         }
         let mut raw = RawSample::default();
         self.merge_idle = true;
@@ -373,12 +394,7 @@ impl Session {
     ) -> Result<(), Error> {
         // Idle threads are left out when their OS state is read.
         self.merge_idle = !os_state;
-        // A native stack is only read paused.
-        let mode = if self.native.is_some() {
-            ReadMode::Pause
-        } else {
-            mode
-        };
+        let mode = self.read_mode(mode)?;
         let result = (|| {
             if mode == ReadMode::Consistent {
                 for _ in 0..CONSISTENT_TRIES {
@@ -428,22 +444,6 @@ impl Session {
     /// The stack walker (code objects and their cache).
     pub fn walker(&mut self) -> &mut StackWalker<Arc<Process>> {
         &mut self.walker
-    }
-
-    /// Pauses unless `nonblocking`, or unless this system has no ptrace:
-    /// then the read is taken running (a native unwind still needs it).
-    fn pause_unless(&mut self, nonblocking: bool) -> Result<Option<PauseGuard>, Error> {
-        if nonblocking || (self.cannot_pause && self.native.is_none()) {
-            return Ok(None);
-        }
-        match self.process.pause() {
-            Ok(guard) => Ok(Some(guard)),
-            Err(pyspy_process::Error::PauseUnavailable { .. }) if self.native.is_none() => {
-                self.cannot_pause = true;
-                Ok(None)
-            }
-            Err(e) => Err(e.into()),
-        }
     }
 
     /// Reads every thread's stack once, with the process header.

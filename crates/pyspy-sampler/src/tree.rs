@@ -78,11 +78,12 @@ pub(crate) fn process_label(pid: Pid) -> FrameLabel {
     }
 }
 
-/// Attaches to every Python process in `root`'s tree right now.
-pub(crate) fn attach_tree(root: Pid) -> Vec<Session> {
+/// Attaches to every Python process in `root`'s tree right now; `own_child`
+/// is a child we spawned, which ptrace may stop (`Session::attach_with`).
+pub(crate) fn attach_tree(root: Pid, own_child: Option<Pid>) -> Vec<Session> {
     tree(root, &parents())
         .into_iter()
-        .filter_map(|pid| Session::attach(pid).ok())
+        .filter_map(|pid| Session::attach_with(pid, own_child == Some(pid)).ok())
         .collect()
 }
 

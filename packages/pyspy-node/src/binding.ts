@@ -60,6 +60,7 @@ export const PREBUILT_PLATFORMS = [
   'darwin-x64',
   'darwin-arm64',
   'win32-x64-msvc',
+  'freebsd-x64',
 ] as const;
 
 /**
