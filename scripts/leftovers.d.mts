@@ -11,5 +11,5 @@ export interface TmpScope {
 }
 /** Gives this process (and all it starts) a temporary directory of its own: sets TMPDIR. */
 export function scopeTmp(): TmpScope;
-/** Removes the run's directory, restores TMPDIR; removes and returns the `pyspy-*` entries new in the system's. */
+/** Removes the run's directory, restores TMPDIR; returns the `pyspy-*` entries new in the system's (left in place). */
 export function endTmpScope(scope: TmpScope): string[];

@@ -99,9 +99,10 @@ export function scopeTmp() {
 
 /**
  * Removes the run's directory with all the run left in it, restores TMPDIR,
- * then removes and returns the `pyspy-*` entries that appeared in the
- * system's directory since {@link scopeTmp} (empty: none). Another run on the
- * same machine that does not scope its files would show up here too.
+ * and returns the `pyspy-*` entries that appeared in the system's directory
+ * since {@link scopeTmp} (empty: none). They are left in place: another run
+ * on the same machine that does not scope its files (a targeted vitest run
+ * of another checkout) makes them too, and may still be using them.
  */
 export function endTmpScope(scope) {
   rmSync(scope.dir, { recursive: true, force: true });
@@ -109,7 +110,7 @@ export function endTmpScope(scope) {
     if (v === undefined) delete process.env[k];
     else process.env[k] = v;
   }
-  const left = ours(scope.system).filter((n) => !scope.before.has(n) && n !== basename(scope.dir));
-  for (const n of left) rmSync(join(scope.system, n), { recursive: true, force: true });
-  return left.map((n) => join(scope.system, n));
+  return ours(scope.system)
+    .filter((n) => !scope.before.has(n) && n !== basename(scope.dir))
+    .map((n) => join(scope.system, n));
 }

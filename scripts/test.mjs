@@ -114,7 +114,7 @@ await main(async () => {
     const files = endTmpScope(tmp);
     if (files.length > 0) {
       failures.push(
-        new StepError(`the run left ${files.length} file(s) in ${tmp.system}, past its TMPDIR (now removed):\n    ${files.join('\n    ')}`),
+        new StepError(`${files.length} pyspy-* file(s) appeared in ${tmp.system} during the run, past its TMPDIR ${tmp.dir} (left for a look; another run on this machine may have made them):\n    ${files.join('\n    ')}`),
       );
     }
   }

@@ -5,7 +5,9 @@
  * workers and everything they start (Python's tempfile honours it), and it
  * is removed at the end with whatever killed fixtures left in it. A
  * `pyspy-*` entry that appears in the system's temporary directory meanwhile
- * fails the run (see scripts/leftovers.mjs).
+ * fails the run (see scripts/leftovers.mjs), unless PYSPY_NODE_TMP_WARN is
+ * set: on a machine where other checkouts run their tests at the same time,
+ * their files cannot be told from this run's.
  *
  * @module
  */
@@ -18,7 +20,11 @@ export default function setup(): (() => void) | undefined {
   return () => {
     const left = endTmpScope(scope);
     if (left.length > 0) {
-      throw new Error(`the tests left ${left.length} file(s) in ${scope.system}, past TMPDIR (now removed):\n    ${left.join('\n    ')}`);
+      console.error(
+        `${left.length} pyspy-* file(s) appeared in ${scope.system} during the tests, past their TMPDIR (left for a look; another run on this machine may have made them):\n    ${left.join('\n    ')}`,
+      );
+      // An error thrown here is printed, but leaves vitest's exit status 0.
+      if (!process.env.PYSPY_NODE_TMP_WARN) process.exitCode = 1;
     }
   };
 }
