@@ -8,8 +8,9 @@
 //! embeds `_gil`). Checked by compiling scripts/offsets-probe.c and
 //! offsets-probe-legacy.c for aarch64 (against 2.7, 3.6-3.13 headers and
 //! bookworm's arm64 3.11 headers; and Debian sid's 3.13-3.15 headers with
-//! their arm64 `pyconfig.h`, GIL and free-threaded) and running them under
-//! qemu-user: these three fields are the only ones that differ. 3.13+ read
+//! their arm64 `pyconfig.h`, GIL and free-threaded: scripts/aarch64-check.sh)
+//! and running them under qemu-user: these three fields are the only ones
+//! that differ. 3.13+ read
 //! the rest, the interpreter's size included, from the target's own
 //! `_Py_DebugOffsets`; the GIL's size still comes from here (+16 on
 //! 3.13t-3.15t too, whose GIL state also holds `enabled`).
