@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { ARM64_PYTHONS, arm64CliArgv, arm64CliEnv, arm64Python, QEMU_EXTRA_THREADS, requireArm64, runArm64Cli } from '../helpers/arm64.js';
 import { killAllChildren, REPO_ROOT, settleWithin, shownName, spawnFixture, type RunningFixture } from '../helpers/pythons.js';
@@ -80,8 +80,8 @@ it('covers an arm64 Python of every Debian suite set up: bookworm 3.11, trixie 3
 describe.each(ARM64_PYTHONS.map((py) => [`${py.version} (${py.suite})`, py] as const))('arm64 CPython %s and arm64 Node under qemu-user', (label, arm64) => {
   const PY = arm64Python(arm64);
   const [major, minor] = arm64.version.split('.').map(Number);
-  // Fails every case of this Python when setup did not make it (or qemu, Node, the addon).
-  beforeAll(() => requireArm64(arm64));
+  // Fails every case of this Python, each counted, when setup did not make it (or qemu, Node, the addon).
+  beforeEach(() => requireArm64(arm64));
 
   it('the emulated processes are arm64, the GIL holder is found, and the reader falls back to /proc/PID/mem by itself', async () => {
     const fx = await spawnFixture(PY, 'dump_target.py', [], { via: 'shell', readyTimeoutMs: READY_MS, extraOsThreads: QEMU_EXTRA_THREADS });
