@@ -2,10 +2,10 @@
  * Linux arm64 under qemu-user (issue 21): the paths scripts/arm64.mjs
  * prepares, each arm64 Debian CPython (3.11 from bookworm's root, 3.13 from
  * trixie's, 3.14 and 3.15 from sid's) as an {@link Interpreter}, and the CLI
- * run by arm64 Node (bookworm's root) with the cross-built addon. Everything arm64 runs under
- * `qemu-aarch64 -L <root>` (no binfmt registration): the Python process is the
- * qemu process, so its pid, tids and memory addresses (guest base 0) are the
- * host's; qemu adds one OS thread of its own (RCU).
+ * run by arm64 Node (bookworm's root) with the cross-built addon. Everything
+ * arm64 runs under `qemu-aarch64 -L <root>` (no binfmt registration): the
+ * Python process is the qemu process, so its pid, tids and memory addresses
+ * (guest base 0) are the host's; qemu adds one OS thread of its own (RCU).
  *
  * @module
  */
