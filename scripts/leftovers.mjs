@@ -14,7 +14,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 
 /** The environment variable that marks a test run's processes. */
 export const MARKER = 'PYSPY_NODE_TEST_RUN';
@@ -73,6 +73,8 @@ export async function reapLeftovers(id, graceMs = 5000) {
 export const TMP_SCOPE = 'PYSPY_NODE_TMP_SCOPE';
 /** What the tests, fixtures and helpers name their temporary files and directories. */
 const PREFIX = 'pyspy-';
+/** A run's own directory (this run's, or another's running beside it). */
+const RUN_DIR = 'pyspy-node-run-';
 
 function ours(dir) {
   try {
@@ -90,7 +92,7 @@ function ours(dir) {
 export function scopeTmp() {
   const system = tmpdir();
   const before = new Set(ours(system));
-  const dir = mkdtempSync(join(system, 'pyspy-node-run-'));
+  const dir = mkdtempSync(join(system, RUN_DIR));
   const previous = { TMPDIR: process.env.TMPDIR, [TMP_SCOPE]: process.env[TMP_SCOPE] };
   process.env.TMPDIR = dir;
   process.env[TMP_SCOPE] = dir;
@@ -111,6 +113,6 @@ export function endTmpScope(scope) {
     else process.env[k] = v;
   }
   return ours(scope.system)
-    .filter((n) => !scope.before.has(n) && n !== basename(scope.dir))
+    .filter((n) => !scope.before.has(n) && !n.startsWith(RUN_DIR))
     .map((n) => join(scope.system, n));
 }
