@@ -8,6 +8,8 @@ export default defineConfig({
     testTimeout: 180_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // A temporary directory of the run's own, removed at its end (test/tmp-scope.ts).
+    globalSetup: ['test/tmp-scope.ts'],
     // One file, its tests one after another: each runs two emulated processes.
     fileParallelism: false,
   },

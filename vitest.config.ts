@@ -13,5 +13,7 @@ export default defineConfig({
     // Native addons and child processes are safer in forked workers than
     // in worker threads.
     pool: 'forks',
+    // A temporary directory of the run's own, removed at its end (test/tmp-scope.ts).
+    globalSetup: ['test/tmp-scope.ts'],
   },
 });

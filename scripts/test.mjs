@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 import { emulatesArm64 } from './arm64.mjs';
 import { crossCheck } from './cross-check.mjs';
-import { reapLeftovers, markRun } from './leftovers.mjs';
+import { endTmpScope, reapLeftovers, markRun, scopeTmp } from './leftovers.mjs';
 import { header, main, npxRun, ROOT, run, seconds, StepError } from './lib.mjs';
 import { setup } from './setup.mjs';
 import { canSetUpWindows, testWindows, windowsPaths } from './windows.mjs';
@@ -78,10 +78,13 @@ const keepGoing = process.argv.includes('--keep-going');
 await main(async () => {
   const started = Date.now();
   const runId = markRun();
-  await setup();
+  // Every step's temporary files go to a directory of the run's own, removed at its end.
+  const tmp = scopeTmp();
+  console.log(`temporary files of this run: ${tmp.dir}`);
   const timings = [];
   const failures = [];
   try {
+    await setup();
     for (const [i, [name, step]] of steps.entries()) {
       header(`[${i + 1}/${steps.length}] ${name}`);
       const t = Date.now();
@@ -98,15 +101,22 @@ await main(async () => {
   } finally {
     console.log(`\n${timings.join(', ')}`);
     console.log(`total ${seconds(Date.now() - started)}`);
-  }
-  // The suite must leave no process behind, pass or fail.
-  const left = await reapLeftovers(runId);
-  if (left.length > 0) {
-    failures.push(
-      new StepError(
-        `the run left ${left.length} process(es) behind (now killed):\n    ${left.map((p) => `${p.pid}: ${p.command}`).join('\n    ')}`,
-      ),
-    );
+    // The suite must leave no process behind, pass or fail.
+    const left = await reapLeftovers(runId);
+    if (left.length > 0) {
+      failures.push(
+        new StepError(
+          `the run left ${left.length} process(es) behind (now killed):\n    ${left.map((p) => `${p.pid}: ${p.command}`).join('\n    ')}`,
+        ),
+      );
+    }
+    // Only once they are gone (one left behind may still have been writing); pass or fail.
+    const files = endTmpScope(tmp);
+    if (files.length > 0) {
+      failures.push(
+        new StepError(`${files.length} pyspy-* file(s) appeared in ${tmp.system} during the run, past its TMPDIR ${tmp.dir} (left for a look; another run on this machine may have made them):\n    ${files.join('\n    ')}`),
+      );
+    }
   }
   if (failures.length === 1) throw failures[0];
   if (failures.length > 1) throw new StepError(`${failures.length} steps failed:\n  ${failures.map((f) => f.message).join('\n  ')}`);

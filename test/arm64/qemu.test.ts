@@ -1,7 +1,9 @@
 // Linux arm64 under qemu-user (issue 21), `npm run test:arm64`: arm64 Node
-// with the cross-built addon runs the CLI and the library against bookworm's
-// arm64 CPython 3.11, both emulated on this x86-64 machine (scripts/arm64.mjs
-// prepares them; a missing one fails here, loudly).
+// with the cross-built addon runs the CLI and the library against every arm64
+// Debian CPython scripts/arm64.mjs sets up (bookworm's 3.11, trixie's 3.13,
+// sid's 3.14 and 3.15, each in its suite's root), all emulated on this x86-64
+// machine. Every case runs for every Python; one that setup should have made
+// and did not fails its cases, loudly.
 //
 // qemu-user has no process_vm_readv and no ptrace (ENOSYS): the reader must
 // pick /proc/PID/mem and read unpaused by itself, with no flag or variable
@@ -14,16 +16,16 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { arm64CliArgv, arm64CliEnv, arm64Python, QEMU_EXTRA_THREADS, requireArm64, runArm64Cli } from '../helpers/arm64.js';
+import { ARM64_PYTHONS, arm64CliArgv, arm64CliEnv, arm64Python, QEMU_EXTRA_THREADS, requireArm64, runArm64Cli } from '../helpers/arm64.js';
 import { killAllChildren, REPO_ROOT, settleWithin, shownName, spawnFixture, type RunningFixture } from '../helpers/pythons.js';
 import {
   cleanupRecord,
-  leafFunctionCounts,
   outputDir,
   parseRaw,
   parseSummary,
+  ratioSplit,
   RECORD_FIXTURE,
   totalCount,
   type RecordTargetReport,
@@ -31,9 +33,7 @@ import {
 
 /** Emulated interpreters start slowly: the limit turns a hang into a failure, nothing more. */
 const READY_MS = 150_000;
-const PY = arm64Python();
 
-beforeAll(requireArm64);
 afterEach(async () => {
   await cleanupRecord();
   await killAllChildren();
@@ -74,13 +74,23 @@ function expectMatchesReport(threads: SeenThread[], fx: RunningFixture, where: s
   }
 }
 
-describe('arm64 CPython 3.11 and arm64 Node under qemu-user', () => {
+it('covers an arm64 Python of every Debian suite set up: bookworm 3.11, trixie 3.13, sid 3.14', () => {
+  expect(ARM64_PYTHONS.map((p) => `${p.suite} ${p.version}`)).toEqual(expect.arrayContaining(['bookworm 3.11', 'trixie 3.13', 'sid 3.14']));
+});
+
+describe.each(ARM64_PYTHONS.map((py) => [`${py.version} (${py.suite})`, py] as const))('arm64 CPython %s and arm64 Node under qemu-user', (label, arm64) => {
+  const PY = arm64Python(arm64);
+  const [major, minor] = arm64.version.split('.').map(Number);
+  // Fails every case of this Python, each counted, when setup did not make it (or qemu, Node, the addon).
+  beforeEach(() => requireArm64(arm64));
+
   it('the emulated processes are arm64, the GIL holder is found, and the reader falls back to /proc/PID/mem by itself', async () => {
     const fx = await spawnFixture(PY, 'dump_target.py', [], { via: 'shell', readyTimeoutMs: READY_MS, extraOsThreads: QEMU_EXTRA_THREADS });
-    expect(fx.report.version_info.slice(0, 2)).toEqual([3, 11]);
+    expect(fx.report.version_info.slice(0, 2)).toEqual([major, minor]);
     // The interpreter's ELF header: EM_AARCH64 (183) at offset 18.
     expect(readFileSync(PY.binary).readUInt16LE(18)).toBe(183);
-    // The GIL holder is found (its state is 16 bytes larger on aarch64: see crates/pyspy-cpython/src/arch.rs).
+    // The GIL holder is found (3.11: behind a GIL state 16 bytes larger on aarch64, see
+    // crates/pyspy-cpython/src/arch.rs; 3.13+: where the target's _Py_DebugOffsets say).
     const holders: (boolean | undefined)[] = [];
     for (let i = 0; i < 3; i++) {
       const res = await runArm64Cli(['dump', '--pid', String(fx.pid), '--json']);
@@ -150,15 +160,11 @@ describe('arm64 CPython 3.11 and arm64 Node under qemu-user', () => {
     expect(summary, `summary line in: ${res.stderr}`).not.toBeNull();
     const stacks = parseRaw(readFileSync(file, 'utf8'));
     expect(totalCount(stacks)).toBe(summary!.samples);
-    const counts = leafFunctionCounts(stacks, fx.script);
-    const three = counts.get('work_three') ?? 0;
-    const one = counts.get('work_one') ?? 0;
-    const detail = `${JSON.stringify(Object.fromEntries(counts))} of ${summary!.samples} samples`;
+    const { three, one, shareThree: share, detail } = ratioSplit(stacks, fx.script, summary!.samples);
     // Emulated, the sampler reaches fewer than 100 a second; enough for ±5 points still.
     expect(three + one, detail).toBeGreaterThanOrEqual(150);
     expect(three + one, detail).toBeGreaterThanOrEqual(0.97 * summary!.samples);
-    const share = (100 * three) / (three + one);
-    console.log(`arm64 record: work_three ${share.toFixed(2)}% (${detail})`);
+    console.log(`arm64 ${label} record: work_three ${share.toFixed(2)}% (${detail})`);
     expect(share, detail).toBeGreaterThanOrEqual(70);
     expect(share, detail).toBeLessThanOrEqual(80);
   });
@@ -185,7 +191,7 @@ describe('arm64 CPython 3.11 and arm64 Node under qemu-user', () => {
     const all = tables();
     expect(all.length, stdout).toBeGreaterThanOrEqual(3);
     const last = all.at(-1)!.split('\n');
-    expect(last[0]).toMatch(/^Collecting samples from '.+' \(python v3\.11\.\d+\)$/);
+    expect(last[0]).toMatch(new RegExp(`^Collecting samples from '.+' \\(python v${major}\\.${minor}\\.\\d+\\)$`));
     // The first row is the function with the most own time: hot_three (3:1 against hot_one).
     const rows = last.slice(4).map((l) => /^\s*\d+\.\d\d%\s+\d+\.\d\d%\s+\d+\.\d\ds\s+\d+\.\d\ds\s+(\S+)/.exec(l)?.[1]);
     expect(rows.slice(0, 2), all.at(-1)).toEqual(['hot_three', 'hot_one']);

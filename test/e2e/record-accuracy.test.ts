@@ -22,10 +22,10 @@ import { killAllChildren, loadMatrix, runCli, spawnFixture } from '../helpers/py
 import {
   cleanupRecord,
   interpreter,
-  leafFunctionCounts,
   outputDir,
   parseRaw,
   parseSummary,
+  ratioSplit,
   RECORD_FIXTURE,
   totalCount,
   type RecordTargetReport,
@@ -67,16 +67,12 @@ describe.each(['debian-3.11', 'debian-3.14'])('%s', (id) => {
 
     const stacks = parseRaw(readFileSync(file, 'utf8'));
     expect(totalCount(stacks)).toBe(summary!.samples);
-    const counts = leafFunctionCounts(stacks, fx.script);
-    const three = counts.get('work_three') ?? 0;
-    const one = counts.get('work_one') ?? 0;
-    const detail = `${id}: ${JSON.stringify(Object.fromEntries(counts))} of ${summary!.samples} samples; ${machine}`;
+    const { three, one, shareThree, shareOne, detail: split } = ratioSplit(stacks, fx.script, summary!.samples);
+    const detail = `${id}: ${split}; ${machine}`;
     // Enough samples for the tolerance to mean something, nearly all in the two functions.
     expect(three + one, detail).toBeGreaterThanOrEqual(0.6 * RATE * SECONDS);
     expect(three + one, detail).toBeGreaterThanOrEqual(0.97 * summary!.samples);
 
-    const shareThree = (100 * three) / (three + one);
-    const shareOne = (100 * one) / (three + one);
     console.log(`record accuracy ${id}: work_three ${shareThree.toFixed(2)}%, work_one ${shareOne.toFixed(2)}% (${detail})`);
     expect(Math.abs(shareThree - 75), `work_three share ${shareThree.toFixed(2)}% (${detail})`).toBeLessThanOrEqual(TOLERANCE);
     expect(Math.abs(shareOne - 25), `work_one share ${shareOne.toFixed(2)}% (${detail})`).toBeLessThanOrEqual(TOLERANCE);

@@ -12,6 +12,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 import { cleanups, killTracked, procStat, tail, track, untrack, type Tracked } from './children.js';
@@ -77,7 +78,8 @@ export async function startContainer(
       PYTHONUNBUFFERED: '1',
       PYTHONUTF8: '1',
       LC_ALL: 'C.UTF-8',
-      TMPDIR: '/tmp',
+      // A rooted container's /tmp is its own tmpfs; without a root the host's files are seen.
+      TMPDIR: interp.root ? '/tmp' : os.tmpdir(),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -332,6 +332,35 @@ export function leafFunctionCounts(
   return counts;
 }
 
+/** How a 3:1 run of {@link RECORD_FIXTURE} (`--mode ratio`) split between work_three and work_one. */
+export interface RatioSplit {
+  /** Samples per function of the fixture ({@link leafFunctionCounts}). */
+  counts: Map<string, number>;
+  three: number;
+  one: number;
+  /** work_three's and work_one's shares of the samples in either, in percent (75 and 25 expected). */
+  shareThree: number;
+  shareOne: number;
+  /** The counts and the total, for failure messages. */
+  detail: string;
+}
+
+/** The split of raw `stacks` recorded from the 3:1 fixture at `script`, of `samples` in all. */
+export function ratioSplit(stacks: RawStack[], script: string, samples: number): RatioSplit {
+  const counts = leafFunctionCounts(stacks, script);
+  const three = counts.get('work_three') ?? 0;
+  const one = counts.get('work_one') ?? 0;
+  const both = three + one;
+  return {
+    counts,
+    three,
+    one,
+    shareThree: both === 0 ? NaN : (100 * three) / both,
+    shareOne: both === 0 ? NaN : (100 * one) / both,
+    detail: `${JSON.stringify(Object.fromEntries(counts))} of ${samples} samples`,
+  };
+}
+
 // --- flamegraph -----------------------------------------------------------------
 
 /** A frame box of the flame graph: its `<title>` (`label (N samples, P%)`) and its rectangle's top. */

@@ -1,3 +1,5 @@
+import { fileURLToPath } from 'node:url';
+
 import { defineConfig } from 'vitest/config';
 
 // The Windows tests run under Wine, set up by scripts/windows.mjs: `npm run
@@ -9,6 +11,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // A temporary directory of the run's own, removed at its end (test/tmp-scope.ts).
+    globalSetup: [fileURLToPath(new URL('../tmp-scope.ts', import.meta.url))],
     // One Wine prefix, one wineserver: files run one after another.
     fileParallelism: false,
   },

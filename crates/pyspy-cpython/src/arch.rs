@@ -7,9 +7,13 @@
 //! which lies after `ceval.gil`) and the interpreter state (3.12, which
 //! embeds `_gil`). Checked by compiling scripts/offsets-probe.c and
 //! offsets-probe-legacy.c for aarch64 (against 2.7, 3.6-3.13 headers and
-//! bookworm's arm64 3.11 headers) and running them under qemu-user: these
-//! three fields are the only ones that differ. 3.13+ read the rest from the
-//! target's own `_Py_DebugOffsets`.
+//! bookworm's arm64 3.11 headers; and Debian sid's 3.13-3.15 headers with
+//! their arm64 `pyconfig.h`, GIL and free-threaded: scripts/aarch64-check.sh)
+//! and running them under qemu-user: these three fields are the only ones
+//! that differ. 3.13+ read
+//! the rest, the interpreter's size included, from the target's own
+//! `_Py_DebugOffsets`; the GIL's size still comes from here (+16 on
+//! 3.13t-3.15t too, whose GIL state also holds `enabled`).
 
 use crate::offsets::Offsets;
 
@@ -51,6 +55,21 @@ mod tests {
         let a = adjust(generated::OFFSETS_3_12, 12, 16);
         assert_eq!(a.runtime_tstate_current, None);
         assert_eq!(a.interp_size, generated::OFFSETS_3_12.interp_size + 16);
+        // 3.13-3.15: the GIL's size, which the debug offsets table lacks.
+        for (o, minor) in [
+            (generated::OFFSETS_3_13, 13),
+            (generated::OFFSETS_3_14, 14),
+            (generated::OFFSETS_3_15, 15),
+        ] {
+            assert_eq!(adjust(o, minor, 16).gil_size, Some(224), "3.{minor}");
+        }
+        for (o, minor) in [
+            (generated::OFFSETS_3_13T, 13),
+            (generated::OFFSETS_3_14T, 14),
+            (generated::OFFSETS_3_15T, 15),
+        ] {
+            assert_eq!(adjust(o, minor, 16).gil_size, Some(232), "3.{minor}t");
+        }
         let a = adjust(generated::OFFSETS_2_7, 2, 16);
         assert_eq!(a.gil_size, None);
         assert_eq!(a.runtime_tstate_current, None);

@@ -10,36 +10,16 @@
 //! those ranges (the same bytes and iovecs; through `/proc/PID/mem` when the
 //! process is read that way): the floor. One JSON line on stdout
 //! (`PYSPY_FLOOR_RANGES=1`: the ranges of that sample on stderr).
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use pyspy_cpython::{find_interpreter, StackWalker, ThreadState};
 use pyspy_process::{Memory, Process, ReadError};
 use pyspy_sampler::{RawSample, ReadMode, Session};
 
-/// Counts allocations, to report those of the sampling path.
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::allocations;
 
 /// Memory that notes every range read.
 struct Recording {
@@ -114,11 +94,7 @@ fn main() {
         sample(&mut session, &mut raw);
     }
     let counter = session.process().read_counter();
-    let (calls0, bytes0, allocs0) = (
-        counter.calls(),
-        counter.bytes(),
-        ALLOCS.load(Ordering::Relaxed),
-    );
+    let (calls0, bytes0, allocs0) = (counter.calls(), counter.bytes(), allocations());
     let cpu0 = thread_cpu_ns();
     for _ in 0..n {
         sample(&mut session, &mut raw);
@@ -128,7 +104,7 @@ fn main() {
     let per = |x: u64| x as f64 / n as f64;
     let reads = per(counter.calls() - calls0);
     let bytes = per(counter.bytes() - bytes0);
-    let allocs = per(ALLOCS.load(Ordering::Relaxed) - allocs0);
+    let allocs = per(allocations() - allocs0);
     let threads = raw.threads().len();
 
     // The ranges of one sample, read as the session reads them.

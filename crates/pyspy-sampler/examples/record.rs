@@ -2,33 +2,13 @@
 //! records and prints folded stacks, progress and read counts, for development
 //! (`MODE=pause|nonblocking`, `NATIVE=1` for native frames, `IDLE=1` for
 //! idle threads too: no `/proc` read of thread states).
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use pyspy_sampler::{RecordConfig, Recorder, Target};
 
-/// Counts allocations, to report those per sampling attempt.
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::allocations;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -63,13 +43,12 @@ fn main() {
     // Allocations between two progress reads, 0.5 s into the run (start-up
     // left out): per attempt, every thread of this process counted.
     std::thread::sleep(Duration::from_millis(500));
-    let (a0, p0) = (ALLOCS.load(Ordering::Relaxed), rec.progress().attempts);
+    let (a0, p0) = (allocations(), rec.progress().attempts);
     while !rec.is_finished() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let progress = rec.progress();
-    let allocs =
-        (ALLOCS.load(Ordering::Relaxed) - a0) as f64 / (progress.attempts - p0).max(1) as f64;
+    let allocs = (allocations() - a0) as f64 / (progress.attempts - p0).max(1) as f64;
     let done = rec.finish().unwrap();
     let cpu = cpu_time() - cpu0;
     let p = &done.profile;
