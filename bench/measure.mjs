@@ -168,7 +168,7 @@ const startupSeen = {};
  * Runs one profiler attached to the target for `seconds` of sampling, then
  * stops it with SIGINT (as Ctrl-C would), and measures it.
  */
-export async function measureRecord(tool, target, t, workload, mode, rate, seconds, work, { procMem = false, noIdle = false } = {}) {
+export async function measureRecord(tool, target, t, workload, mode, rate, seconds, work, { procMem = false, noIdle = false, warmSeconds = 0.2 } = {}) {
   const n = ++seq;
   const out = { host: work.host(`out-${n}.txt`), inner: work.inner(`out-${n}.txt`) };
   const timeFile = work.host(`time-${n}.txt`);
@@ -232,8 +232,9 @@ export async function measureRecord(tool, target, t, workload, mode, rate, secon
   const tStart = spec.startLine ? tStartLine : tStop - reported.elapsedSeconds * 1000;
   const sampling = (tStop - tStart) / 1000;
   if (!spec.startLine) startupSeen[tool.id] = tStart - t0;
-  // Steady-state CPU: from 0.2 s after sampling began to the stop, so start-up and writing the file are left out.
-  const a = polls.find((p) => p[0] >= tStart + 200);
+  // Steady-state CPU: from `warmSeconds` (0.2 s) after sampling began to the stop, so start-up and
+  // writing the file are left out.
+  const a = polls.find((p) => p[0] >= tStart + warmSeconds * 1000);
   const b = [...polls].reverse().find((p) => p[0] <= tStop);
   const steady = a && b && b[0] - a[0] > 200 ? { cpuMs: (b[1] - a[1]) / 1e6, windowMs: b[0] - a[0] } : null;
   const attempts = tool.id === 'cpython' ? reported.reportedSamples : samples + reported.errors;
