@@ -491,7 +491,7 @@ impl<M: Memory> StackWalker<M> {
             self.generation = Some(sum);
         }
         if checks_read {
-            self.compare_code_checks(spec.codes_to_check(full), checks_at);
+            self.compare_code_checks(spec.codes_to_check(full), checks_at, spec.last_generation);
         }
         // Until a frame is read later than this snapshot, its checks (and
         // 3.14+'s generations, its last bytes) vouch for the code objects.

@@ -21,6 +21,7 @@ impl<M: Memory> StackWalker<M> {
         &mut self,
         codes: impl Iterator<Item = &'a usize>,
         mut pos: usize,
+        before: Option<u64>,
     ) {
         for code in codes {
             let Some(cc) = self.codes.get_mut(code) else {
@@ -33,10 +34,13 @@ impl<M: Memory> StackWalker<M> {
             }
             if same {
                 cc.checked_read = self.read_id;
-                // Checked at this generation too (3.14+): while it stays
-                // put, the next snapshots need not read these bytes.
-                if self.generation.is_some() {
-                    cc.checked = self.generation;
+                // 3.14+: checked as of the generation the previous snapshot
+                // read, which came before these bytes (this snapshot's own
+                // comes after them: a code object freed in between would not
+                // show). While the generation stays there, the next
+                // snapshots need not read these bytes.
+                if before.is_some() {
+                    cc.checked = before;
                 }
             } else {
                 self.codes.remove(code);
