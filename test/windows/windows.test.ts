@@ -163,7 +163,7 @@ describe(`Windows CPython under Wine (${paths.python})`, () => {
     expect(lib.threads.some((t) => t.frames.includes('nap')), `a thread in nap(): ${JSON.stringify(lib.threads)}`).toBe(true);
     const native = runCli(['dump', '--pid', String(fx.pid), '--native']);
     expect(native.code, native.stderr).not.toBe(0);
-    expect(native.stderr).toContain('--native reads native stacks on Linux x86-64 only');
+    expect(native.stderr).toContain('--native reads native stacks on Linux (x86-64 and arm64) only');
     expect(native.stderr).toContain('not on Windows yet');
   });
 });
