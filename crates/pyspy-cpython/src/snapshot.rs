@@ -53,7 +53,7 @@ pub(crate) struct Speculation {
     /// full ones: nothing to add).
     last_full: bool,
     /// 3.14+: the code-object generation the last snapshot read.
-    last_generation: Option<u64>,
+    pub(crate) last_generation: Option<u64>,
     /// Threads of each interpreter sampled, in `threads` order.
     pub(crate) per_interp: Vec<usize>,
     /// Where each interpreter's GIL holder is read (reused: no allocation
@@ -80,7 +80,7 @@ pub(crate) struct SpeculatedThread {
 impl Speculation {
     /// The extras a read reads along: with every thread read (`full`),
     /// the last full read's too.
-    fn extras_to_read(&self, full: bool) -> impl Iterator<Item = (usize, usize)> + '_ {
+    pub(crate) fn extras_to_read(&self, full: bool) -> impl Iterator<Item = (usize, usize)> + '_ {
         let more = if full && !self.last_full {
             &self.full_extras[..]
         } else {
@@ -91,7 +91,7 @@ impl Speculation {
 
     /// The code objects whose checks a read reads along (likewise).
     /// Each once: a code compared twice would be evicted by the first.
-    fn codes_to_check(&self, full: bool) -> impl Iterator<Item = &usize> + Clone + '_ {
+    pub(crate) fn codes_to_check(&self, full: bool) -> impl Iterator<Item = &usize> + Clone + '_ {
         let more = if full && !self.last_full {
             &self.full_codes[..]
         } else {
@@ -104,7 +104,7 @@ impl Speculation {
 }
 
 /// How a speculative read ended.
-enum Snap {
+pub(crate) enum Snap {
     /// Every thread and chunk is where it was expected (or was re-read).
     Taken,
     /// The process no longer matches: read step by step.
@@ -434,141 +434,6 @@ impl<M: Memory> StackWalker<M> {
         };
         self.check_snapshot(spec, sampled, gils, layout, states, basis)
     }
-
-    /// Parses and checks the snapshot in `copies.bytes` against `spec`.
-    fn check_snapshot(
-        &mut self,
-        spec: &Speculation,
-        sampled: &[InterpreterRef],
-        gils: &[Gil],
-        at: SnapshotLayout,
-        states: &mut Vec<ThreadState>,
-        basis: Option<QuietBasis>,
-    ) -> Result<Snap, Error> {
-        let SnapshotLayout {
-            heads_at,
-            gil_at,
-            gc_at,
-            gc_len,
-            tlen,
-            threads_at,
-            extras_at,
-            chunks_at,
-            checks_at,
-            checks_read,
-        } = at;
-        let o = self.layout().offsets;
-        if spec.per_interp.len() != sampled.len()
-            || spec.per_interp.iter().sum::<usize>() != spec.threads.len()
-        {
-            return Ok(Snap::Stale);
-        }
-        let mut first_gil = GilRead::default();
-        if let Some(g) = gils.first() {
-            first_gil = g.parse(&self.copies.bytes[gil_at..gil_at + g.len()]);
-        }
-        if basis.is_some_and(|b| !b.still_holds(&first_gil)) {
-            return Ok(Snap::QuietMissed);
-        }
-        if sampled.len() == 1 && QuietBasis::from_read(&first_gil).is_some() {
-            self.quiet.read_switches = first_gil.switches;
-            self.quiet.read_last_holder = first_gil.last_holder;
-        }
-        // Register the extras first: thread states may need their words.
-        let mut pos = extras_at;
-        let full = !self.quiet.now.contains(&true);
-        for (addr, len) in spec.extras_to_read(full) {
-            self.copies.extras.push((addr, pos..pos + len));
-            pos += len;
-        }
-        if self.layout().code_generation.is_some() {
-            // Generations only grow: their sum changes when any does.
-            let b = &self.copies.bytes;
-            let gens = b.len() - 8 * sampled.len();
-            let sum = (0..sampled.len()).fold(0u64, |s, k| {
-                s.wrapping_add(usize_at(b, gens + 8 * k) as u64)
-            });
-            self.generation = Some(sum);
-        }
-        if checks_read {
-            self.compare_code_checks(spec.codes_to_check(full), checks_at, spec.last_generation);
-        }
-        // Until a frame is read later than this snapshot, its checks (and
-        // 3.14+'s generations, its last bytes) vouch for the code objects.
-        self.snapshot_vouches = checks_read;
-        let bytes = &self.copies.bytes;
-        self.gc_running = gc_len > 0 && bytes[gc_at..gc_at + gc_len] != [0; 4];
-        self.gils.holders.clear();
-        self.gils.enabled.clear();
-        let mut g_at = gil_at;
-        for g in gils {
-            let read = g.parse(&bytes[g_at..g_at + g.len()]);
-            g_at += g.len();
-            self.gils.holders.push(read.holder);
-            self.gils.enabled.push(read.enabled);
-        }
-        states.clear();
-        // A thread state is parsed from a copy: parsing may read (3.11's
-        // cframe) and look at the snapshot's other ranges.
-        let mut tbuf = [0u8; 1024];
-        let Some(tbuf) = tbuf.get_mut(..tlen) else {
-            return Ok(Snap::Stale);
-        };
-        let mut at = threads_at;
-        let mut threads = spec.threads.iter().enumerate();
-        for (k, (i, &count)) in sampled.iter().zip(&spec.per_interp).enumerate() {
-            let mut expected = usize_at(&self.copies.bytes, heads_at + 8 * k);
-            for (n, t) in threads.by_ref().take(count) {
-                if expected != t.addr {
-                    return Ok(Snap::Stale);
-                }
-                let quiet = self.quiet.now.get(n).copied().unwrap_or(false);
-                if let (true, Some(mut ts)) = (quiet, t.kept.state) {
-                    ts.interpreter_id = i.id;
-                    states.push(ts);
-                    expected = t.kept.next;
-                    continue;
-                }
-                tbuf.copy_from_slice(&self.copies.bytes[at..at + tlen]);
-                at += tlen;
-                match self.parse_tstate(t.addr, tbuf) {
-                    Ok(mut ts) => {
-                        ts.interpreter_id = i.id;
-                        states.push(ts);
-                    }
-                    Err(_) => return Ok(Snap::Stale),
-                }
-                expected = usize_at(tbuf, o.tstate_next);
-            }
-            if expected != 0 {
-                return Ok(Snap::Stale);
-            }
-        }
-        if o.tstate_native_thread_id.is_none() {
-            if let Some(off) = self.layout().pthread_tid {
-                self.tids_from_pthreads(off, states);
-            }
-        }
-        // Each thread's chunks, as copied or (changed) read again.
-        let mut at = chunks_at;
-        for (n, (t, ts)) in spec.threads.iter().zip(states.iter()).enumerate() {
-            let first = self.copies.chunks.len();
-            if self.quiet.now.get(n) == Some(&true) {
-                // Not read: its walk is reused.
-                self.copies.per_thread.push(first..first);
-                continue;
-            }
-            let ok = ts.top_frame == 0 || self.accept_chunks(t, ts, at);
-            at += t.chunks.iter().map(|c| c.1).sum::<usize>();
-            if !ok {
-                self.copies.chunks.truncate(first);
-                self.frames_read_late();
-                let _ = self.prefetch_chunks(ts.datastack_chunk, ts.datastack_top);
-            }
-            self.copies.per_thread.push(first..self.copies.chunks.len());
-        }
-        Ok(Snap::Taken)
-    }
 }
 
 /// Most bytes one snapshot reads; a process that needs more is read step
@@ -583,25 +448,25 @@ pub(crate) fn checked_total(ranges: &[(usize, usize)]) -> Option<usize> {
 }
 
 /// The bytes of the ranges so far.
-fn bytes_so_far(r: &[(usize, usize)]) -> usize {
+pub(crate) fn bytes_so_far(r: &[(usize, usize)]) -> usize {
     r.iter().map(|r| r.1).sum()
 }
 
 /// Where the parts of a snapshot sit in its copy.
 #[derive(Debug, Clone)]
-struct SnapshotLayout {
+pub(crate) struct SnapshotLayout {
     /// Each interpreter's thread-list head.
-    heads_at: usize,
-    gil_at: usize,
-    gc_at: usize,
+    pub(crate) heads_at: usize,
+    pub(crate) gil_at: usize,
+    pub(crate) gc_at: usize,
     /// Bytes of the collector's flag (0: not read), after the GILs'.
-    gc_len: usize,
+    pub(crate) gc_len: usize,
     /// Bytes of each thread state.
-    tlen: usize,
-    threads_at: usize,
-    extras_at: usize,
-    chunks_at: usize,
-    checks_at: usize,
+    pub(crate) tlen: usize,
+    pub(crate) threads_at: usize,
+    pub(crate) extras_at: usize,
+    pub(crate) chunks_at: usize,
+    pub(crate) checks_at: usize,
     /// Whether the code objects' check ranges were read (at `checks_at`).
-    checks_read: bool,
+    pub(crate) checks_read: bool,
 }
