@@ -80,7 +80,7 @@ pub use error::{Error, ReadError, HOW_TO_GET_PTRACE_RIGHTS};
 pub use fake::FakeMemory;
 pub use mapped_file::{map_file, MappedFile};
 pub use maps::{parse_maps, MapRange};
-pub use memory::{Memory, MemoryExt, ReadCounter};
+pub use memory::{joined_spans, Memory, MemoryExt, ReadCounter};
 pub use target::Target;
 
 #[cfg(target_os = "freebsd")]

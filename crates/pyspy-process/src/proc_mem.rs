@@ -11,12 +11,11 @@
 use std::fs::File;
 use std::os::fd::AsRawFd;
 
+use crate::memory::{joins, PAGE};
 use crate::{ReadCounter, ReadError};
 
 /// Most local buffers one `preadv` accepts (the kernel's `UIO_MAXIOV`).
 const MAX_IOV: usize = 1024;
-/// The smallest page size; gaps are joined within neighbouring pages of it.
-const PAGE: usize = 4096;
 
 /// Reads each `(address, buffer)`: in address order (`preadv` fills its
 /// buffers in file order, and they may lie anywhere), a run of nearby
@@ -73,12 +72,6 @@ pub(crate) fn read_many(
         i = j;
     }
     Ok(())
-}
-
-/// Whether a range at `addr` joins a run that ends at `end`: it follows,
-/// and starts on the run's last page or the next one.
-fn joins(end: usize, addr: usize) -> bool {
-    addr >= end && addr / PAGE <= (end - 1) / PAGE + 1
 }
 
 /// Reads `(address, length)` ranges one after another into `buf` (whose

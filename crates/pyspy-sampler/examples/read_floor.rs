@@ -145,14 +145,8 @@ fn main() {
             eprintln!("{addr:#x} {len} page {:#x}", addr >> 12);
         }
     }
-    let mut iovecs = 0;
-    let mut end = usize::MAX;
-    for &(addr, len) in &ranges {
-        if addr != end {
-            iovecs += 1;
-        }
-        end = addr.wrapping_add(len);
-    }
+    // As the read joins them: sorted, nearby ranges one remote iovec.
+    let iovecs = pyspy_process::joined_spans(&ranges);
     let mut buf = vec![0u8; total];
     let floor_calls0 = process.read_counter().calls();
     let floor_n = n.max(1000);
