@@ -21,6 +21,17 @@ struct Counted {
     range_bytes: Rc<Cell<usize>>,
 }
 
+impl Counted {
+    /// The snapshot's memory, no reads counted yet.
+    fn of(s: &Snapshot) -> Counted {
+        Counted {
+            mem: Rc::new(RefCell::new(s.memory())),
+            calls: Rc::new(Cell::new(0)),
+            range_bytes: Rc::new(Cell::new(0)),
+        }
+    }
+}
+
 impl Memory for Counted {
     fn read(&self, addr: usize, buf: &mut [u8]) -> Result<(), ReadError> {
         self.calls.set(self.calls.get() + 1);
@@ -70,11 +81,7 @@ fn speculative_snapshot_reads_once_and_agrees_with_the_step_by_step_read() {
     let corpus = load_corpus();
     assert!(!corpus.is_empty(), "no corpus");
     for s in &corpus {
-        let mem = Counted {
-            mem: Rc::new(RefCell::new(s.memory())),
-            calls: Rc::new(Cell::new(0)),
-            range_bytes: Rc::new(Cell::new(0)),
-        };
+        let mem = Counted::of(s);
         let layout = layout_for(&mem, s.version, s.runtime).unwrap();
         let mut walker = StackWalker::new(mem.clone(), layout);
         let (states, stacks) = sample(&mut walker, s);
@@ -119,11 +126,7 @@ fn still_threads_are_read_without_slack_and_a_deeper_one_is_read_again() {
     let corpus = load_corpus();
     let mut checked = 0;
     for s in &corpus {
-        let mem = Counted {
-            mem: Rc::new(RefCell::new(s.memory())),
-            calls: Rc::new(Cell::new(0)),
-            range_bytes: Rc::new(Cell::new(0)),
-        };
+        let mem = Counted::of(s);
         let layout = layout_for(&mem, s.version, s.runtime).unwrap();
         let Some(chunk_off) = layout.offsets.tstate_datastack_chunk else {
             continue; // before 3.11: no data-stack chunks
@@ -259,11 +262,7 @@ fn quiet_threads_are_not_read_again_until_the_gil_switches() {
     let corpus = load_corpus();
     let mut checked = 0;
     for s in &corpus {
-        let mem = Counted {
-            mem: Rc::new(RefCell::new(s.memory())),
-            calls: Rc::new(Cell::new(0)),
-            range_bytes: Rc::new(Cell::new(0)),
-        };
+        let mem = Counted::of(s);
         let layout = layout_for(&mem, s.version, s.runtime).unwrap();
         let mut walker = StackWalker::new(mem.clone(), layout);
         let Some((switch_at, holder_at)) = gil_words(&walker, &mem, s.interp) else {
@@ -377,11 +376,7 @@ fn code_checks_ride_along_only_when_the_code_generation_moved() {
     let corpus = load_corpus();
     let mut checked = 0;
     for s in &corpus {
-        let mem = Counted {
-            mem: Rc::new(RefCell::new(s.memory())),
-            calls: Rc::new(Cell::new(0)),
-            range_bytes: Rc::new(Cell::new(0)),
-        };
+        let mem = Counted::of(s);
         let layout = layout_for(&mem, s.version, s.runtime).unwrap();
         let Some(gen_off) = layout.code_generation else {
             continue; // before 3.14: the code objects' bytes are checked every time
