@@ -102,7 +102,10 @@ impl<M: Memory> StackWalker<M> {
             (self.snapshot_vouches && cc.checked_read == read)
                 || (generation.is_some() && cc.checked == generation)
         };
+        // A code repeated frame after frame (recursion) is looked up once.
+        let mut last = None;
         let mut cached: Vec<usize> = codes
+            .filter(|&c| last.replace(c) != Some(c))
             .filter(|c| self.codes.get(c).is_some_and(|cc| !vouched(cc)))
             .collect();
         cached.sort_unstable();

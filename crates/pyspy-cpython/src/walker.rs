@@ -352,8 +352,9 @@ impl<M: Memory> StackWalker<M> {
         let pending = std::mem::take(&mut self.pending);
         let mut result = self.validate_codes(pending.iter().map(|p| p.code));
         if result.is_ok() {
+            let mut last = None;
             for f in &pending {
-                if !self.codes.contains_key(&f.code) {
+                if last.replace(f.code) != Some(f.code) && !self.codes.contains_key(&f.code) {
                     // Not a code object (or unreadable): resolve_walk
                     // decides what to do with the frame.
                     if let Ok(true) = self.is_code(f.code) {
@@ -381,6 +382,9 @@ impl<M: Memory> StackWalker<M> {
             return Ok(());
         }
         let first = out.len();
+        // A frame at the position of the one before (recursion) is on its
+        // line: no lookup.
+        let mut last: Option<(usize, usize, i32, Option<i32>)> = None;
         for i in range {
             let WalkedFrame {
                 addr,
@@ -389,7 +393,12 @@ impl<M: Memory> StackWalker<M> {
                 tlbc_index,
                 ..
             } = self.pending[i];
-            let Some(line) = self.line_in_copy(code, instr, tlbc_index)? else {
+            let line = match last {
+                Some((c, at, copy, line)) if (c, at, copy) == (code, instr, tlbc_index) => line,
+                _ => self.line_in_copy(code, instr, tlbc_index)?,
+            };
+            last = Some((code, instr, tlbc_index, line));
+            let Some(line) = line else {
                 continue;
             };
             out.push(RawFrame { addr, code, line });

@@ -209,14 +209,22 @@ pub(crate) fn sample_process(
                             frames,
                         )?;
                     } else {
+                        // The frame before's id again for the same code and
+                        // line (recursion): no lookup.
+                        let mut before: Option<(usize, i32, u32)> = None;
                         for f in t.frames.iter().rev() {
-                            key.push(labeler.frame_id(
-                                &mut total,
-                                &mut session,
-                                f.code,
-                                f.line,
-                                config,
-                            )?);
+                            let id = match before {
+                                Some((code, line, id)) if (code, line) == (f.code, f.line) => id,
+                                _ => labeler.frame_id(
+                                    &mut total,
+                                    &mut session,
+                                    f.code,
+                                    f.line,
+                                    config,
+                                )?,
+                            };
+                            before = Some((f.code, f.line, id));
+                            key.push(id);
                         }
                     }
                     // Synthetic leaves: what the thread was doing beyond its
