@@ -156,6 +156,12 @@ describe.each(interpreters.map((i) => [i.id, i] as const))('%s', (_id, interp) =
     const res = await runCli(['dump', '--pid', String(fx.pid), '--json']);
     expectCleanSuccess(res, 'dump --json');
     expectMatchesReport(fromCliJson(res.stdout), fx, `${interp.id} CLI`);
+    // `attached` (not in py-spy's JSON) where CPython has the state: 3.12+.
+    const [major, minor] = fx.report.version_info;
+    const known = major === 3 && minor >= 12;
+    for (const t of JSON.parse(res.stdout) as Record<string, unknown>[]) {
+      expect(typeof t.attached, `attached on ${interp.id}`).toBe(known ? 'boolean' : 'undefined');
+    }
     cover(interp, 'cli --json');
   });
 

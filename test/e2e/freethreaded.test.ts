@@ -47,6 +47,7 @@ function expectDumpMatches(json: string, report: DumpTargetReport): void {
     thread_name: string;
     active: boolean;
     owns_gil: boolean;
+    attached?: boolean;
     frames: { name: string; filename: string; line: number }[];
   }[];
   expect(threads.map((t) => t.thread_id).sort()).toEqual(report.threads.map((t) => t.ident).sort());
@@ -66,8 +67,9 @@ function expectDumpMatches(json: string, report: DumpTargetReport): void {
     }
     expect(actual, `${label} frames (innermost first)`).toEqual(expected);
     expect(got.active, `${label} active`).toBe(want.name === 'busy-worker');
-    // No GIL: nobody holds one.
+    // No GIL: nobody holds one; the thread running Python is attached.
     expect(got.owns_gil, `${label} owns_gil`).toBe(false);
+    expect(got.attached, `${label} attached`).toBe(want.name === 'busy-worker');
   }
 }
 
@@ -212,10 +214,14 @@ describe(`free-threaded ${FT.id}`, () => {
 
   it('top shows Attached (high for 4 spinners), never GIL', { timeout: TIMEOUT }, async () => {
     const lines = await topOn([path.join(FIXTURES_DIR, 'parallel_spin.py'), '--threads', '4', '--lifetime', '4']);
-    for (const l of lines) {
+    // The first refresh covers start-up, where 3.13t may enable its GIL for
+    // a moment (seen once in ~10 runs: "GIL: 1.96%", 1 attempt of 51, with
+    // the GIL's own flag read as enabled): from the second one on, never.
+    for (const l of lines.slice(1)) {
       expect(l).toMatch(/^Attached: [0-9.]+%, Active: [0-9.]+%, Threads: \d+$/);
       expect(l).not.toContain('GIL');
     }
+    expect(lines[0]).toMatch(/Attached: [0-9.]+%, Active: [0-9.]+%, Threads: \d+$/);
     // A spinner stays attached even while the kernel has it preempted: the
     // share does not depend on the machine's load. Startup and exit may dip.
     expect(median(percents(lines, 'Attached')), lines.join('\n')).toBeGreaterThanOrEqual(90);

@@ -53,6 +53,11 @@ pub struct ThreadStack {
     pub syscall: Option<String>,
     /// Held the GIL when read.
     pub owns_gil: bool,
+    /// Attached to its interpreter when read (CPython 3.12+'s
+    /// `_status.active`): running Python or about to. With a GIL, the same
+    /// as holding it; on a free-threaded build with the GIL off, what
+    /// running Python means. `None` before 3.12 (no such state).
+    pub attached: Option<bool>,
     /// The id of the interpreter this thread (state) belongs to: 0 for the
     /// main interpreter. An OS thread that runs code in a sub-interpreter
     /// is listed once per interpreter it has a thread state in.

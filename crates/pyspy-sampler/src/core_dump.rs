@@ -143,6 +143,7 @@ pub fn dump_core(
             status,
             syscall,
             owns_gil,
+            attached: ts.attached,
             frames,
         });
     }

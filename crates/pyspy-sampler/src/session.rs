@@ -306,7 +306,7 @@ impl Session {
             }
         };
         let mut threads = Vec::with_capacity(raw.threads.len());
-        for t in raw.threads() {
+        for (index, t) in raw.threads().iter().enumerate() {
             let mut frames = Vec::with_capacity(t.frames.len());
             let order: Vec<MergedFrame> = if self.native.is_some() {
                 t.merged.clone()
@@ -354,6 +354,8 @@ impl Session {
                 }))
                 .filter(|_| t.status != ThreadStatus::Running),
                 owns_gil: t.owns_gil,
+                // read_raw fills one thread per state, in order.
+                attached: self.states.get(index).and_then(|s| s.attached),
                 frames,
             });
         }

@@ -511,6 +511,8 @@ export interface BindingThreadStack {
   syscall: string | null
   /** Held the GIL when read. */
   ownsGil: boolean
+  /** Attached to its interpreter when read (CPython 3.12+; `None` before). */
+  attached: boolean | null
   /** The thread's interpreter (0: the main interpreter). */
   interpreterId: number
   /** Frames, innermost first. */

@@ -114,6 +114,7 @@ export function toProcessDump(dump: BindingProcessDump): ProcessDump {
       status: thread.status as ThreadStatus,
       syscall: thread.syscall ?? null,
       ownsGil: thread.ownsGil,
+      attached: thread.attached ?? null,
       interpreterId: thread.interpreterId,
       frames: thread.frames.map(toFrame),
     })),

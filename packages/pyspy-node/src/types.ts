@@ -152,6 +152,13 @@ export interface ThreadStack {
   /** Held the GIL when read. */
   ownsGil: boolean;
   /**
+   * Attached to its interpreter when read (CPython 3.12+'s `_status.active`):
+   * running Python, or about to. With a GIL the same as `ownsGil`; on a
+   * free-threaded build with the GIL off, what running Python means (any
+   * number of threads at once). `null` before 3.12.
+   */
+  attached: boolean | null;
+  /**
    * The id of the interpreter this thread belongs to (CPython 3.12+ reads
    * every interpreter of the process): `0` for the main interpreter. An OS
    * thread that runs code in a sub-interpreter (`interp.exec()`) has a

@@ -25,6 +25,7 @@ export const bindingDump: BindingProcessDump = {
       status: 'gil_wait',
       syscall: 'futex',
       ownsGil: false,
+      attached: false,
       frames: [
         {
           name: 'fib',
@@ -50,6 +51,7 @@ export const bindingDump: BindingProcessDump = {
       status: 'running',
       syscall: null,
       ownsGil: true,
+      attached: true,
       frames: [
         { name: 'spin', filename: '/home/me/demo.py', shortFilename: null, line: 12, module: null, locals: null },
         { name: '<module>', filename: '/home/me/demo.py', shortFilename: 'demo.py', line: 0, module: null, locals: null },
@@ -65,7 +67,7 @@ export const withIdleThread: ProcessDump = {
   ...processDump,
   threads: [
     ...processDump.threads,
-    { pid: 4242, threadId: 0xabc, osThreadId: null, namespaceThreadId: null, threadName: null, interpreterId: 0, active: false, status: 'idle', syscall: 'clock_nanosleep', ownsGil: false, frames: [] },
+    { pid: 4242, threadId: 0xabc, osThreadId: null, namespaceThreadId: null, threadName: null, interpreterId: 0, active: false, status: 'idle', syscall: 'clock_nanosleep', ownsGil: false, attached: null, frames: [] },
   ],
 };
 

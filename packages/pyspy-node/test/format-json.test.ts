@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { formatJson, toJsonTraces } from '../src/format/json.js';
-import { inContainer, processDump } from './fixtures.js';
+import { inContainer, processDump, withIdleThread } from './fixtures.js';
 
 describe('formatJson', () => {
   it("uses py-spy's field names and order, threads in the interpreter's order", () => {
@@ -14,6 +14,7 @@ describe('formatJson', () => {
       'os_thread_id',
       'active',
       'owns_gil',
+      'attached',
       'interpreter_id',
       'status',
       'syscall',
@@ -29,6 +30,7 @@ describe('formatJson', () => {
       os_thread_id: 4242,
       active: true,
       owns_gil: true,
+      attached: true,
       interpreter_id: 0,
       status: 'running',
       frames: [
@@ -37,6 +39,12 @@ describe('formatJson', () => {
       ],
       process_info: null,
     });
+  });
+
+  it('leaves attached out where it is not known (before 3.12)', () => {
+    const traces = toJsonTraces(withIdleThread);
+    expect(traces.map((t) => t.attached)).toEqual([false, true, undefined]);
+    expect(Object.keys(traces[2]!)).not.toContain('attached');
   });
 
   it('includes locals with name, addr, arg and repr', () => {
@@ -59,6 +67,7 @@ describe('formatJson', () => {
       'namespace_pid',
       'active',
       'owns_gil',
+      'attached',
       'interpreter_id',
       'status',
       'frames',

@@ -25,6 +25,8 @@ pub struct BindingThreadStack {
     pub syscall: Option<String>,
     /// Held the GIL when read.
     pub owns_gil: bool,
+    /// Attached to its interpreter when read (CPython 3.12+; `None` before).
+    pub attached: Option<bool>,
     /// The thread's interpreter (0: the main interpreter).
     pub interpreter_id: f64,
     /// Frames, innermost first.
@@ -43,6 +45,7 @@ impl From<pyspy_sampler::ThreadStack> for BindingThreadStack {
             status: t.status.as_str().to_owned(),
             syscall: t.syscall,
             owns_gil: t.owns_gil,
+            attached: t.attached,
             interpreter_id: t.interpreter_id as f64,
             frames: t.frames.into_iter().map(Into::into).collect(),
         }

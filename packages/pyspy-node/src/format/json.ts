@@ -26,6 +26,8 @@ export interface JsonStackTrace {
   active: boolean;
   /** See `ThreadStack.ownsGil`. */
   owns_gil: boolean;
+  /** See `ThreadStack.attached` (not in py-spy's JSON); only where known (3.12+). */
+  attached?: boolean;
   /** See `ThreadStack.interpreterId` (not in py-spy's JSON). */
   interpreter_id: number;
   /** See `ThreadStack.status` (not in py-spy's JSON). */
@@ -87,6 +89,7 @@ export function toJsonTraces(dump: ProcessDump): JsonStackTrace[] {
       : { namespace_thread_id: thread.namespaceThreadId, namespace_pid: d.namespacePid }),
     active: thread.active,
     owns_gil: thread.ownsGil,
+    ...(thread.attached === null ? {} : { attached: thread.attached }),
     interpreter_id: thread.interpreterId,
     status: thread.status,
     ...(thread.syscall === null ? {} : { syscall: thread.syscall }),
