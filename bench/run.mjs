@@ -8,17 +8,16 @@
 //   node bench/run.mjs --help          every option
 //
 // Node built-ins only: it runs before anything else is known to work.
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { freeThreadedPython } from '../scripts/freethreaded.mjs';
 import { measureAsyncio } from './asyncio.mjs';
 import { buildFloorHelper, measureFloor } from './floor.mjs';
 import { measureHostWide } from './host-wide.mjs';
 import { HAVE_TIME, measureDump, measureLibraryDump, measureRecord, now, Target, workDir } from './measure.mjs';
+import { describeMachine, ensurePySpy, gitRevision, pickTargets, ProcMounts, runSetup } from './environment.mjs';
 import { renderMarkdown } from './render.mjs';
 import { median } from './stats.mjs';
 import { summarizeAll } from './summary.mjs';
@@ -143,153 +142,6 @@ function die(message) {
 const T0 = now();
 const log = (msg) => console.log(`[${((now() - T0) / 1000).toFixed(0).padStart(4)}s] ${msg}`);
 
-function sh(cmd, args) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trimEnd() : null;
-}
-
-function isMountPoint(dir) {
-  const real = fs.realpathSync(dir);
-  return fs
-    .readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .some((line) => line.split(' ')[4] === real);
-}
-
-/** CPU time (ns) of every thread of a process: /proc/PID/task/* /schedstat, else /proc/PID/stat. */
-
-// ---------------------------------------------------------------- machine
-
-function describeMachine() {
-  const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
-  const model = /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1]?.trim() ?? 'unknown';
-  return {
-    date: new Date().toISOString(),
-    nproc: Number(sh('nproc', [])) || os.availableParallelism(),
-    cpuModel: model,
-    memory: sh('free', ['-h']) ?? `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
-    kernel: sh('uname', ['-srvm']) ?? `${os.type()} ${os.release()}`,
-    os: /PRETTY_NAME="(.*)"/.exec(fs.existsSync('/etc/os-release') ? fs.readFileSync('/etc/os-release', 'utf8') : '')?.[1] ?? os.type(),
-    node: process.version,
-  };
-}
-
-function gitRevision() {
-  const head = sh('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']);
-  if (!head) return null;
-  const dirty = sh('git', ['-C', ROOT, 'status', '--porcelain', '--', 'crates', 'packages/pyspy-node/src']);
-  return dirty ? `${head} + uncommitted changes in crates/ or packages/pyspy-node/src` : head;
-}
-
-// ---------------------------------------------------------------- setup
-
-function runSetup() {
-  log('setup: node scripts/setup.mjs (npm deps, release addon, TypeScript, test interpreters)');
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'setup.mjs')], { cwd: ROOT, stdio: 'inherit' });
-  if (r.status !== 0) die('`node scripts/setup.mjs` failed; see its output above');
-}
-
-/** py-spy from PyPI in a virtualenv of its own: { bin, version } or { error }. */
-function ensurePySpy() {
-  const venv = path.join(CACHE, 'venv');
-  const bin = path.join(venv, 'bin', 'py-spy');
-  const version = () => sh(bin, ['--version'])?.replace(/^py-spy\s*/, '');
-  if (fs.existsSync(bin) && version() === PYSPY_VERSION) return { bin, version: PYSPY_VERSION };
-  const pythons = ['/usr/bin/python3', 'python3', ...['3.12.1', '3.11.7'].map((v) => `${os.homedir()}/.pyenv/versions/${v}/bin/python3`)];
-  const errors = [];
-  for (const py of pythons) {
-    fs.rmSync(venv, { recursive: true, force: true });
-    fs.mkdirSync(CACHE, { recursive: true });
-    const mk = spawnSync(py, ['-m', 'venv', venv], { encoding: 'utf8' });
-    if (mk.status !== 0) {
-      errors.push(`${py} -m venv: ${(mk.stderr || mk.error?.message || '').trim().split('\n').pop()}`);
-      continue;
-    }
-    log(`py-spy: pip install py-spy==${PYSPY_VERSION} into ${path.relative(ROOT, venv)}`);
-    const pip = spawnSync(path.join(venv, 'bin', 'python'), ['-m', 'pip', 'install', '--disable-pip-version-check', '-q', `py-spy==${PYSPY_VERSION}`], {
-      encoding: 'utf8',
-    });
-    if (pip.status !== 0) {
-      errors.push(`pip install py-spy==${PYSPY_VERSION}: ${(pip.stderr || '').trim().split('\n').slice(-2).join(' ')}`);
-      break; // the network, not the interpreter
-    }
-    if (version() === PYSPY_VERSION) return { bin, version: PYSPY_VERSION };
-    errors.push(`${bin} --version did not print ${PYSPY_VERSION}`);
-  }
-  return { error: `py-spy ${PYSPY_VERSION} could not be installed: ${errors.join('; ')}` };
-}
-
-/** Picks the targets from .cache/pythons/matrix.json. */
-function pickTargets(wanted) {
-  const file = path.join(ROOT, '.cache', 'pythons', 'matrix.json');
-  if (!fs.existsSync(file)) die(`${path.relative(ROOT, file)} is missing: run \`bash test/pythons/install.sh\` (or drop --no-setup)`);
-  const matrix = JSON.parse(fs.readFileSync(file, 'utf8')).filter((e) => e.supported !== false);
-  const byId = new Map(matrix.map((e) => [e.id, e]));
-  const notes = [];
-  let ids = wanted;
-  if (!ids) {
-    const pyenv312 = matrix.find((e) => e.kind === 'pyenv' && /^3\.12\./.test(e.version));
-    ids = [pyenv312 ? pyenv312.id : 'debian-3.11', 'debian-3.15', FREE_THREADED];
-    if (!pyenv312) notes.push('no pyenv 3.12 in the matrix: the host target is Debian 3.11');
-  }
-  const targets = [];
-  for (const id of ids) {
-    if (id === FREE_THREADED) {
-      const binary = freeThreadedPython();
-      if (fs.existsSync(binary)) targets.push({ id, version: '3.13.5t', kind: 'freethreaded', argv: [binary], root: null, workloads: ['depth42'], maxOnly: true });
-      else notes.push(`target ${id}: ${binary} is missing (node scripts/freethreaded.mjs builds it): skipped`);
-      continue;
-    }
-    const e = byId.get(id);
-    if (!e) {
-      notes.push(`target ${id} is not in ${path.relative(ROOT, file)} (run test/pythons/install.sh): skipped`);
-      continue;
-    }
-    if (!fs.existsSync(e.binary)) {
-      notes.push(`target ${id}: ${e.binary} is missing: skipped`);
-      continue;
-    }
-    targets.push({ id: e.id, version: e.version, kind: e.kind, argv: e.argv, root: e.root });
-  }
-  return { targets, notes };
-}
-
-// ---------------------------------------------------------------- chroot /proc
-
-/** Mounts proc on ROOT/proc for the samplers run inside a chroot; undone by release(). */
-const procMounts = [];
-function ensureProc(root) {
-  const dir = path.join(root, 'proc');
-  let created = false;
-  if (!fs.existsSync(dir)) {
-    fs.mkdirSync(dir);
-    created = true;
-  }
-  if (isMountPoint(dir)) return;
-  const r = spawnSync('mount', ['-t', 'proc', 'proc', dir], { encoding: 'utf8' });
-  if (r.status !== 0) {
-    if (created) fs.rmdirSync(dir);
-    throw new Error(`mount -t proc proc ${dir}: ${(r.stderr || r.error?.message || '').trim()}`);
-  }
-  procMounts.push({ dir, created });
-  log(`mounted proc on ${dir} (CPython's sampler reads /proc inside the chroot); unmounted at the end`);
-}
-function releaseProcMounts() {
-  while (procMounts.length) {
-    const { dir, created } = procMounts.pop();
-    const r = spawnSync('umount', [dir], { encoding: 'utf8' });
-    if (r.status !== 0) spawnSync('umount', ['-l', dir]);
-    if (created) {
-      try {
-        fs.rmdirSync(dir);
-      } catch {
-        // leave it
-      }
-    }
-  }
-}
-
-
 // ---------------------------------------------------------------- the run
 
 async function main() {
@@ -297,16 +149,16 @@ async function main() {
   const started = Date.now();
   const deadline = started + opts.budget * 60000;
   if (process.getuid?.() !== 0) die('run as root: it reads other processes\' memory, ptraces them and chroots into the 3.15 root');
-  if (opts.setup) runSetup();
+  if (opts.setup) runSetup({ root: ROOT, log, die });
   else log('setup skipped (--no-setup)');
   if (!fs.existsSync(path.join(ROOT, 'packages', 'pyspy-node', 'dist', 'index.js'))) die('packages/pyspy-node/dist is missing: run `npm run setup` (or drop --no-setup)');
 
   const machine = describeMachine();
   const loadStart = os.loadavg();
-  const pyspy = opts.tools.includes('py-spy') ? ensurePySpy() : { error: 'not selected (--tools)' };
+  const pyspy = opts.tools.includes('py-spy') ? ensurePySpy({ cache: CACHE, version: PYSPY_VERSION, root: ROOT, log }) : { error: 'not selected (--tools)' };
   if (pyspy.error) log(`py-spy: ${pyspy.error}`);
   const tools = makeTools(pyspy);
-  const { targets, notes } = pickTargets(opts.targets);
+  const { targets, notes } = pickTargets(opts.targets, { root: ROOT, freeThreaded: FREE_THREADED, die });
   for (const n of notes) log(n);
   if (targets.length === 0) die('no target interpreters: run `bash test/pythons/install.sh`');
   const workloads = opts.workloads.map((w) => ALL_WORKLOADS[w]);
@@ -330,7 +182,8 @@ async function main() {
   const dumps = [];
   const baselines = [];
   const floors = [];
-  const cleanup = () => releaseProcMounts();
+  const procMounts = new ProcMounts(log);
+  const cleanup = () => procMounts.release();
   let liveTarget = null;
   const onSignal = (sig) => {
     liveTarget?.stop();
@@ -362,7 +215,7 @@ async function main() {
           const supported = opts.tools.filter((id) => !availability[target.id][id]);
           if (target.root && supported.includes('cpython')) {
             try {
-              ensureProc(target.root);
+              procMounts.ensure(target.root);
             } catch (err) {
               availability[target.id].cpython = `failed: ${err.message}`;
               supported.splice(supported.indexOf('cpython'), 1);
@@ -492,7 +345,7 @@ async function main() {
     loadAverage: { start: loadStart, end: loadEnd },
     elapsedSeconds: (Date.now() - started) / 1000,
     versions: {
-      pyspyNode: `${JSON.parse(fs.readFileSync(path.join(ROOT, 'packages', 'pyspy-node', 'package.json'), 'utf8')).version} (${gitRevision() ?? 'no git'})`,
+      pyspyNode: `${JSON.parse(fs.readFileSync(path.join(ROOT, 'packages', 'pyspy-node', 'package.json'), 'utf8')).version} (${gitRevision(ROOT) ?? 'no git'})`,
       pySpy: pyspy.version ?? null,
       targets: targets.map((t) => ({ id: t.id, version: t.version, kind: t.kind })),
     },
