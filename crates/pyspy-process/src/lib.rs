@@ -29,6 +29,8 @@ mod freebsd_sysctl;
 mod freebsd_table;
 #[cfg(target_os = "freebsd")]
 mod freebsd_threads;
+#[cfg(any(target_os = "linux", target_os = "freebsd"))]
+mod joined;
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "macos")]

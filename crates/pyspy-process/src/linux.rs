@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::mapped_file::map_file;
 use crate::source::{ReadPath, Source};
-use crate::vm_read::{vm_readv, vm_readv_ranges, MAX_RANGES};
+use crate::vm_read::{vm_readv, vm_readv_ranges};
 use crate::{parse_maps, Error, MapRange, MappedFile, Memory, Pid, ReadCounter, ReadError};
 
 /// A live process, opened for reading.
@@ -279,39 +279,15 @@ impl Memory for Process {
 
     fn read_many(&self, reads: &mut [(usize, &mut [u8])]) -> Result<(), ReadError> {
         match self.source() {
-            Source::VmReadv => {
-                for chunk in reads.chunks_mut(MAX_RANGES) {
-                    vm_readv(self.pid, chunk, &self.counter)?;
-                }
-                Ok(())
-            }
+            Source::VmReadv => vm_readv(self.pid, reads, &self.counter),
             Source::ProcMem(file) => crate::proc_mem::read_many(file, reads, &self.counter),
             Source::Denied { .. } => Err(denied(reads.iter().map(|(a, b)| (*a, b.len())))),
         }
     }
 
     fn read_ranges(&self, ranges: &[(usize, usize)], buf: &mut [u8]) -> Result<(), ReadError> {
-        let total = ranges
-            .iter()
-            .try_fold(0usize, |sum, r| sum.checked_add(r.1))
-            .unwrap_or(usize::MAX);
-        if total > buf.len() {
-            return Err(ReadError {
-                addr: ranges.first().map_or(0, |r| r.0),
-                len: total,
-                errno: libc::EINVAL,
-            });
-        }
         match self.source() {
-            Source::VmReadv => {
-                let mut at = 0;
-                for group in ranges.chunks(MAX_RANGES) {
-                    let len: usize = group.iter().map(|r| r.1).sum();
-                    vm_readv_ranges(self.pid, group, &mut buf[at..at + len], &self.counter)?;
-                    at += len;
-                }
-                Ok(())
-            }
+            Source::VmReadv => vm_readv_ranges(self.pid, ranges, buf, &self.counter),
             Source::ProcMem(file) => crate::proc_mem::read_ranges(file, ranges, buf, &self.counter),
             Source::Denied { .. } => Err(denied(ranges.iter().copied())),
         }

@@ -2,94 +2,59 @@
 //! sandboxes that refuse `process_vm_readv` but let the file be read
 //! (older Docker seccomp profiles, gVisor, qemu-user). The file is opened
 //! once, read-only, and kept. A call reads one span of the file, where
-//! `process_vm_readv` takes many ranges: here the ranges are sorted by
-//! address and those within a page of each other are one `preadv` (the
-//! bytes between them go to a scratch buffer). Such a gap lies on pages
-//! that hold bytes asked for, so it cannot fault where the ranges
-//! themselves do not. Overlapping ranges start a new call.
+//! `process_vm_readv` takes many ranges: the ranges are planned as spans
+//! of nearby ranges (`joined.rs`), one `preadv` each.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
 
+use crate::joined::{ranges_in_chunks, reads_in_chunks, Piece, Plan, Scratch};
+#[cfg(test)]
 use crate::memory::{joins, PAGE};
 use crate::{ReadCounter, ReadError};
 
-/// Most local buffers one `preadv` accepts (the kernel's `UIO_MAXIOV`).
-const MAX_IOV: usize = 1024;
-
-/// Reads each `(address, buffer)`: in address order (`preadv` fills its
-/// buffers in file order, and they may lie anywhere), a run of nearby
-/// ranges per call.
+/// Reads each `(address, buffer)`: one `preadv` per span of nearby ranges.
 pub(crate) fn read_many(
     file: &File,
     reads: &mut [(usize, &mut [u8])],
     counter: &ReadCounter,
 ) -> Result<(), ReadError> {
-    // Zero bytes succeed anywhere, as with process_vm_readv.
-    let mut order: Vec<usize> = (0..reads.len())
-        .filter(|&k| !reads[k].1.is_empty())
-        .collect();
-    order.sort_by_key(|&k| reads[k].0);
-    // A gap is shorter than two pages (see `joins`); every gap of a call
-    // is written here, over and over.
-    let mut scratch = [0u8; 2 * PAGE];
-    let mut iov: Vec<libc::iovec> = Vec::new();
-    let mut i = 0;
-    while i < order.len() {
-        let start = reads[order[i]].0;
-        let mut end = start;
-        let mut j = i;
-        iov.clear();
-        while j < order.len() && iov.len() + 2 <= MAX_IOV {
-            let (addr, buf) = (reads[order[j]].0, &mut reads[order[j]].1);
-            if j > i && !joins(end, addr) {
-                break;
-            }
-            let Some(next_end) = addr.checked_add(buf.len()) else {
-                return Err(ReadError {
-                    addr,
-                    len: buf.len(),
-                    errno: libc::EFAULT,
-                });
-            };
-            if addr > end {
-                iov.push(libc::iovec {
-                    iov_base: scratch.as_mut_ptr().cast(),
-                    iov_len: addr - end,
-                });
-            }
-            iov.push(libc::iovec {
-                iov_base: buf.as_mut_ptr().cast(),
-                iov_len: buf.len(),
-            });
-            end = next_end;
-            j += 1;
-        }
-        if let Err(errno) = preadv_all(file, start, &iov, end - start, counter) {
-            let run = order[i..j].iter().map(|&k| (reads[k].0, reads[k].1.len()));
-            return Err(first_short(run, errno));
-        }
-        i = j;
-    }
-    Ok(())
+    reads_in_chunks(reads, |pieces| read_pieces(file, pieces, counter))
 }
 
-/// Reads `(address, length)` ranges one after another into `buf` (whose
-/// length is at least their sum; checked by the caller), as [`read_many`].
+/// Reads `(address, length)` ranges one after another into `buf` (at least
+/// their total length; else `EINVAL`), as [`read_many`].
 pub(crate) fn read_ranges(
     file: &File,
     ranges: &[(usize, usize)],
     buf: &mut [u8],
     counter: &ReadCounter,
 ) -> Result<(), ReadError> {
-    let mut rest = buf;
-    let mut reads = Vec::with_capacity(ranges.len());
-    for &(addr, len) in ranges {
-        let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
-        reads.push((addr, head));
-        rest = tail;
+    ranges_in_chunks(ranges, buf, |pieces| read_pieces(file, pieces, counter))
+}
+
+/// A `preadv` per span of `pieces`; a failed span is named by its first
+/// range (the span is read as one, so the failing range within it is not
+/// known).
+fn read_pieces(file: &File, pieces: &mut [Piece], counter: &ReadCounter) -> Result<(), ReadError> {
+    let mut scratch = Scratch::uninit();
+    let mut plan = Plan::empty();
+    plan.make(pieces, &mut scratch)?;
+    for span in plan.spans() {
+        preadv_all(
+            file,
+            span.start,
+            plan.locals_of(span),
+            span.end - span.start,
+            counter,
+        )
+        .map_err(|errno| ReadError {
+            addr: pieces[span.first].addr,
+            len: pieces[span.first].len,
+            errno,
+        })?;
     }
-    read_many(file, &mut reads, counter)
+    Ok(())
 }
 
 /// One `preadv` at remote address `addr` into `iov` (`total` bytes), with
@@ -134,13 +99,6 @@ fn preadv_all(
     } else {
         Err(libc::EFAULT)
     }
-}
-
-/// The error for a failed run of ranges: the first range, with `errno`
-/// (the run is read as one, so the failing range within it is not known).
-fn first_short(mut ranges: impl Iterator<Item = (usize, usize)>, errno: i32) -> ReadError {
-    let (addr, len) = ranges.next().unwrap_or((0, 0));
-    ReadError { addr, len, errno }
 }
 
 // Linux always has /proc/self/mem; FreeBSD only with procfs mounted (the

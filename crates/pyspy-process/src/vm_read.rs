@@ -1,149 +1,51 @@
-//! The normal memory path: `process_vm_readv`, many ranges per call.
-//!
-//! The kernel pays per remote iovec (the address-space lock, a VMA lookup,
-//! pinning) and per page, hardly per byte: so the ranges of a call are
-//! sorted by address and those within a page of each other
-//! ([`crate::memory::joins`]) become one remote iovec, the bytes between
-//! them landing in a scratch buffer. Such a gap lies on pages that hold
-//! bytes asked for, so it cannot fault where the ranges themselves do not.
-//! The local side still scatters each range into its own buffer: callers
-//! see no difference. (Five ranges on one page cost 0.7 µs more as five
-//! iovecs than as one, on a 2.4 µs read.)
+//! The normal memory path: `process_vm_readv`, many ranges per call. The
+//! ranges are planned as spans (`joined.rs`): each span is one remote
+//! iovec, and a call reads up to [`crate::joined::MAX_RANGES`] ranges.
 
-use std::mem::MaybeUninit;
-
-use crate::memory::{joins, PAGE};
+use crate::joined::{ranges_in_chunks, reads_in_chunks, Piece, Plan, Scratch};
+#[cfg(test)]
+use crate::memory::PAGE;
 use crate::{Pid, ReadCounter, ReadError};
 
-/// Most iovecs one call accepts (the kernel's `UIO_MAXIOV`).
-const MAX_IOV: usize = 1024;
-/// Most ranges per call: on the local side each may need a gap before it.
-pub(crate) const MAX_RANGES: usize = MAX_IOV / 2;
-
-/// One range to read and where its bytes go.
-#[derive(Clone, Copy)]
-struct Piece {
-    addr: usize,
-    len: usize,
-    dest: *mut u8,
-}
-
-/// One `process_vm_readv` of up to [`MAX_RANGES`] ranges into consecutive
-/// bytes of `buf` (at least their total length).
+/// Reads `ranges` one after another into `buf` (at least their total
+/// length; else `EINVAL`).
 pub(crate) fn vm_readv_ranges(
     pid: Pid,
     ranges: &[(usize, usize)],
     buf: &mut [u8],
     counter: &ReadCounter,
 ) -> Result<(), ReadError> {
-    let mut pieces = [MaybeUninit::<Piece>::uninit(); MAX_RANGES];
-    let mut rest = buf;
-    for (slot, &(addr, len)) in pieces.iter_mut().zip(ranges) {
-        if len > rest.len() {
-            return Err(ReadError {
-                addr,
-                len,
-                errno: libc::EINVAL,
-            });
-        }
-        let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
-        slot.write(Piece {
-            addr,
-            len,
-            dest: head.as_mut_ptr(),
-        });
-        rest = tail;
-    }
-    let n = ranges.len().min(MAX_RANGES);
-    // SAFETY: the first `n` entries were written above.
-    let pieces = unsafe { std::slice::from_raw_parts_mut(pieces.as_mut_ptr().cast::<Piece>(), n) };
-    read_pieces(pid, pieces, counter)
+    ranges_in_chunks(ranges, buf, |pieces| read_pieces(pid, pieces, counter))
 }
 
-/// One `process_vm_readv` of up to [`MAX_RANGES`] `(address, buffer)` reads.
+/// Reads each `(address, buffer)`.
 pub(crate) fn vm_readv(
     pid: Pid,
     reads: &mut [(usize, &mut [u8])],
     counter: &ReadCounter,
 ) -> Result<(), ReadError> {
-    let mut pieces = [MaybeUninit::<Piece>::uninit(); MAX_RANGES];
-    for (slot, (addr, buf)) in pieces.iter_mut().zip(reads.iter_mut()) {
-        slot.write(Piece {
-            addr: *addr,
-            len: buf.len(),
-            dest: buf.as_mut_ptr(),
-        });
-    }
-    let n = reads.len().min(MAX_RANGES);
-    // SAFETY: the first `n` entries were written above.
-    let pieces = unsafe { std::slice::from_raw_parts_mut(pieces.as_mut_ptr().cast::<Piece>(), n) };
-    read_pieces(pid, pieces, counter)
+    reads_in_chunks(reads, |pieces| read_pieces(pid, pieces, counter))
 }
 
-/// Reads `pieces` (each into its own destination, all exclusively borrowed
-/// by the caller) in one call, nearby ones joined.
+/// One `process_vm_readv` of `pieces`, a remote iovec per span.
 fn read_pieces(pid: Pid, pieces: &mut [Piece], counter: &ReadCounter) -> Result<(), ReadError> {
-    if !pieces.windows(2).all(|w| w[0].addr <= w[1].addr) {
-        pieces.sort_unstable_by_key(|p| p.addr);
-    }
-    // Every gap is written here, over and over; never read.
-    let mut scratch = MaybeUninit::<[u8; 2 * PAGE]>::uninit();
-    let gap_buf = scratch.as_mut_ptr().cast::<libc::c_void>();
-    let mut remote = [MaybeUninit::<libc::iovec>::uninit(); MAX_RANGES];
-    let mut local = [MaybeUninit::<libc::iovec>::uninit(); MAX_IOV];
-    let (mut runs, mut locals, mut total) = (0, 0, 0usize);
-    let (mut start, mut end) = (0usize, 0usize);
-    for p in pieces.iter() {
-        // Zero bytes succeed anywhere (the kernel reads nothing for them).
-        if p.len == 0 {
-            continue;
-        }
-        let Some(p_end) = p.addr.checked_add(p.len) else {
-            return Err(ReadError {
-                addr: p.addr,
-                len: p.len,
-                errno: libc::EFAULT,
-            });
-        };
-        if runs > 0 && joins(end, p.addr) {
-            if p.addr > end {
-                local[locals].write(libc::iovec {
-                    iov_base: gap_buf,
-                    iov_len: p.addr - end,
-                });
-                locals += 1;
-                total += p.addr - end;
-            }
-        } else {
-            if runs > 0 {
-                remote[runs - 1].write(iovec_at(start, end));
-            }
-            runs += 1;
-            start = p.addr;
-        }
-        local[locals].write(libc::iovec {
-            iov_base: p.dest.cast(),
-            iov_len: p.len,
-        });
-        locals += 1;
-        total += p.len;
-        end = p_end;
-    }
-    if runs == 0 {
+    let mut scratch = Scratch::uninit();
+    let mut plan = Plan::empty();
+    plan.make(pieces, &mut scratch)?;
+    let (local, remote) = (plan.locals(), plan.remote());
+    if remote.is_empty() {
         return Ok(());
     }
-    remote[runs - 1].write(iovec_at(start, end));
-    // SAFETY: the first `locals` and `runs` entries are initialized above;
-    // local ones point into the callers' live, exclusively borrowed
-    // buffers of the stated lengths, or into `scratch` (a gap is shorter
-    // than two pages: `joins`); remote ones are only read by the kernel.
+    // SAFETY: the plan's local iovecs point into the callers' live,
+    // exclusively borrowed buffers of the stated lengths, or into
+    // `scratch`; remote ones are only read by the kernel.
     let got = unsafe {
         libc::process_vm_readv(
             pid,
-            local.as_ptr().cast::<libc::iovec>(),
-            locals as libc::c_ulong,
-            remote.as_ptr().cast::<libc::iovec>(),
-            runs as libc::c_ulong,
+            local.as_ptr(),
+            local.len() as libc::c_ulong,
+            remote.as_ptr(),
+            remote.len() as libc::c_ulong,
             0,
         )
     };
@@ -153,44 +55,10 @@ fn read_pieces(pid: Pid, pieces: &mut [Piece], counter: &ReadCounter) -> Result<
         let (addr, len) = pieces.first().map_or((0, 0), |p| (p.addr, p.len));
         return Err(ReadError { addr, len, errno });
     }
-    if got as usize == total {
+    if got as usize == plan.total() {
         return Ok(());
     }
-    Err(short_read(pieces, got as usize))
-}
-
-fn iovec_at(start: usize, end: usize) -> libc::iovec {
-    libc::iovec {
-        iov_base: start as *mut libc::c_void,
-        iov_len: end - start,
-    }
-}
-
-/// The range a short read stopped in: the kernel copies runs in order,
-/// page by page, and stops at the first page it cannot read.
-fn short_read(pieces: &[Piece], got: usize) -> ReadError {
-    let mut at = 0usize;
-    let mut end = None;
-    for p in pieces.iter().filter(|p| p.len > 0) {
-        // The same walk as `read_pieces`: gaps within a run count too.
-        if let Some(e) = end.filter(|&e| joins(e, p.addr)) {
-            at += p.addr - e;
-        }
-        if got < at + p.len {
-            return ReadError {
-                addr: p.addr,
-                len: p.len,
-                errno: libc::EFAULT,
-            };
-        }
-        at += p.len;
-        end = Some(p.addr + p.len);
-    }
-    ReadError {
-        addr: 0,
-        len: at,
-        errno: libc::EFAULT,
-    }
+    Err(plan.short_read(pieces, got as usize))
 }
 
 #[cfg(test)]
